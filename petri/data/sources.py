@@ -1,0 +1,115 @@
+"""Where a data set's files come from: the data root, checksums, downloads.
+
+Resolution order for the data root: explicit argument > ``PETRI_DATA`` >
+the per-user cache dir. Files live at ``<root>/<dataset>/<official name>``.
+Missing files are downloaded (``PETRI_MIRROR`` first if set, then the
+official URL and its mirrors) with pooch, which checks the MD5 and never
+leaves a corrupt file behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import platformdirs
+
+from ..errors import DataError
+from .registry import DataFile, DatasetSpec
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    if root is not None:
+        return Path(root)
+    if os.environ.get("PETRI_DATA"):
+        return Path(os.environ["PETRI_DATA"])
+    return Path(platformdirs.user_cache_dir("petri")) / "datasets"
+
+
+def _where(root: Path) -> str:
+    env = os.environ.get("PETRI_DATA")
+    return f"{root} (PETRI_DATA={env})" if env else f"{root} (PETRI_DATA not set)"
+
+
+def md5sum(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def missing_files(spec: DatasetSpec, root: Path) -> list[str]:
+    return [f.name for f in spec.files if not (root / spec.name / f.name).is_file()]
+
+
+def verify_file(spec: DatasetSpec, f: DataFile, root: Path) -> Path:
+    """The path of ``f`` under ``root`` after checking its MD5; a mismatch is an error."""
+    path = root / spec.name / f.name
+    if not path.is_file():
+        raise DataError(f"{spec.name}: {f.name} not found in {path.parent}; searched {_where(root)}")
+    actual = md5sum(path)
+    if actual != f.md5:
+        raise DataError(
+            f"{path}: checksum mismatch: expected MD5 {f.md5}, got {actual}; "
+            "the file is corrupt or not the official one, delete it and fetch again"
+        )
+    return path
+
+
+def _urls(spec: DatasetSpec, f: DataFile) -> list[str]:
+    mirror = os.environ.get("PETRI_MIRROR")
+    own = [f"{mirror.rstrip('/')}/{spec.name}/{f.name}"] if mirror else []
+    return own + list(f.urls)
+
+
+def download(spec: DatasetSpec, root: Path, timeout_s: float = 30.0) -> list[Path]:
+    """Download every missing file of ``spec`` into ``<root>/<name>/``, checksum-verified."""
+    import pooch  # imported here: only downloads need it
+    import requests
+
+    folder = root / spec.name
+    fetched = []
+    for name in missing_files(spec, root):
+        f = spec.file(name)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DataError(f"{spec.name}: cannot create {folder} to download into ({e.strerror})") from None
+        errors = []
+        for url in _urls(spec, f):
+            try:
+                path = pooch.retrieve(
+                    url, known_hash=f"md5:{f.md5}", fname=f.name, path=folder,
+                    progressbar=False, downloader=pooch.HTTPDownloader(timeout=timeout_s),
+                )
+                fetched.append(Path(path))
+                break
+            except ValueError as e:  # pooch: hash mismatch (the bad file is already removed)
+                if "hash" not in str(e).lower():
+                    raise
+                errors.append(f"{url}: checksum mismatch (expected MD5 {f.md5}), file discarded")
+            except (requests.RequestException, OSError) as e:
+                errors.append(f"{url}: {type(e).__name__}")
+        else:
+            mismatch = any("checksum mismatch" in e for e in errors)
+            hint = "" if mismatch else " (no network?)"
+            raise DataError(
+                f"{spec.name}: could not download {f.name}{hint}: {'; '.join(errors)}; "
+                f"copy the official file into {folder} or set PETRI_DATA to a folder holding {spec.name}/{f.name}"
+            )
+    return fetched
+
+
+def ensure_files(spec: DatasetSpec, root: Path, allow_download: bool = True) -> dict[str, Path]:
+    """Paths of all files of ``spec`` (downloading the missing ones if allowed)."""
+    missing = missing_files(spec, root)
+    if missing and not allow_download:
+        raise DataError(
+            f"{spec.name}: missing {', '.join(missing)} in {root / spec.name}; searched {_where(root)}; "
+            f"run `petri data fetch {spec.name}` or copy the official files there"
+        )
+    if missing:
+        download(spec, root)
+    return {f.name: root / spec.name / f.name for f in spec.files}

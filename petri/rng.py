@@ -1,0 +1,66 @@
+"""Seeds and counter-based random numbers.
+
+Two kinds of randomness in petri, kept apart on purpose:
+
+* ``derive_seed(seed, *tags)`` turns a cell seed into an independent seed per
+  purpose ("init", "order", "treatment/3", ...). Initial weights and data
+  order use ``torch.Generator``s seeded this way, so they depend on the cell's
+  own seed only, never on its position in a pack.
+* ``uniform(key, *counters)`` is a stateless hash of integer tensors: the
+  random number for (key, epoch, image index, pixel) is the same whoever asks
+  and in whatever batch. Treatments and dropout use it, so they never consume
+  the init / data-order streams and are vectorised over members and batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+
+_MASK32 = 0xFFFFFFFF
+
+
+def derive_seed(seed: int, *tags: object) -> int:
+    """A 63-bit seed derived from ``seed`` and any tags (stable across runs)."""
+    text = "/".join([str(int(seed)), *map(str, tags)])
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") >> 1
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """lowbias32 integer hash on int64 tensors holding 32-bit values."""
+    x = x & _MASK32
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D) & _MASK32
+    x = x ^ (x >> 15)
+    x = (x * 0x846CA68B) & _MASK32
+    return x ^ (x >> 16)
+
+
+def hash32(key: int | torch.Tensor, *counters: int | torch.Tensor) -> torch.Tensor:
+    """Hash a key and integer counters (broadcast together) to uint32 values in int64."""
+    if isinstance(key, int):
+        key = torch.tensor(key, dtype=torch.int64)
+    h = _mix32(key ^ (key >> 32))
+    for c in counters:
+        if isinstance(c, int):
+            c = torch.tensor(c, dtype=torch.int64, device=h.device)
+        h = _mix32(h ^ _mix32(c.to(torch.int64) + 0x9E3779B9))
+    return h
+
+
+def uniform(key: int | torch.Tensor, *counters: int | torch.Tensor) -> torch.Tensor:
+    """Uniform float32 numbers in [0, 1) keyed by (key, counters...)."""
+    return hash32(key, *counters).to(torch.float32) * (1.0 / 4294967296.0)
+
+
+def normal(key: int | torch.Tensor, *counters: int | torch.Tensor) -> torch.Tensor:
+    """Standard normal float32 numbers (Box-Muller over two hashed uniforms)."""
+    u1 = uniform(key, *counters, 1)
+    u2 = uniform(key, *counters, 2)
+    return torch.sqrt(-2.0 * torch.log1p(-u1)) * torch.cos(2.0 * torch.pi * u2)
+
+
+def key_tensor(seeds: list[int], device: torch.device | str = "cpu") -> torch.Tensor:
+    """Per-member keys as an int64 tensor [K] (seeds are 63-bit)."""
+    return torch.tensor(seeds, dtype=torch.int64, device=device)
