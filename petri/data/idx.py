@@ -54,4 +54,4 @@ def load_idx_pair(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
     y = read_idx(labels, LABELS_MAGIC)
     if len(x) != len(y):
         raise DataError(f"{images}: {len(x)} images but {labels.name} has {len(y)} labels")
-    return x[:, None], y.astype(np.int64)
+    return x[:, None].copy(), y.astype(np.int64)

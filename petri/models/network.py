@@ -1,0 +1,91 @@
+"""A population network: layers plus one member-major parameter buffer.
+
+``theta [K, P]`` holds every member's parameters (row k = member k),
+``grad [K, P]`` their gradients. Member k's initial weights come from a
+generator seeded by ``derive_seed(seed_k, "init")`` alone, so a member gets the
+same weights whether it trains alone or as one of 64, and all cells with the
+same seed start from the same weights (common random numbers).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..rng import derive_seed
+from .layers import BatchNorm, Dropout, Layer, ParamDecl
+
+
+def _init_param(d: ParamDecl, scheme: str, g: torch.Generator) -> torch.Tensor:
+    if d.kind == "ones":
+        return torch.ones(d.shape)
+    if d.kind == "zeros" or (d.kind == "bias" and scheme == "glorot"):
+        return torch.zeros(d.shape)
+    if scheme == "glorot":  # Keras glorot_uniform
+        bound = math.sqrt(6.0 / (d.fan_in + d.fan_out))
+    else:  # PyTorch default: kaiming_uniform(a=sqrt(5)) for weights, U(±1/sqrt(fan_in)) for biases
+        bound = 1.0 / math.sqrt(d.fan_in)
+    return torch.empty(d.shape).uniform_(-bound, bound, generator=g)
+
+
+class Network:
+    """K members of one architecture, trained as one."""
+
+    def __init__(self, layers: list[Layer], in_shape: tuple[int, ...], seeds: list[int],
+                 init: str = "torch", device: torch.device | str = "cpu"):
+        self.layers, self.in_shape, self.seeds = layers, tuple(in_shape), list(seeds)
+        self.K, self.device = len(seeds), torch.device(device)
+        decls = [(layer, d) for layer in layers for d in layer.params()]
+        self.P = sum(math.prod(d.shape) for _, d in decls)
+        self.theta = torch.empty(self.K, self.P, device=self.device)
+        self.grad = torch.zeros(self.K, self.P, device=self.device)
+        self._bind(decls)
+        self._init(decls, init)
+        first = next((i for i, layer in enumerate(layers) if layer.params()), len(layers))
+        for i, layer in enumerate(layers):
+            layer.K = self.K
+            layer.need_input_grad = i > first
+            if isinstance(layer, BatchNorm):
+                layer.init_buffers(self.K, self.device)
+            if isinstance(layer, (Dropout, BatchNorm)):  # dropout masks and BN noise: own stream per member
+                layer.generators = [torch.Generator(device=self.device).manual_seed(derive_seed(s, "noise", i))
+                                    for s in self.seeds]
+
+    def _bind(self, decls) -> None:
+        offset, views, grads = 0, {}, {}
+        for layer, d in decls:
+            n = math.prod(d.shape)
+            views.setdefault(id(layer), {})[d.name] = self.theta[:, offset:offset + n].view(self.K, *d.shape)
+            grads.setdefault(id(layer), {})[d.name] = self.grad[:, offset:offset + n].view(self.K, *d.shape)
+            offset += n
+        for layer in self.layers:
+            layer.bind(views.get(id(layer), {}), grads.get(id(layer), {}))
+
+    def _init(self, decls, scheme: str) -> None:
+        for k, seed in enumerate(self.seeds):
+            g = torch.Generator().manual_seed(derive_seed(seed, "init"))
+            row = torch.cat([_init_param(d, scheme, g).reshape(-1) for _, d in decls]) if decls else torch.empty(0)
+            self.theta[k].copy_(row)
+
+    def forward(self, x: torch.Tensor, train: bool) -> torch.Tensor:
+        """x [K, B, C, H, W] float -> logits [K, B, classes]."""
+        for layer in self.layers:
+            x = layer.forward(x, train)
+        return x
+
+    def backward(self, g_logits: torch.Tensor) -> None:
+        """Fill ``self.grad`` from d(loss)/d(logits) [K, B, classes] (overwrites, no accumulation)."""
+        g = g_logits
+        for layer in reversed(self.layers):
+            g = layer.backward(g)
+            if g is None:
+                break
+
+    def summary(self) -> list[tuple[str, tuple[int, ...], int]]:
+        """Per layer: description, output shape of one member, parameters per member."""
+        rows, shape = [], self.in_shape
+        for layer in self.layers:
+            shape = layer.out_shape(shape)
+            rows.append((layer.describe(), shape, sum(math.prod(d.shape) for d in layer.params())))
+        return rows

@@ -1,0 +1,134 @@
+"""The population training loop: K cells of one architecture trained as one.
+
+Each member brings its own seed (initial weights, data order), treatments,
+learning rate and weight decay. Its numbers do not depend on the other
+members: the loss is a sum of per-member means, every random stream is keyed
+by the member's seed, and a diverged or stopped member is frozen in place.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from ..data import Dataset
+from ..models import build
+from ..rng import derive_seed
+from ..treatments.base import Treatment
+from ..treatments.pipeline import Pipeline
+from .early_stop import Stopper
+from .loss import cross_entropy
+from .optim import Optimizer, lr_factor
+from .recipe import Recipe
+from .splits import Split, make_splits
+
+
+@dataclass
+class Member:
+    """One cell as the loop sees it."""
+
+    seed: int
+    treatments: list[Treatment] = field(default_factory=list)
+    lr: float | None = None  # None: the recipe's
+    weight_decay: float | None = None
+
+
+@dataclass
+class Result:
+    status: str = "running"  # then done / stopped-early / diverged
+    epochs: list[dict] = field(default_factory=list)  # one metrics dict per finished epoch
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def evaluate(net, pipe: Pipeline, split: Split, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean loss [K] and accuracy [K] on a split (evaluation-time treatments, BN in eval mode)."""
+    loss_sum = torch.zeros(net.K, device=net.device)
+    hits = torch.zeros(net.K, device=net.device)
+    for i in range(0, len(split.y), batch_size):
+        x = pipe.images(split.x[i:i + batch_size], split.ids[i:i + batch_size], "test", 0)
+        y = split.y[i:i + batch_size].expand(net.K, -1)
+        loss, _, correct = cross_entropy(net.forward(x, train=False), y, with_grad=False)
+        loss_sum += loss * len(y[0])
+        hits += correct
+    n = len(split.y)
+    return loss_sum / n, hits / n
+
+
+@torch.no_grad()
+def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
+               on_epoch: Callable[[int, list[Result]], None] | None = None) -> list[Result]:
+    device = resolve_device(recipe.device)
+    train, val, test = make_splits(data, recipe, device)
+    seeds = [m.seed for m in members]
+    K, N, B = len(members), len(train.y), recipe.batch_size
+    net = build(recipe.model, data.spec.shape, len(data.spec.classes), seeds, device)
+    pipe = Pipeline([m.treatments for m in members], seeds, data.spec.shape, len(data.spec.classes),
+                    train.x, data.train_y.to(device), device)
+    opt = Optimizer(recipe.optimizer, net.theta,
+                    [m.lr if m.lr is not None else recipe.optimizer.lr for m in members],
+                    [m.weight_decay if m.weight_decay is not None else recipe.optimizer.weight_decay for m in members])
+    orders = [torch.Generator().manual_seed(derive_seed(s, "order")) for s in seeds]
+    stoppers = [Stopper(recipe.early_stopping) if recipe.early_stopping else None for _ in members]
+    results = [Result() for _ in members]
+    active = torch.ones(K, dtype=torch.bool, device=device)  # False: diverged or stopped (frozen)
+    steps = math.ceil(N / B)
+    step = 0
+
+    for epoch in range(1, recipe.epochs + 1):
+        order = torch.stack([torch.randperm(N, generator=g) for g in orders]).to(device)  # [K, N]
+        loss_sum = torch.zeros(K, device=device)
+        acc_sum = torch.zeros(K, device=device)
+        t0 = time.perf_counter()
+        for s in range(steps):
+            pos = order[:, s * B:(s + 1) * B]  # [K, B] positions in the training subset
+            ids = train.ids[pos]  # [K, B] indices in the full split (treatment keys)
+            x = pipe.images(train.x[pos], ids, "train", epoch)  # [K, B, C, H, W] float
+            y = pipe.labels(train.y[pos], ids)  # [K, B]
+            logits = net.forward(x, train=True)  # [K, B, classes]
+            loss, g_logits, correct = cross_entropy(logits, y)
+            active &= torch.isfinite(loss)  # NaN/inf: this member diverged; freeze it
+            net.backward(g_logits)
+            net.grad.masked_fill_(~active[:, None], 0.0)
+            lr = opt.lr * active[:, None] * lr_factor(recipe.schedule, step, steps, steps * recipe.epochs)
+            opt.step(net.theta, net.grad, lr)
+            loss_sum += loss
+            acc_sum += correct / pos.shape[1]
+            step += 1
+        alive = active.tolist()  # one sync per epoch
+        train_seconds = time.perf_counter() - t0
+        test_loss, test_acc = evaluate(net, pipe, test, recipe.eval_batch_size)
+        val_loss, val_acc = evaluate(net, pipe, val, recipe.eval_batch_size) if val else (None, None)
+        seconds = time.perf_counter() - t0
+        for k, r in enumerate(results):
+            if r.status != "running":
+                continue
+            if not alive[k]:
+                r.status = "diverged"
+                continue
+            m = {"epoch": epoch,
+                 "train_loss": float(loss_sum[k]) / steps, "train_acc": float(acc_sum[k]) / steps,
+                 "val_loss": float(val_loss[k]) if val else None, "val_acc": float(val_acc[k]) if val else None,
+                 "test_loss": float(test_loss[k]), "test_acc": float(test_acc[k]),
+                 "images_per_s": N / train_seconds, "seconds": seconds, "pack_size": K}
+            r.epochs.append(m)
+            if stoppers[k] and stoppers[k].update(m):
+                r.status = "stopped-early"
+                active[k] = False
+        if on_epoch:
+            on_epoch(epoch, results)
+        if not any(r.status == "running" for r in results):
+            break
+    for r in results:
+        if r.status == "running":
+            r.status = "done"
+    return results

@@ -1,0 +1,68 @@
+"""Optimisers on stacked parameters: ``theta [K, P]`` updated in place.
+
+Per-member learning rate and weight decay are ``[K, 1]`` tensors. Semantics
+match torch.optim's SGD and Adam (weight decay as L2 added to the gradient).
+A frozen member (stopped or diverged) gets learning rate 0 and a zeroed
+gradient, so its parameters and optimiser state stay as they were.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .recipe import SGD, Adam, Schedule
+
+
+class Optimizer:
+    def __init__(self, spec: Adam | SGD, theta: torch.Tensor, lrs: list[float], wds: list[float]):
+        self.spec, self.t = spec, 0
+        self.lr = torch.tensor(lrs, device=theta.device).reshape(-1, 1)  # [K, 1]
+        self.wd = torch.tensor(wds, device=theta.device).reshape(-1, 1)  # [K, 1]
+        self.decay = any(w > 0 for w in wds)
+        self.buf = torch.zeros_like(theta)  # scratch
+        if isinstance(spec, Adam):
+            self.m, self.v = torch.zeros_like(theta), torch.zeros_like(theta)
+        elif spec.momentum > 0:
+            self.momentum = torch.zeros_like(theta)
+
+    def step(self, theta: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor) -> None:
+        """One update with per-member rates ``lr [K, 1]`` (schedule and freezing applied)."""
+        self.t += 1
+        s = self.spec
+        if self.decay:
+            grad.addcmul_(theta, self.wd)
+        if isinstance(s, Adam):
+            self.m.lerp_(grad, 1 - s.beta1)
+            self.v.mul_(s.beta2).addcmul_(grad, grad, value=1 - s.beta2)
+            bc1, bc2 = 1 - s.beta1 ** self.t, 1 - s.beta2 ** self.t
+            torch.sqrt(self.v, out=self.buf).div_(math.sqrt(bc2)).add_(s.eps)
+            torch.div(self.m, self.buf, out=self.buf)
+            theta.addcmul_(self.buf, lr, value=-1.0 / bc1)
+            return
+        if s.momentum > 0:
+            self.momentum.mul_(s.momentum).add_(grad)
+            update = grad.add_(self.momentum, alpha=s.momentum) if s.nesterov else self.momentum
+        else:
+            update = grad
+        theta.addcmul_(update, lr, value=-1.0)
+
+
+def lr_factor(schedule: Schedule, step: int, steps_per_epoch: int, total_steps: int) -> float:
+    """Multiplier of the base learning rate at optimiser step ``step`` (0-based)."""
+    if schedule.name == "constant":
+        return 1.0
+    if schedule.name == "step":
+        return schedule.gamma ** ((step // steps_per_epoch) // schedule.step_epochs)
+    progress = step / max(1, total_steps - 1)
+    if schedule.name == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * progress))
+    # onecycle (as torch's OneCycleLR, cosine annealing): start -> 1 -> final
+    start = 1.0 / schedule.div_factor
+    final = start / schedule.final_div_factor
+    if progress < schedule.warmup:
+        t = progress / schedule.warmup
+        return start + (1 - start) * 0.5 * (1 - math.cos(math.pi * t))
+    t = (progress - schedule.warmup) / max(1e-12, 1 - schedule.warmup)
+    return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * t))

@@ -1,0 +1,75 @@
+"""The recipe: everything about how a cell trains, typed and validated.
+
+Defaults sit here with their units. A recipe plus treatments, seed and data
+set is a cell; its resolved JSON is hashed for identity and stored with results.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+
+from ..models import ModelSpec
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Adam(_Spec):
+    name: Literal["adam"] = "adam"
+    lr: PositiveFloat = Field(default=1e-3, description="learning rate")
+    beta1: float = Field(default=0.9, ge=0.0, lt=1.0)
+    beta2: float = Field(default=0.999, ge=0.0, lt=1.0)
+    eps: PositiveFloat = 1e-8
+    weight_decay: NonNegativeFloat = Field(default=0.0, description="L2 penalty added to the gradient")
+
+
+class SGD(_Spec):
+    name: Literal["sgd"] = "sgd"
+    lr: PositiveFloat = Field(default=0.01, description="learning rate")
+    momentum: float = Field(default=0.0, ge=0.0, lt=1.0)
+    nesterov: bool = False
+    weight_decay: NonNegativeFloat = Field(default=0.0, description="L2 penalty added to the gradient")
+
+
+OptimizerSpec = Annotated[Union[Adam, SGD], Field(discriminator="name")]
+
+
+class Schedule(_Spec):
+    """Learning-rate multiplier over training; ``constant`` keeps the base rate."""
+
+    name: Literal["constant", "step", "cosine", "onecycle"] = "constant"
+    step_epochs: PositiveInt = Field(default=10, description="step: epochs between decays")
+    gamma: PositiveFloat = Field(default=0.1, description="step: multiplier per decay")
+    warmup: float = Field(default=0.3, ge=0.0, lt=1.0, description="onecycle: fraction of steps rising")
+    div_factor: PositiveFloat = Field(default=25.0, description="onecycle: start rate = lr / div_factor")
+    final_div_factor: PositiveFloat = Field(default=1e4, description="onecycle: final rate = start / this")
+
+
+class EarlyStopping(_Spec):
+    """Stop a member when ``monitor`` has not improved for ``patience`` epochs.
+
+    ``overfit_ratio`` adds the cross-sampling study's condition: stop only once
+    also train_acc × overfit_ratio > the monitored accuracy (e.g. 0.995).
+    """
+
+    monitor: Literal["val_acc", "val_loss", "test_acc", "test_loss"] = "val_acc"
+    patience: PositiveInt = Field(default=15, description="epochs without improvement")
+    min_delta: NonNegativeFloat = 0.0
+    overfit_ratio: Optional[PositiveFloat] = None
+
+
+class Recipe(_Spec):
+    model: ModelSpec
+    optimizer: OptimizerSpec = Adam()
+    schedule: Schedule = Schedule()
+    batch_size: PositiveInt = Field(default=100, description="images per step")
+    epochs: PositiveInt = Field(default=1, description="epoch budget")
+    early_stopping: Optional[EarlyStopping] = None
+    train_size: Optional[PositiveInt] = Field(default=None, description="deterministic training subset (images)")
+    test_size: Optional[PositiveInt] = Field(default=None, description="deterministic test subset (images)")
+    val_size: NonNegativeInt = Field(default=0, description="validation images held out of the training split")
+    eval_batch_size: PositiveInt = Field(default=1000, description="images per evaluation step")
+    device: Literal["auto", "cpu", "cuda"] = "auto"

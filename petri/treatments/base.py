@@ -1,0 +1,79 @@
+"""What a treatment is: a named, typed, validated change to a cell's data.
+
+A treatment has parameters (pydantic fields), the splits it acts on (train,
+test or both; overridable per use), a small per-member ``state`` computed once
+(a mask, a permutation, relabelled targets) and a batched ``apply`` that works
+on a whole group of members at once: ``x [G, B, C, H, W]`` float in [0, 1]
+(for the first treatment), ``idx [G, B]`` the images' indices in their split,
+``keys [G]`` the members' treatment keys. Randomness comes from
+``petri.rng`` hashes of (key, epoch, index), never from the streams used for
+initial weights and data order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, field_validator
+
+Split = Literal["train", "test"]
+
+
+@dataclass
+class Context:
+    """What a treatment may look at when it builds a member's state."""
+
+    shape: tuple[int, int, int]  # (C, H, W)
+    n_classes: int
+    train_y: torch.Tensor  # int64 [N] labels of the training split
+    sample: torch.Tensor  # float [n, C, H, W]: training images after the preceding treatments
+    device: torch.device
+
+
+class Treatment(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    splits: tuple[Split, ...] | None = None  # None: the treatment's default splits
+
+    default_splits: ClassVar[tuple[str, ...]] = ("train", "test")
+    allowed_splits: ClassVar[tuple[str, ...]] = ("train", "test")
+    per_epoch: ClassVar[bool] = False  # fresh randomness each epoch (augmentation)
+    on_labels: ClassVar[bool] = False  # changes labels instead of images
+
+    @field_validator("splits")
+    @classmethod
+    def _check_splits(cls, v):
+        if v is None:
+            return v
+        if not v or len(set(v)) != len(v):
+            raise ValueError(f"splits must be a non-empty list of distinct values from {list(cls.allowed_splits)}")
+        bad = [s for s in v if s not in cls.allowed_splits]
+        if bad:
+            raise ValueError(f"split {bad[0]!r} not allowed for this treatment; allowed: {list(cls.allowed_splits)}")
+        return tuple(v)
+
+    def acts_on(self, split: str) -> bool:
+        return split in (self.splits or self.default_splits)
+
+    def check(self, shape: tuple[int, int, int]) -> None:
+        """Raise ValueError if the treatment cannot apply to images of this shape."""
+
+    def state(self, key: int, ctx: Context) -> dict[str, torch.Tensor]:
+        """Per-member state (stacked over a group by the pipeline); small unless per image."""
+        return {}
+
+    def apply(self, x: torch.Tensor, idx: torch.Tensor, st: dict[str, torch.Tensor],
+              keys: torch.Tensor, epoch: int) -> torch.Tensor:
+        return x
+
+    def apply_labels(self, y: torch.Tensor, idx: torch.Tensor, st: dict[str, torch.Tensor]) -> torch.Tensor:
+        return y
+
+
+def member_axes(t: torch.Tensor, ndim: int) -> torch.Tensor:
+    """View a per-member tensor [G, ...] so it broadcasts against [G, B, ...] of ``ndim`` dims."""
+    return t.reshape(t.shape[0], *([1] * (ndim - t.dim())), *t.shape[1:]) if t.dim() > 1 else \
+        t.reshape(t.shape[0], *([1] * (ndim - 1)))

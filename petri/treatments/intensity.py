@@ -1,0 +1,48 @@
+"""Pixel-intensity treatments: invert, sparsify, standardize."""
+
+from __future__ import annotations
+
+from typing import Literal, Union
+
+import torch
+from pydantic import Field, PositiveFloat
+
+from .base import Context, Treatment, member_axes
+
+
+class Invert(Treatment):
+    """x -> 1 - x (white background instead of black)."""
+
+    name: Literal["invert"] = "invert"
+
+    def apply(self, x, idx, st, keys, epoch):
+        return torch.rsub(x, 1.0)
+
+
+class Sparsify(Treatment):
+    """x -> clip(x - threshold, 0, 1)."""
+
+    name: Literal["sparsify"] = "sparsify"
+    threshold: float = Field(default=0.5, ge=0.0, lt=1.0, description="t in [0, 1)")
+
+    def state(self, key, ctx):
+        return {"t": torch.tensor(self.threshold, device=ctx.device)}
+
+    def apply(self, x, idx, st, keys, epoch):
+        return (x - member_axes(st["t"], x.dim())).clamp_(0.0, 1.0)
+
+
+class Standardize(Treatment):
+    """(x - mean) / std; ``auto`` takes them from the training images (after preceding treatments)."""
+
+    name: Literal["standardize"] = "standardize"
+    mean: Union[float, Literal["auto"]] = "auto"
+    std: Union[PositiveFloat, Literal["auto"]] = "auto"
+
+    def state(self, key, ctx: Context):
+        mean = ctx.sample.mean() if self.mean == "auto" else torch.tensor(float(self.mean))
+        std = ctx.sample.std() if self.std == "auto" else torch.tensor(float(self.std))
+        return {"mean": mean.to(ctx.device), "inv_std": (1.0 / std.clamp_min(1e-12)).to(ctx.device)}
+
+    def apply(self, x, idx, st, keys, epoch):
+        return (x - member_axes(st["mean"], x.dim())).mul_(member_axes(st["inv_std"], x.dim()))
