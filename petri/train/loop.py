@@ -84,25 +84,30 @@ def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
     steps = math.ceil(N / B)
     step = 0
 
+    flat_x = train.x.reshape(N, -1)  # [N, C*H*W] uint8: rows gather fast with index_select
+    lr = torch.empty_like(opt.lr)  # [K, 1]: per-member rate, 0 for frozen members
+
     for epoch in range(1, recipe.epochs + 1):
         order = torch.stack([torch.randperm(N, generator=g) for g in orders]).to(device)  # [K, N]
+        ids_epoch = train.ids[order]  # [K, N] indices in the full split (treatment keys)
+        y_epoch = pipe.labels(train.y[order], ids_epoch)  # [K, N] labels after label treatments
         loss_sum = torch.zeros(K, device=device)
-        acc_sum = torch.zeros(K, device=device)
+        hits = torch.zeros(K, dtype=torch.int64, device=device)
         t0 = time.perf_counter()
         for s in range(steps):
             pos = order[:, s * B:(s + 1) * B]  # [K, B] positions in the training subset
-            ids = train.ids[pos]  # [K, B] indices in the full split (treatment keys)
-            x = pipe.images(train.x[pos], ids, "train", epoch)  # [K, B, C, H, W] float
-            y = pipe.labels(train.y[pos], ids)  # [K, B]
+            ids, y = ids_epoch[:, s * B:(s + 1) * B], y_epoch[:, s * B:(s + 1) * B]
+            raw = flat_x.index_select(0, pos.reshape(-1)).view(*pos.shape, *data.spec.shape)
+            x = pipe.images(raw, ids, "train", epoch)  # [K, B, C, H, W] float
             logits = net.forward(x, train=True)  # [K, B, classes]
             loss, g_logits, correct = cross_entropy(logits, y)
             active &= torch.isfinite(loss)  # NaN/inf: this member diverged; freeze it
             net.backward(g_logits)
             net.grad.masked_fill_(~active[:, None], 0.0)
-            lr = opt.lr * active[:, None] * lr_factor(recipe.schedule, step, steps, steps * recipe.epochs)
-            opt.step(net.theta, net.grad, lr)
+            torch.mul(opt.lr, active[:, None], out=lr)
+            opt.step(net.theta, net.grad, lr, lr_factor(recipe.schedule, step, steps, steps * recipe.epochs))
             loss_sum += loss
-            acc_sum += correct / pos.shape[1]
+            hits += correct
             step += 1
         alive = active.tolist()  # one sync per epoch
         train_seconds = time.perf_counter() - t0
@@ -116,7 +121,7 @@ def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
                 r.status = "diverged"
                 continue
             m = {"epoch": epoch,
-                 "train_loss": float(loss_sum[k]) / steps, "train_acc": float(acc_sum[k]) / steps,
+                 "train_loss": float(loss_sum[k]) / steps, "train_acc": float(hits[k]) / N,
                  "val_loss": float(val_loss[k]) if val else None, "val_acc": float(val_acc[k]) if val else None,
                  "test_loss": float(test_loss[k]), "test_acc": float(test_acc[k]),
                  "images_per_s": N / train_seconds, "seconds": seconds, "pack_size": K}

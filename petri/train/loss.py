@@ -19,6 +19,17 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor, with_grad: bool = True)
     if not with_grad:
         return loss, None, correct
     grad = logp.exp_()  # softmax, reusing logp's storage
-    grad.scatter_add_(-1, target, torch.full_like(target, -1, dtype=grad.dtype))
+    grad.scatter_add_(-1, target, _minus_ones(target.shape, grad.dtype, grad.device))
     grad.mul_(1.0 / logits.shape[1])
     return loss, grad, correct
+
+
+_cache: dict = {}
+
+
+def _minus_ones(shape, dtype, device) -> torch.Tensor:
+    key = (tuple(shape), dtype, device)
+    if key not in _cache:
+        _cache.clear()
+        _cache[key] = torch.full(shape, -1.0, dtype=dtype, device=device)
+    return _cache[key]

@@ -27,8 +27,8 @@ class Optimizer:
         elif spec.momentum > 0:
             self.momentum = torch.zeros_like(theta)
 
-    def step(self, theta: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor) -> None:
-        """One update with per-member rates ``lr [K, 1]`` (schedule and freezing applied)."""
+    def step(self, theta: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor, factor: float = 1.0) -> None:
+        """One update with per-member rates ``lr [K, 1]`` (0 = frozen) times the schedule ``factor``."""
         self.t += 1
         s = self.spec
         if self.decay:
@@ -39,14 +39,14 @@ class Optimizer:
             bc1, bc2 = 1 - s.beta1 ** self.t, 1 - s.beta2 ** self.t
             torch.sqrt(self.v, out=self.buf).div_(math.sqrt(bc2)).add_(s.eps)
             torch.div(self.m, self.buf, out=self.buf)
-            theta.addcmul_(self.buf, lr, value=-1.0 / bc1)
+            theta.addcmul_(self.buf, lr, value=-factor / bc1)
             return
         if s.momentum > 0:
             self.momentum.mul_(s.momentum).add_(grad)
             update = grad.add_(self.momentum, alpha=s.momentum) if s.nesterov else self.momentum
         else:
             update = grad
-        theta.addcmul_(update, lr, value=-1.0)
+        theta.addcmul_(update, lr, value=-factor)
 
 
 def lr_factor(schedule: Schedule, step: int, steps_per_epoch: int, total_steps: int) -> float:

@@ -78,7 +78,7 @@ class Pipeline:
         if x.dim() == 4:
             x = x.unsqueeze(0).expand(self.K, *x.shape)
             idx = idx.unsqueeze(0).expand(self.K, -1)
-        out = x.float().mul_(1.0 / 255) if x.stride(0) != 0 else x[:1].float().mul_(1.0 / 255).expand_as(x)
+        out = torch.mul(x, 1.0 / 255) if x.stride(0) != 0 else torch.mul(x[:1], 1.0 / 255).expand_as(x)
         for g in self.groups[split]:
             image_steps = [i for i, t in enumerate(g.steps) if not t.on_labels]
             if not image_steps:

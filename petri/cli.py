@@ -1,0 +1,217 @@
+"""The `petri` command: a thin shell over the library (every command is a function call)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import PetriError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="petri: controlled deep-learning experiments on small image data sets.")
+data_app = typer.Typer(no_args_is_help=True, help="List, verify and fetch data sets.")
+app.add_typer(data_app, name="data")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(e: PetriError) -> None:
+    err_console.print(f"petri: error: {e}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(e.exit_code)
+
+
+@data_app.command("list")
+def data_list(root: Optional[Path] = typer.Option(None, help="data root (default: PETRI_DATA, else the user cache)")):
+    """Known data sets: shape, classes, and whether their files are present."""
+    from .data import DATASETS, data_root, missing_files
+
+    base = data_root(root)
+    table = Table("name", "image shape", "classes", "train/test", "present", "where")
+    for spec in DATASETS.values():
+        missing = missing_files(spec, base)
+        table.add_row(spec.name, "×".join(map(str, spec.shape)), str(len(spec.classes)),
+                      f"{spec.n_train}/{spec.n_test}", "yes" if not missing else f"no ({len(missing)} missing)",
+                      str(base / spec.name))
+    console.print(table)
+
+
+@data_app.command("verify")
+def data_verify(name: str, root: Optional[Path] = typer.Option(None, help="data root")):
+    """Check checksums, parse every file and count images per class. Exit 0 only if all is good."""
+    from .data import verify
+
+    try:
+        s = verify(name, root)
+    except PetriError as e:
+        fail(e)
+    console.print(f"{s['name']}: OK — {s['folder']}: checksums match; train {s['train']} images, "
+                  f"test {s['test']} images")
+    console.print(f"  train per class: {s['train_per_class']}")
+    console.print(f"  test per class:  {s['test_per_class']}")
+
+
+@data_app.command("fetch")
+def data_fetch(name: str, root: Optional[Path] = typer.Option(None, help="data root")):
+    """Download missing files (PETRI_MIRROR first if set), verify and cache them."""
+    from .data import get_spec, load
+
+    try:
+        spec = get_spec(name)
+        load(spec, root)
+    except PetriError as e:
+        fail(e)
+    console.print(f"{name}: present and verified")
+
+
+@app.command("train")
+def train_cmd(
+    data: str = typer.Option("mnist", help="data set name"),
+    model: str = typer.Option('{"name": "mlp", "hidden": [64]}', help="model spec as JSON"),
+    optimizer: str = typer.Option('{"name": "adam", "lr": 1e-3}', help="optimiser spec as JSON"),
+    epochs: int = typer.Option(4, help="epochs"),
+    batch_size: int = typer.Option(100, help="images per step"),
+    seed: int = typer.Option(0, help="seed (initial weights and data order)"),
+    train_size: Optional[int] = typer.Option(None, help="training subset size (images)"),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+):
+    """Train one model and print its per-epoch log (no study, no ledger)."""
+    from .study.spec import recipe_from_dict
+    from .data import load
+    from .train import Member, train_pack
+
+    try:
+        recipe = recipe_from_dict({"model": _json(model, "--model"), "optimizer": _json(optimizer, "--optimizer"),
+                                   "epochs": epochs, "batch_size": batch_size, "train_size": train_size,
+                                   "device": device}, where="petri train")
+        ds = load(data)
+    except PetriError as e:
+        fail(e)
+    console.print("epoch  train/loss  train/acc  test/loss  test/acc  images/s   seconds")
+
+    def log(epoch, results):
+        r = results[0]
+        if r.epochs and r.epochs[-1]["epoch"] == epoch:
+            m = r.epochs[-1]
+            console.print(f"{epoch:5d}  {m['train_loss']:10.4f}  {m['train_acc']:9.4f}  {m['test_loss']:9.4f}  "
+                          f"{m['test_acc']:8.4f}  {m['images_per_s']:8,.0f}  {m['seconds']:8.2f}")
+
+    result = train_pack(ds, recipe, [Member(seed)], on_epoch=log)[0]
+    console.print(f"status: {result.status}")
+
+
+@app.command("run")
+def run_cmd(
+    study_file: Path = typer.Argument(..., help="study TOML file"),
+    out: Optional[Path] = typer.Option(None, "--out", help="study directory (default: runs/<study name>)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print cells, packs, memory and time; train nothing"),
+    max_members: Optional[int] = typer.Option(None, "--max-members", min=1, help="cap on cells per pack"),
+    executor: str = typer.Option("local", help="local or ray"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (with --executor ray)"),
+    data: Optional[str] = typer.Option(None, "--data", help="run on another data set (e.g. fashion-mnist)"),
+    no_report: bool = typer.Option(False, "--no-report", help="skip the report at the end"),
+):
+    """Train every unfinished cell of a study; the ledger is OUT/petri.sqlite."""
+    from .errors import SpecError
+    from .study.ledger import Ledger
+    from .study.runner import describe_plan, plan, run_study
+    from .study.spec import load_study
+
+    try:
+        if executor not in ("local", "ray"):
+            raise SpecError(f"--executor: {executor!r} is not an executor; allowed: local, ray")
+        study = load_study(study_file, data)
+        out = out or Path("runs") / study.name
+        if dry_run:
+            ledger = Ledger(out) if (out / "petri.sqlite").is_file() else None
+            if ledger:
+                ledger.claim(study.name) if ledger.study_name() != study.name else None
+            for line in describe_plan(study, plan(study, ledger, max_members)):
+                console.print(line, markup=False, highlight=False)
+            return
+        counts = run_study(study, out, executor=executor, address=address, max_members=max_members)
+        _print_summary(out)
+        if not no_report and counts.get("trained"):
+            _report(out)
+    except PetriError as e:
+        fail(e)
+    except KeyboardInterrupt:
+        raise typer.Exit(130)
+
+
+@app.command("show")
+def show_cmd(directory: Path = typer.Argument(..., help="study directory (holding petri.sqlite)")):
+    """Status and per-variant table of a finished or running study."""
+    try:
+        _print_summary(directory)
+    except PetriError as e:
+        fail(e)
+
+
+@app.command("export")
+def export_cmd(
+    directory: Path = typer.Argument(..., help="study directory"),
+    format: str = typer.Option("csv", "--format", help="csv, parquet or json"),
+    to: Optional[Path] = typer.Option(None, "--to", help="output folder (default: DIR/export)"),
+):
+    """Write cell-level and epoch-level tables."""
+    from .report.export import export
+
+    try:
+        paths = export(directory, format, to)
+    except PetriError as e:
+        fail(e)
+    for p in paths:
+        console.print(str(p))
+
+
+def _print_summary(directory: Path) -> None:
+    from .report.tables import cell_rows, fmt_acc, variant_summary
+    from .study.ledger import Ledger
+
+    ledger = Ledger(directory)
+    try:
+        rows = cell_rows(ledger)
+        name = ledger.study_name()
+    finally:
+        ledger.close()
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    console.print(f"{name}: {len(rows)} cells — " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    table = Table("variant", "point", "n", "test accuracy (mean ± 95 % CI)", "status")
+    for s in variant_summary(rows):
+        table.add_row(s["variant"], s["point"] or "—", str(s["n"]), fmt_acc(s["mean"], s["half_width"]),
+                      ", ".join(f"{v} {k}" for k, v in s["status"].items()))
+    console.print(table)
+
+
+def _report(directory: Path) -> None:
+    try:
+        from .report.build import build_report
+    except ImportError:  # the HTML report lands with the report package
+        return
+    path = build_report(directory)
+    console.print(f"report: {path}")
+
+
+def _json(text: str, option: str):
+    from .errors import SpecError
+
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SpecError(f"{option}: not valid JSON ({e.msg} at column {e.colno})") from None
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,1 @@
+"""Reports: statistics, tables and figures from the ledger (reads the ledger only)."""

@@ -1,0 +1,43 @@
+"""Export the ledger's cell-level and epoch-level tables as CSV, Parquet or JSON."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from ..errors import SpecError
+from ..study.ledger import Ledger
+
+FORMATS = ("csv", "parquet", "json")
+
+
+def export(directory: str | Path, fmt: str, to: str | Path | None = None) -> list[Path]:
+    if fmt not in FORMATS:
+        raise SpecError(f"--format: {fmt!r} is not supported; allowed: {', '.join(FORMATS)}")
+    ledger = Ledger(directory)
+    try:
+        tables = {"cells": ledger.cells(), "epochs": ledger.epochs()}
+    finally:
+        ledger.close()
+    out = Path(to) if to else Path(directory) / "export"
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, rows in tables.items():
+        path = out / f"{name}.{fmt}"
+        if fmt == "json":
+            path.write_text(json.dumps(rows, indent=1))
+        elif fmt == "csv":
+            with open(path, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["empty"])
+                w.writeheader()
+                w.writerows(rows)
+        else:
+            try:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+            except ImportError:
+                raise SpecError("--format parquet: needs pyarrow; pip install 'petri[parquet]'") from None
+            pq.write_table(pa.Table.from_pylist(rows), path)
+        paths.append(path)
+    return paths

@@ -1,0 +1,1 @@
+"""Studies: spec -> cells -> packs -> ledger, with local and Ray executors."""

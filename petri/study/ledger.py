@@ -1,0 +1,172 @@
+"""The ledger: one SQLite file per study directory (``DIR/petri.sqlite``, WAL mode).
+
+Schema (query it with any SQLite client):
+
+* ``meta(key, value)``: study name, schema version.
+* ``runs(id, started, finished, status, petri_version, git_commit, torch_version,
+  device, host, executor, study_text)``: one row per ``petri run``.
+* ``cells(hash, variant, point, seed, config, status, started, finished, seconds,
+  run_id, error)``: status is pending / running / done / failed / diverged /
+  stopped-early; ``point`` and ``config`` are JSON.
+* ``epochs(cell_hash, epoch, train_loss, train_acc, val_loss, val_acc, test_loss,
+  test_acc, images_per_s, seconds, pack_size)``.
+
+Every write is one transaction, so a kill -9 loses at most the epoch in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+from ..errors import StoreError
+
+SCHEMA_VERSION = 1
+FINISHED = ("done", "diverged", "stopped-early")
+EPOCH_FIELDS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
+                "images_per_s", "seconds", "pack_size")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL NOT NULL, finished REAL, status TEXT NOT NULL,
+  petri_version TEXT, git_commit TEXT, torch_version TEXT, device TEXT, host TEXT, executor TEXT,
+  study_text TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cells (
+  hash TEXT PRIMARY KEY, variant TEXT NOT NULL, point TEXT NOT NULL, seed INTEGER NOT NULL,
+  config TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending', started REAL, finished REAL,
+  seconds REAL, run_id INTEGER REFERENCES runs(id), error TEXT);
+CREATE TABLE IF NOT EXISTS epochs (
+  cell_hash TEXT NOT NULL REFERENCES cells(hash), epoch INTEGER NOT NULL,
+  train_loss REAL, train_acc REAL, val_loss REAL, val_acc REAL, test_loss REAL, test_acc REAL,
+  images_per_s REAL, seconds REAL, pack_size INTEGER, PRIMARY KEY (cell_hash, epoch));
+"""
+
+
+class Ledger:
+    def __init__(self, directory: str | Path, create: bool = False):
+        self.dir = Path(directory)
+        self.path = self.dir / "petri.sqlite"
+        if not create and not self.path.is_file():
+            raise StoreError(f"{self.path}: no ledger here; run `petri run STUDY --out {self.dir}` first")
+        if create:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            if create:
+                self.db.executescript(SCHEMA)
+            tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path}: not a petri ledger ({e})") from None
+        missing = {"meta", "runs", "cells", "epochs"} - tables
+        if missing:
+            raise StoreError(f"{self.path}: not a petri ledger (missing tables: {', '.join(sorted(missing))})")
+
+    def close(self):
+        self.db.close()
+
+    # --- transactions -------------------------------------------------------------------
+    def _tx(self, fn):
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            out = fn(self.db)
+            self.db.execute("COMMIT")
+            return out
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    # --- study identity -----------------------------------------------------------------
+    def study_name(self) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key='study'").fetchone()
+        return row[0] if row else None
+
+    def claim(self, name: str) -> None:
+        """Bind this ledger to a study name; a different study is refused, never mixed."""
+        existing = self.study_name()
+        if existing is not None and existing != name:
+            raise StoreError(f"{self.path}: this ledger belongs to study {existing!r}, not {name!r}; "
+                             "use another --out directory")
+        if existing is None:
+            self._tx(lambda db: db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                               [("study", name), ("schema", str(SCHEMA_VERSION))]))
+
+    # --- runs and cells -----------------------------------------------------------------
+    def start_run(self, facts: dict, study_text: str) -> int:
+        def go(db):
+            cur = db.execute(
+                "INSERT INTO runs (started, status, petri_version, git_commit, torch_version, device, host,"
+                " executor, study_text) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                (time.time(), facts.get("petri_version"), facts.get("git_commit"), facts.get("torch_version"),
+                 facts.get("device"), facts.get("host"), facts.get("executor"), study_text))
+            return cur.lastrowid
+        return self._tx(go)
+
+    def finish_run(self, run_id: int, status: str) -> None:
+        self._tx(lambda db: db.execute("UPDATE runs SET finished=?, status=? WHERE id=?", (time.time(), status, run_id)))
+
+    def register(self, cells) -> None:
+        """Insert cells not yet known (status pending); known cells keep their state."""
+        self._tx(lambda db: db.executemany(
+            "INSERT OR IGNORE INTO cells (hash, variant, point, seed, config) VALUES (?, ?, ?, ?, ?)",
+            [(c.hash, c.variant, json.dumps(dict(c.point)), c.seed, c.config) for c in cells]))
+
+    def statuses(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT hash, status FROM cells"))
+
+    def start_cells(self, hashes: list[str], run_id: int) -> None:
+        def go(db):
+            now = time.time()
+            db.executemany("DELETE FROM epochs WHERE cell_hash=?", [(h,) for h in hashes])
+            db.executemany("UPDATE cells SET status='running', started=?, finished=NULL, seconds=NULL,"
+                           " run_id=?, error=NULL WHERE hash=?", [(now, run_id, h) for h in hashes])
+        self._tx(go)
+
+    def record_epoch(self, rows: list[tuple[str, dict]], finished: list[tuple[str, str]]) -> None:
+        """Epoch metrics of several cells plus the cells that finished with them, in one transaction."""
+        def go(db):
+            db.executemany(
+                f"INSERT OR REPLACE INTO epochs (cell_hash, epoch, {', '.join(EPOCH_FIELDS)})"
+                f" VALUES (?, ?, {', '.join('?' * len(EPOCH_FIELDS))})",
+                [(h, m["epoch"], *(m.get(f) for f in EPOCH_FIELDS)) for h, m in rows])
+            now = time.time()
+            db.executemany("UPDATE cells SET status=?, finished=?, seconds=? - started WHERE hash=?",
+                           [(status, now, now, h) for h, status in finished])
+        self._tx(go)
+
+    def fail_cells(self, hashes: list[str], error: str) -> None:
+        self._tx(lambda db: db.executemany("UPDATE cells SET status='failed', finished=?, error=? WHERE hash=?",
+                                           [(time.time(), error[:2000], h) for h in hashes]))
+
+    def interrupt_running(self) -> None:
+        """Cells left 'running' by an interrupted run are marked failed (they will be retrained)."""
+        self._tx(lambda db: db.execute("UPDATE cells SET status='failed', error='interrupted' WHERE status='running'"))
+
+    # --- reading ------------------------------------------------------------------------
+    def query(self, sql: str, args=()) -> list[dict]:
+        cur = self.db.execute(sql, args)
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+    def cells(self) -> list[dict]:
+        return self.query("SELECT * FROM cells ORDER BY variant, point, seed")
+
+    def epochs(self) -> list[dict]:
+        return self.query("SELECT e.*, c.variant, c.point, c.seed FROM epochs e JOIN cells c ON c.hash = e.cell_hash"
+                          " ORDER BY c.variant, c.point, c.seed, e.epoch")
+
+    def final_metrics(self) -> list[dict]:
+        """Per cell: status and the metrics of its last recorded epoch."""
+        return self.query(
+            "SELECT c.hash, c.variant, c.point, c.seed, c.status, e.epoch, e.train_loss, e.train_acc,"
+            " e.test_loss, e.test_acc, e.val_acc FROM cells c LEFT JOIN epochs e ON e.cell_hash = c.hash"
+            " AND e.epoch = (SELECT MAX(epoch) FROM epochs WHERE cell_hash = c.hash)"
+            " ORDER BY c.variant, c.point, c.seed")
+
+    def runs(self) -> list[dict]:
+        return self.query("SELECT id, started, finished, status, petri_version, git_commit, torch_version, device,"
+                          " host, executor FROM runs ORDER BY id")

@@ -1,0 +1,159 @@
+"""Running a study: register cells, train what is missing, write every epoch to the ledger."""
+
+from __future__ import annotations
+
+import platform
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .. import __version__
+from ..train.loop import resolve_device
+from .executors import run_local, run_ray
+from .ledger import FINISHED, Ledger
+from .packing import Pack, make_packs, member_bytes
+from .spec import Study
+
+
+@dataclass
+class Plan:
+    todo: list
+    packs: list[Pack]
+    skipped: int
+
+
+def plan(study: Study, ledger: Ledger | None, max_members: int | None) -> Plan:
+    statuses = ledger.statuses() if ledger else {}
+    todo = [c for c in study.cells if statuses.get(c.hash) not in FINISHED]
+    return Plan(todo, make_packs(todo, max_members), len(study.cells) - len(todo))
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def run_facts(device: str, executor: str) -> dict:
+    return {"petri_version": __version__, "git_commit": _git_commit(), "torch_version": torch.__version__,
+            "device": device, "host": platform.node(), "executor": executor}
+
+
+class _Terminated(Exception):
+    pass
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
+def run_study(study: Study, out: str | Path, executor: str = "local", address: str | None = None,
+              max_members: int | None = None, console: Console | None = None) -> dict:
+    """Train every unfinished cell of ``study`` into ``out``; returns counts by status."""
+    console = console or Console(stderr=True)
+    ledger = Ledger(out, create=True)
+    ledger.claim(study.name)
+    ledger.register(study.cells)
+    p = plan(study, ledger, max_members)
+    if not p.todo:
+        console.print(f"{study.name}: all {len(study.cells)} cells already finished in {ledger.path}; nothing to train")
+        ledger.close()
+        return {"trained": 0, "skipped": p.skipped}
+    device = resolve_device(p.packs[0].recipe.device)
+    run_id = ledger.start_run(run_facts(str(device), executor), study.text)
+    console.print(f"{study.name}: {len(p.todo)} cells to train in {len(p.packs)} packs on {device} "
+                  f"({p.skipped} already finished)")
+    written: dict[str, str] = {}
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("cells"),
+                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
+    task = progress.add_task("starting", total=len(p.todo))
+    pack_no = {id(pk): i + 1 for i, pk in enumerate(p.packs)}
+
+    def on_start(pack):
+        ledger.start_cells([c.hash for c in pack.cells], run_id)
+        progress.update(task, description=f"pack {pack_no[id(pack)]}/{len(p.packs)} (K={len(pack.cells)})")
+
+    def write(pack, results, epoch=None):
+        rows, finished = [], []
+        for cell, r in zip(pack.cells, results):
+            for m in r.epochs if epoch is None else r.epochs[-1:]:
+                if epoch is None or m["epoch"] == epoch:
+                    rows.append((cell.hash, m))
+            if r.status != "running" and cell.hash not in written:
+                finished.append((cell.hash, r.status))
+                written[cell.hash] = r.status
+        ledger.record_epoch(rows, finished)
+        progress.update(task, completed=len(written))
+
+    def on_epoch(pack, epoch, results):
+        write(pack, results, epoch)
+        ips = sum(r.epochs[-1]["images_per_s"] for r in results if r.epochs and r.epochs[-1]["epoch"] == epoch)
+        progress.update(task, description=f"pack {pack_no[id(pack)]}/{len(p.packs)} (K={len(pack.cells)}) "
+                                          f"epoch {epoch}/{pack.recipe.epochs} {ips:,.0f} img/s")
+
+    def on_done(pack, results, error):
+        if error:
+            ledger.fail_cells([c.hash for c in pack.cells], error)
+            for c in pack.cells:
+                written[c.hash] = "failed"
+            console.print(f"[red]pack {pack_no[id(pack)]} failed:[/red] {error}", markup=True, highlight=False)
+            progress.update(task, completed=len(written))
+        else:
+            write(pack, results)
+
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
+    status = "interrupted"
+    try:
+        with progress:
+            if executor == "ray":
+                run_ray(p.packs, study.data, on_start, on_epoch, on_done, address)
+            else:
+                run_local(p.packs, study.data, on_start, on_epoch, on_done)
+        status = "done"
+    except (KeyboardInterrupt, _Terminated):
+        console.print("interrupted: finished epochs and cells are kept; run the same command to resume")
+        raise KeyboardInterrupt from None
+    finally:
+        ledger.interrupt_running()
+        ledger.finish_run(run_id, status)
+        ledger.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    counts: dict[str, int] = {}
+    for s in written.values():
+        counts[s] = counts.get(s, 0) + 1
+    return {"trained": len(written), "skipped": p.skipped, **counts}
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def describe_plan(study: Study, p: Plan) -> list[str]:
+    """Lines for --dry-run: cells, packs, memory and a rough time estimate."""
+    lines = [f"{study.name}: {len(study.cells)} cells ({len(study.variants)} variants × points × "
+             f"{len(study.seeds)} seeds); {p.skipped} already finished, {len(p.todo)} to train in {len(p.packs)} packs"]
+    total_images = 0
+    for i, pack in enumerate(p.packs, 1):
+        r = pack.recipe
+        mem = member_bytes(r, pack.cells[0].data) * len(pack.cells)
+        n = r.train_size or 60000
+        total_images += n * r.epochs * len(pack.cells)
+        lines.append(f"  pack {i}: K={len(pack.cells)} {r.model.name} batch {r.batch_size} × {r.epochs} epochs, "
+                     f"~{mem / 2**20:,.0f} MiB, variants {sorted({c.variant for c in pack.cells})}")
+    lines.append(f"  {total_images:,} training images in all; at ~{_RATE:,} img/s (mlp on 2 CPU cores) "
+                 f"about {total_images / _RATE / 60:,.1f} min — conv nets are far slower")
+    return lines
+
+
+_RATE = 200_000

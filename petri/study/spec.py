@@ -1,0 +1,269 @@
+"""Study files: TOML -> validated spec -> cells.
+
+A study is a base recipe, named variants (treatments and recipe overrides)
+and seeds. Any parameter written ``{ values = [...] }`` or
+``{ range = [start, stop] }`` / ``{ range = [start, stop, step] }`` (stop
+excluded) is a sweep axis; axes multiply. A cell is (variant, sweep point,
+seed); its identity is the hash of its resolved config.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..data import get_spec
+from ..errors import PetriError, SpecError
+from ..train.recipe import Recipe
+from ..treatments import parse_treatment
+
+SEMANTICS = 1  # bump when a change alters what training computes: old cells get new hashes
+TOP_KEYS = {"name", "data", "seeds", "baseline", "recipe", "variants", "description"}
+
+
+@dataclass(frozen=True)
+class Cell:
+    variant: str
+    point: tuple[tuple[str, Any], ...]  # sweep axis label -> value
+    seed: int
+    recipe: Recipe
+    treatments: tuple
+    data: str
+    hash: str
+    config: str  # canonical JSON of everything that defines the cell
+
+    @property
+    def point_label(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.point)
+
+
+@dataclass
+class Study:
+    name: str
+    data: str
+    seeds: list[int]
+    baseline: str
+    variants: dict[str, dict]
+    recipe: dict
+    text: str
+    path: str
+    cells: list[Cell]
+
+
+def _fmt_loc(loc) -> str:
+    out = ""
+    for p in loc:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _pydantic_error(e: ValidationError, where: str) -> SpecError:
+    err = e.errors()[0]
+    loc = [p for p in err["loc"] if p not in ("function-after", "function-plain")]
+    field = f"{where}.{_fmt_loc(loc)}" if loc else where
+    allowed = ""
+    ctx = err.get("ctx") or {}
+    if "expected" in ctx:
+        allowed = f"; allowed: {ctx['expected']}"
+    return SpecError(f"{field}: {err['msg']} (got {err.get('input')!r}){allowed}")
+
+
+def recipe_from_dict(d: dict, where: str = "recipe") -> Recipe:
+    if not isinstance(d, dict):
+        raise SpecError(f"{where}: must be a table")
+    if "model" not in d:
+        raise SpecError(f"{where}.model: missing; a model spec such as {{ name = \"mlp\", hidden = [64] }}")
+    if isinstance(d.get("model"), dict) and d["model"].get("name") not in (None, *_model_names()):
+        raise SpecError(f"{where}.model.name: unknown model {d['model'].get('name')!r}; "
+                        f"known models: {', '.join(_model_names())}")
+    if isinstance(d.get("optimizer"), dict) and d["optimizer"].get("name") not in ("adam", "sgd"):
+        raise SpecError(f"{where}.optimizer.name: unknown optimiser {d['optimizer'].get('name')!r}; "
+                        "known optimisers: adam, sgd")
+    try:
+        return Recipe.model_validate(d)
+    except ValidationError as e:
+        raise _pydantic_error(e, where) from None
+
+
+def _model_names():
+    from ..models import MODELS
+
+    return list(MODELS)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """Deep merge of recipe dicts; a sub-table with a different ``name`` replaces the base one."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and not _is_axis(v) \
+                and v.get("name", out[k].get("name")) == out[k].get("name"):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _is_axis(v) -> bool:
+    return isinstance(v, dict) and set(v) in ({"values"}, {"range"})
+
+
+def _axis_values(v: dict, where: str) -> list:
+    if "values" in v:
+        vals = v["values"]
+        if not isinstance(vals, list) or not vals:
+            raise SpecError(f"{where}: values must be a non-empty list")
+        return vals
+    r = v["range"]
+    if not isinstance(r, list) or len(r) not in (2, 3) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in r):
+        raise SpecError(f"{where}: range must be [start, stop] or [start, stop, step] with numbers")
+    start, stop, step = (r + [1])[:3]
+    if step == 0 or (step > 0 and start >= stop) or (step < 0 and start <= stop):
+        raise SpecError(f"{where}: range {r} is empty; stop is excluded and step must move start towards stop")
+    if all(isinstance(x, int) for x in (start, stop, step)):
+        return list(range(start, stop, step))
+    n = int(round((stop - start) / step + 0.5 - 1e-9))
+    return [round(start + i * step, 12) for i in range(n) if (start + i * step < stop if step > 0 else start + i * step > stop)]
+
+
+def _find_axes(node, path, where, out):
+    if _is_axis(node):
+        out.append((path, _axis_values(node, f"{where}{_fmt_loc(path) and '.' + _fmt_loc(path) if path else ''}")))
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            _find_axes(v, path + [k], where, out)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _find_axes(v, path + [i], where, out)
+
+
+def _set(node, path, value):
+    for p in path[:-1]:
+        node = node[p]
+    node[path[-1]] = value
+
+
+def _labels(paths: list[list]) -> list[str]:
+    """Short axis labels: the last key, or more of the path where two would clash."""
+    labels = [str(p[-1]) for p in paths]
+    for depth in range(2, 6):
+        if len(set(labels)) == len(labels):
+            break
+        labels = [_fmt_loc(p[-depth:]) if labels.count(lab) > 1 else lab for p, lab in zip(paths, labels)]
+    return labels
+
+
+def cell_hash(config: dict) -> tuple[str, str]:
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16], text
+
+
+def parse_study(text: str, path: str = "<study>", data_override: str | None = None) -> Study:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{path}: malformed TOML: {e}") from None
+    where = Path(path).name
+    unknown = set(raw) - TOP_KEYS
+    if unknown:
+        raise SpecError(f"{where}: unknown field {sorted(unknown)[0]!r}; allowed: {', '.join(sorted(TOP_KEYS))}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise SpecError(f"{where}: name: missing or empty; give the study a name (a string)")
+    data = data_override or raw.get("data")
+    if not isinstance(data, str):
+        raise SpecError(f"{where}: data: missing; one of {', '.join(_dataset_names())}")
+    try:
+        dspec = get_spec(data)
+    except PetriError as e:
+        raise SpecError(f"{where}: data: {e}") from None
+    seeds = raw.get("seeds", 1)
+    if isinstance(seeds, bool) or not (isinstance(seeds, int) and seeds >= 1 or isinstance(seeds, list) and seeds
+                                       and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+        raise SpecError(f"{where}: seeds: must be a count >= 1 or a non-empty list of integers >= 0 (got {seeds!r})")
+    seeds = list(range(seeds)) if isinstance(seeds, int) else list(dict.fromkeys(seeds))
+    base = raw.get("recipe")
+    if not isinstance(base, dict):
+        raise SpecError(f"{where}: recipe: missing; a table with at least model")
+    variants = raw.get("variants") or {}
+    if not isinstance(variants, dict) or not variants:
+        raise SpecError(f"{where}: variants: none defined; add at least [variants.<name>]")
+    baseline = raw.get("baseline", next(iter(variants)))
+    if baseline not in variants:
+        raise SpecError(f"{where}: baseline: {baseline!r} is not a variant; variants: {', '.join(variants)}")
+
+    cells: list[Cell] = []
+    for vname, v in variants.items():
+        vwhere = f"{where}: variants.{vname}"
+        if not isinstance(v, dict):
+            raise SpecError(f"{vwhere}: must be a table")
+        extra = set(v) - {"treatments", "recipe", "description"}
+        if extra:
+            raise SpecError(f"{vwhere}: unknown field {sorted(extra)[0]!r}; allowed: treatments, recipe, description")
+        treatments = v.get("treatments", [])
+        if not isinstance(treatments, list) or not all(isinstance(t, dict) for t in treatments):
+            raise SpecError(f"{vwhere}.treatments: must be a list of tables like {{ name = \"invert\" }}")
+        tree = {"recipe": _merge(base, v.get("recipe", {})), "treatments": treatments}
+        axes: list = []
+        _find_axes(tree, [], vwhere, axes)
+        labels = _labels([p for p, _ in axes])
+        for combo in itertools.product(*[vals for _, vals in axes]):
+            resolved = copy.deepcopy(tree)
+            for (p, _), val in zip(axes, combo):
+                _set(resolved, p, val)
+            recipe = recipe_from_dict(resolved["recipe"], f"{vwhere}.recipe")
+            ts = tuple(parse_treatment(t, f"{vwhere}.treatments[{i}]") for i, t in enumerate(resolved["treatments"]))
+            for i, t in enumerate(ts):
+                try:
+                    t.check(dspec.shape)
+                except ValueError as e:
+                    raise SpecError(f"{vwhere}.treatments[{i}] ({t.name}): {e}") from None
+            _check_sizes(recipe, dspec, vwhere)
+            point = tuple(zip(labels, combo))
+            for seed in seeds:
+                h, config = cell_hash(_config(data, dspec, recipe, ts, seed))
+                cells.append(Cell(vname, point, seed, recipe, ts, data, h, config))
+    return Study(name, data, seeds, baseline, variants, base, text, str(path), cells)
+
+
+def _config(data, dspec, recipe: Recipe, ts, seed) -> dict:
+    r = recipe.model_dump(mode="json", exclude={"device", "eval_batch_size"})  # neither changes what is learned
+    return {"data": data, "data_md5": [f.md5 for f in dspec.files], "recipe": r,
+            "treatments": [t.model_dump(mode="json") for t in ts], "seed": seed, "semantics": SEMANTICS}
+
+
+def _check_sizes(recipe: Recipe, dspec, where):
+    n_train = (recipe.train_size or dspec.n_train - recipe.val_size)
+    if n_train + recipe.val_size > dspec.n_train:
+        raise SpecError(f"{where}.recipe.train_size: train_size + val_size = {n_train + recipe.val_size} "
+                        f"exceeds the {dspec.n_train} training images of {dspec.name}")
+    if recipe.batch_size > n_train:
+        raise SpecError(f"{where}.recipe.batch_size: {recipe.batch_size} exceeds the {n_train} training images; "
+                        f"allowed: 1..{n_train}")
+    if recipe.test_size and recipe.test_size > dspec.n_test:
+        raise SpecError(f"{where}.recipe.test_size: {recipe.test_size} exceeds the {dspec.n_test} test images")
+    if recipe.early_stopping and recipe.early_stopping.monitor.startswith("val") and not recipe.val_size:
+        raise SpecError(f"{where}.recipe.early_stopping.monitor: {recipe.early_stopping.monitor!r} needs val_size > 0; "
+                        "allowed without a validation split: test_acc, test_loss")
+
+
+def _dataset_names():
+    from ..data import DATASETS
+
+    return list(DATASETS)
+
+
+def load_study(path: str | Path, data_override: str | None = None) -> Study:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise SpecError(f"{p}: cannot read study file ({e.strerror})") from None
+    return parse_study(text, str(p), data_override)
