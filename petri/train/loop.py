@@ -101,7 +101,7 @@ def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
             x = pipe.images(raw, ids, "train", epoch)  # [K, B, C, H, W] float
             logits = net.forward(x, train=True)  # [K, B, classes]
             loss, g_logits, correct = cross_entropy(logits, y)
-            active &= torch.isfinite(loss)  # NaN/inf: this member diverged; freeze it
+            active &= loss <= recipe.diverge_loss  # exploded or NaN (NaN compares False): freeze it
             net.backward(g_logits)
             net.grad.masked_fill_(~active[:, None], 0.0)
             torch.mul(opt.lr, active[:, None], out=lr)

@@ -71,5 +71,7 @@ class Recipe(_Spec):
     train_size: Optional[PositiveInt] = Field(default=None, description="deterministic training subset (images)")
     test_size: Optional[PositiveInt] = Field(default=None, description="deterministic test subset (images)")
     val_size: NonNegativeInt = Field(default=0, description="validation images held out of the training split")
+    diverge_loss: PositiveFloat = Field(
+        default=1000.0, description="a batch loss above this many nats (or NaN/inf) marks a member diverged")
     eval_batch_size: PositiveInt = Field(default=1000, description="images per evaluation step")
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -1,0 +1,157 @@
+"""The population loop: fairness invariants, optimiser semantics, divergence, early stopping, learning."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from petri.models import MLP, MnistCNN, build
+from petri.train import SGD, Adam, EarlyStopping, Member, Recipe, Schedule, train_pack
+from petri.train.early_stop import Stopper
+from petri.train.optim import Optimizer, lr_factor
+from petri.treatments import parse_treatment
+
+SMALL = dict(train_size=2000, test_size=500, batch_size=100, device="cpu")
+
+
+def _final(results):
+    return [r.epochs[-1] for r in results]
+
+
+def test_accuracy_floor_one_epoch(mnist):
+    """mlp [64], Adam 1e-3, batch 100, one epoch on all of MNIST: test accuracy >= 0.92."""
+    r = train_pack(mnist, Recipe(model=MLP(hidden=[64]), epochs=1, device="cpu"), [Member(0)])[0]
+    assert r.status == "done"
+    assert r.epochs[0]["test_acc"] >= 0.92
+
+
+def test_member_alone_equals_member_in_pack_bitwise(mnist):
+    recipe = Recipe(model=MLP(hidden=[32]), epochs=2, **SMALL)
+    inv = [parse_treatment({"name": "invert"})]
+    alone = train_pack(mnist, recipe, [Member(7, inv)])[0]
+    packed = train_pack(mnist, recipe, [Member(1), Member(7, inv), Member(3, inv), Member(9)])[1]
+    for a, b in zip(alone.epochs, packed.epochs):
+        for key in ("train_loss", "train_acc", "test_loss", "test_acc"):
+            assert a[key] == b[key], key
+
+
+def test_conv_member_alone_vs_packed_close(mnist):
+    recipe = Recipe(model=MnistCNN(), epochs=1, train_size=256, test_size=200, batch_size=64, device="cpu")
+    alone = train_pack(mnist, recipe, [Member(4)])[0].epochs[-1]
+    packed = train_pack(mnist, recipe, [Member(2), Member(4)])[1].epochs[-1]
+    assert packed["train_loss"] == pytest.approx(alone["train_loss"], rel=1e-5)
+    assert packed["test_loss"] == pytest.approx(alone["test_loss"], rel=1e-5)
+
+
+def test_same_seed_same_result_and_seeds_differ(mnist):
+    recipe = Recipe(model=MLP(hidden=[32]), epochs=1, **SMALL)
+    a, b, c = _final(train_pack(mnist, recipe, [Member(0), Member(0), Member(1)]))
+    assert a["test_loss"] == b["test_loss"]
+    assert a["test_loss"] != c["test_loss"]
+
+
+def test_treatment_does_not_change_batch_order_or_init(mnist):
+    """Common random numbers: a treatment that changes nothing numerically (window covering the
+    whole image) gives exactly the untreated result, so it consumed no init / order randomness."""
+    recipe = Recipe(model=MLP(hidden=[32]), epochs=1, **SMALL)
+    full = [parse_treatment({"name": "window_keep", "size": 28, "row": 0, "col": 0})]
+    a, b = _final(train_pack(mnist, recipe, [Member(3), Member(3, full)]))
+    assert a["test_loss"] == b["test_loss"]
+
+
+def test_divergence_is_isolated(mnist):
+    recipe = Recipe(model=MLP(hidden=[32]), optimizer=SGD(lr=0.1), epochs=3, **SMALL)
+    members = [Member(0), Member(1), Member(2, lr=1e3), Member(3)]
+    results = train_pack(mnist, recipe, members)
+    assert [r.status for r in results] == ["done", "done", "diverged", "done"]
+    healthy = train_pack(mnist, recipe, [Member(0), Member(1), Member(3)])
+    for r, h in zip([results[0], results[1], results[3]], healthy):
+        assert r.epochs[-1]["test_loss"] == h.epochs[-1]["test_loss"]
+    assert all(torch.isfinite(torch.tensor(m["train_loss"])) for m in results[2].epochs)
+
+
+def _torch_reference(spec, seed, steps, opt_factory, mnist):
+    """Train the same member with a hand-written nn module + torch.optim for `steps` batches."""
+    net = build(MLP(hidden=[16]), (1, 28, 28), 10, [seed])
+    w1, b1 = net.layers[1].p["weight"][0].clone(), net.layers[1].p["bias"][0, 0].clone()
+    w2, b2 = net.layers[3].p["weight"][0].clone(), net.layers[3].p["bias"][0, 0].clone()
+    params = [p.requires_grad_() for p in (w1, b1, w2, b2)]
+    opt = opt_factory(params)
+    x = mnist.train_x[:steps * 50].reshape(steps, 50, -1).float() / 255
+    y = mnist.train_y[:steps * 50].reshape(steps, 50)
+    for s in range(steps):
+        loss = torch.nn.functional.cross_entropy(torch.relu(x[s] @ w1 + b1) @ w2 + b2, y[s])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    ours = Optimizer(spec, net.theta, [spec.lr], [spec.weight_decay])
+    for s in range(steps):
+        from petri.train.loss import cross_entropy
+
+        _, g, _ = cross_entropy(net.forward(x[s][None].reshape(1, 50, 1, 28, 28), True), y[s][None])
+        net.backward(g)
+        ours.step(net.theta, net.grad, ours.lr)
+    return torch.cat([p.detach().reshape(-1) for p in params]), net.theta[0]
+
+
+@pytest.mark.parametrize("spec,factory", [
+    (Adam(lr=1e-2, weight_decay=1e-3), lambda p: torch.optim.Adam(p, lr=1e-2, weight_decay=1e-3)),
+    (SGD(lr=0.1, momentum=0.9, weight_decay=1e-4), lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=1e-4)),
+    (SGD(lr=0.1, momentum=0.9, nesterov=True), lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True)),
+    (SGD(lr=0.05), lambda p: torch.optim.SGD(p, lr=0.05)),
+])
+def test_optimisers_match_torch_optim(spec, factory, mnist):
+    ref, ours = _torch_reference(spec, 0, 5, factory, mnist)
+    torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-6)
+
+
+def test_per_member_learning_rates():
+    theta = torch.ones(3, 4)
+    opt = Optimizer(SGD(lr=1.0), theta, [0.1, 0.2, 0.0], [0, 0, 0])
+    opt.step(theta, torch.ones(3, 4), opt.lr)
+    assert theta[:, 0].tolist() == pytest.approx([0.9, 0.8, 1.0])
+
+
+def test_schedules():
+    total, per = 100, 10
+    assert lr_factor(Schedule(), 50, per, total) == 1.0
+    assert lr_factor(Schedule(name="step", step_epochs=3, gamma=0.5), 35, per, total) == 0.5
+    cos = [lr_factor(Schedule(name="cosine"), s, per, total) for s in range(total)]
+    assert cos[0] == 1.0 and cos[-1] == pytest.approx(0.0) and all(a >= b for a, b in zip(cos, cos[1:]))
+    one = [lr_factor(Schedule(name="onecycle"), s, per, total) for s in range(total)]
+    peak = max(range(total), key=lambda s: one[s])
+    assert one[0] == pytest.approx(1 / 25) and 25 <= peak <= 35 and one[-1] < 1e-5
+
+
+def test_early_stopping_patience():
+    s = Stopper(EarlyStopping(monitor="test_acc", patience=2))
+    stops = [s.update({"test_acc": a, "train_acc": 1.0}) for a in (0.5, 0.6, 0.6, 0.59)]
+    assert stops == [False, False, False, True]
+
+
+def test_early_stopping_cross_sampling_rule():
+    rule = EarlyStopping(monitor="val_acc", patience=2, overfit_ratio=0.995)
+    s = Stopper(rule)
+    # no improvement for 2 epochs, but train acc * 0.995 is not above val acc: keep going
+    seq = [(0.90, 0.90), (0.90, 0.89), (0.90, 0.90), (0.90, 0.999)]
+    assert [s.update({"val_acc": v, "train_acc": t}) for v, t in seq] == [False, False, False, True]
+
+
+def test_early_stopping_in_the_loop_freezes_member(mnist):
+    recipe = Recipe(model=MLP(hidden=[16]), epochs=6, val_size=500,
+                    early_stopping=EarlyStopping(monitor="val_loss", patience=1, min_delta=10.0), **SMALL)
+    results = train_pack(mnist, recipe, [Member(0), Member(1)])
+    assert [r.status for r in results] == ["stopped-early", "stopped-early"]
+    assert all(len(r.epochs) == 2 for r in results)
+    assert results[0].epochs[0]["val_acc"] is not None
+
+
+def test_pack_members_may_have_other_treatments_and_rates(mnist):
+    recipe = Recipe(model=MLP(hidden=[32]), epochs=1, **SMALL)
+    members = [Member(0), Member(0, [parse_treatment({"name": "invert"})], lr=3e-3)]
+    a, b = train_pack(mnist, recipe, members)
+    alone = train_pack(mnist, recipe, [copy.deepcopy(members[1])])[0]
+    assert b.epochs[-1]["test_loss"] == alone.epochs[-1]["test_loss"]
+    assert a.epochs[-1]["test_loss"] != b.epochs[-1]["test_loss"]
