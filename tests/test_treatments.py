@@ -1,0 +1,207 @@
+"""Treatments: properties (hypothesis where it fits), determinism, validation errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from petri.errors import SpecError
+from petri.rng import derive_seed
+from petri.treatments import TREATMENTS, Pipeline, parse_treatment
+from petri.treatments.augment import Crop
+
+SHAPE = (1, 28, 28)
+
+
+def unit(x):
+    """The pipeline's scaling of uint8 pixels to [0, 1]."""
+    return x * (1.0 / 255)
+
+
+def pipe_for(ts, seeds, y=None, x=None):
+    y = torch.randint(0, 10, (600,)) if y is None else y
+    x = torch.randint(0, 256, (600, *SHAPE), dtype=torch.uint8) if x is None else x
+    return Pipeline(ts, seeds, SHAPE, 10, x, y, "cpu")
+
+
+def apply(spec, x_u8, seed=0, split="train", epoch=1, idx=None):
+    """Apply one treatment to uint8 images [B, C, H, W] for one member; returns float [B, C, H, W]."""
+    t = parse_treatment(spec)
+    p = pipe_for([[t]], [seed], x=x_u8)
+    idx = torch.arange(len(x_u8)) if idx is None else idx
+    return p.images(x_u8[None], idx[None], split, epoch)[0]
+
+
+images = st.integers(0, 2**31 - 1).map(
+    lambda s: torch.randint(0, 256, (4, *SHAPE), dtype=torch.uint8, generator=torch.Generator().manual_seed(s)))
+
+
+@settings(max_examples=20, deadline=None)
+@given(images)
+def test_invert_twice_is_identity(x):
+    p = pipe_for([[parse_treatment({"name": "invert"}), parse_treatment({"name": "invert"})]], [0])
+    out = p.images(x[None], torch.arange(4)[None], "train", 1)[0]
+    torch.testing.assert_close(out, unit(x), atol=1e-6, rtol=0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(images, st.integers(1, 28), st.data())
+def test_window_keep_and_drop(x, k, data):
+    r = data.draw(st.integers(0, 28 - k))
+    c = data.draw(st.integers(0, 28 - k))
+    keep = apply({"name": "window_keep", "size": k, "row": r, "col": c}, x)
+    drop = apply({"name": "window_drop", "size": k, "row": r, "col": c}, x)
+    inside = torch.zeros(28, 28, dtype=torch.bool)
+    inside[r:r + k, c:c + k] = True
+    xf = unit(x)
+    assert (keep[..., ~inside] == 0).all() and torch.equal(keep[..., inside], xf[..., inside])
+    assert (drop[..., inside] == 0).all() and torch.equal(drop[..., ~inside], xf[..., ~inside])
+
+
+def test_window_beyond_image_is_an_error():
+    t = parse_treatment({"name": "window_keep", "size": 9, "row": 20, "col": 0})
+    with pytest.raises(ValueError, match=r"beyond the 28×28 image; allowed: row \+ size <= 28"):
+        t.check(SHAPE)
+
+
+def test_sparsify_and_standardize():
+    x = torch.randint(0, 256, (50, *SHAPE), dtype=torch.uint8)
+    out = apply({"name": "sparsify", "threshold": 0.5}, x)
+    torch.testing.assert_close(out, (unit(x) - 0.5).clamp(0, 1))
+    p = pipe_for([[parse_treatment({"name": "standardize"})]], [0], x=x)
+    z = p.images(x[None], torch.arange(50)[None], "test", 0)[0]
+    assert abs(z.mean().item()) < 1e-4 and abs(z.std().item() - 1) < 1e-3
+    fixed = apply({"name": "standardize", "mean": 0.5, "std": 0.25}, x)
+    torch.testing.assert_close(fixed, (unit(x) - 0.5) / 0.25)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.1, 0.5, 1.0])
+def test_label_noise_rate_and_test_untouched(p):
+    n, C = 20000, 10
+    y = torch.randint(0, C, (n,))
+    t = parse_treatment({"name": "label_noise", "p": p})
+    pipe = pipe_for([[t]], [3], y=y)
+    idx = torch.arange(n)[None]
+    noisy = pipe.labels(y[idx], idx)[0]
+    rate = (noisy != y).float().mean().item()
+    expect = p * (C - 1) / C
+    sd = (expect * (1 - expect) / n) ** 0.5
+    assert abs(rate - expect) <= 5 * sd + 1e-9
+    assert not t.acts_on("test") and pipe.groups["test"] == []
+
+
+def test_label_noise_only_on_train():
+    with pytest.raises(SpecError, match="split 'test' not allowed"):
+        parse_treatment({"name": "label_noise", "p": 0.1, "splits": ["train", "test"]})
+
+
+def test_permute_pixels_bijection_same_for_train_test_and_members():
+    x = torch.arange(28 * 28).reshape(1, 1, 28, 28).remainder(256).to(torch.uint8).repeat(2, 1, 1, 1)
+    t = parse_treatment({"name": "permute_pixels"})
+    pipe = pipe_for([[t], [t], [t]], [5, 5, 6])
+    seq = torch.arange(784).reshape(1, 1, 1, 28, 28).float().expand(3, 2, 1, 28, 28)
+    st_ = pipe.groups["train"][0].states[0]["perm"]
+    assert sorted(st_[0].tolist()) == list(range(784))  # a bijection
+    assert torch.equal(st_[0], st_[1]) and not torch.equal(st_[0], st_[2])
+    train = pipe.images(x[None].expand(3, -1, -1, -1, -1), torch.arange(2)[None].expand(3, -1), "train", 1)
+    test = pipe.images(x, torch.arange(2), "test", 0)
+    assert torch.equal(train, test)
+    assert seq.shape[0] == 3
+
+
+def test_shuffle_pixels_keeps_multiset_and_differs_per_image():
+    x = torch.randint(0, 256, (6, *SHAPE), dtype=torch.uint8)
+    out = apply({"name": "shuffle_pixels"}, x)
+    for i in range(6):
+        assert torch.equal(out[i].flatten().sort().values, (unit(x[i])).flatten().sort().values)
+    same = x[:1].expand(6, -1, -1, -1).contiguous()
+    o2 = apply({"name": "shuffle_pixels"}, same)
+    assert not torch.equal(o2[0], o2[1])
+    again = apply({"name": "shuffle_pixels"}, same, epoch=5)  # static: same every epoch
+    assert torch.equal(o2, again)
+    assert torch.equal(apply({"name": "shuffle_pixels"}, x, split="test"), unit(x))
+
+
+def test_gaussian_images_match_mean_and_std():
+    x = torch.randint(0, 256, (8, *SHAPE), dtype=torch.uint8)
+    out = apply({"name": "gaussian_images"}, x)
+    xf = unit(x)
+    for i in range(8):
+        assert abs(out[i].mean() - xf[i].mean()) < 4 * xf[i].std() / 28 + 1e-3
+        assert abs(out[i].std() / xf[i].std() - 1) < 0.15
+    assert not torch.equal(out, xf)
+
+
+def test_crop_shifts_within_pad_and_vary_by_epoch():
+    keys = torch.tensor([derive_seed(0, "x")])
+    idx = torch.arange(2000)[None]
+    dy1, dx1 = Crop.shifts(keys, idx, 1, 4)
+    dy2, _ = Crop.shifts(keys, idx, 2, 4)
+    for d in (dy1, dx1):
+        assert d.min() == -4 and d.max() == 4
+    assert (dy1 != dy2).float().mean() > 0.5
+    # a crop is the padded image shifted: with zero padding, the centre moves by (dy, dx)
+    x = torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
+    x[0, 0, 14, 14] = 255
+    out = apply({"name": "crop", "pad": 4, "mode": "constant"}, x, seed=0, epoch=3)
+    pos = (out[0, 0] == 1).nonzero()
+    assert len(pos) <= 1 and (len(pos) == 0 or (abs(pos[0] - 14) <= 4).all())
+
+
+def test_flip_flips_about_half():
+    x = torch.randint(0, 256, (2000, *SHAPE), dtype=torch.uint8)
+    out = apply({"name": "flip"}, x)
+    xf = unit(x)
+    flipped = (out == xf.flip(-1)).flatten(1).all(1)
+    same = (out == xf).flatten(1).all(1)
+    assert (flipped | same).all()
+    assert 0.45 < flipped.float().mean() < 0.55
+    assert not torch.equal(out, apply({"name": "flip"}, x, epoch=2))
+
+
+@pytest.mark.parametrize("spec", [
+    {"name": "invert"}, {"name": "sparsify", "threshold": 0.3}, {"name": "standardize"},
+    {"name": "window_keep", "size": 9, "row": 3, "col": 4}, {"name": "window_drop", "size": 5, "row": 0, "col": 0},
+    {"name": "permute_pixels"}, {"name": "shuffle_pixels"}, {"name": "gaussian_images"},
+    {"name": "crop", "pad": 2}, {"name": "flip", "p": 0.5},
+])
+def test_every_image_treatment_is_deterministic_in_its_seed(spec):
+    x = torch.randint(0, 256, (16, *SHAPE), dtype=torch.uint8)
+    a, b, c = apply(spec, x, seed=1), apply(spec, x, seed=1), apply(spec, x, seed=2)
+    assert torch.equal(a, b)
+    if spec["name"] in ("permute_pixels", "shuffle_pixels", "gaussian_images", "crop", "flip"):
+        assert not torch.equal(a, c)
+
+
+def test_registry_complete():
+    assert set(TREATMENTS) == {"invert", "sparsify", "standardize", "window_keep", "window_drop", "label_noise",
+                               "permute_pixels", "shuffle_pixels", "gaussian_images", "crop", "flip"}
+
+
+@pytest.mark.parametrize("spec,msg", [
+    ({"name": "label_noise", "p": 1.5}, r"treatment 'label_noise', parameter 'p': Input should be less than or equal to 1"),
+    ({"name": "window_keep", "size": 0, "row": 0, "col": 0}, r"treatment 'window_keep', parameter 'size': Input should be greater than 0"),
+    ({"name": "invertt"}, r"unknown treatment 'invertt'; known treatments: invert, sparsify"),
+    ({"name": "sparsify", "threshold": 1.0}, r"parameter 'threshold': Input should be less than 1"),
+    ({"name": "invert", "strength": 2}, r"parameter 'strength': Extra inputs are not permitted"),
+])
+def test_parameter_errors_are_one_line(spec, msg):
+    with pytest.raises(SpecError, match=msg) as e:
+        parse_treatment(spec)
+    assert "\n" not in str(e.value)
+
+
+def test_mixed_pack_groups_and_split_override():
+    x = torch.randint(0, 256, (4, *SHAPE), dtype=torch.uint8)
+    win_test_only = parse_treatment({"name": "window_keep", "size": 9, "row": 0, "col": 0, "splits": ["test"]})
+    inv = parse_treatment({"name": "invert"})
+    pipe = pipe_for([[], [inv], [win_test_only], [inv]], [0, 0, 0, 1])
+    idx = torch.arange(4)
+    train = pipe.images(x[None].expand(4, -1, -1, -1, -1), idx[None].expand(4, -1), "train", 1)
+    xf = unit(x)
+    assert torch.equal(train[0], xf) and torch.equal(train[2], xf)
+    torch.testing.assert_close(train[1], 1 - xf)
+    test = pipe.images(x, idx, "test", 0)
+    assert (test[2][..., 9:, :] == 0).all() and torch.equal(test[0], xf)
