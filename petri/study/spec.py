@@ -196,7 +196,7 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
     if not isinstance(variants, dict) or not variants:
         raise SpecError(f"{where}: variants: none defined; add at least [variants.<name>]")
     baseline = raw.get("baseline", next(iter(variants)))
-    if baseline not in variants:
+    if not isinstance(baseline, str) or baseline not in variants:
         raise SpecError(f"{where}: baseline: {baseline!r} is not a variant; variants: {', '.join(variants)}")
 
     cells: list[Cell] = []

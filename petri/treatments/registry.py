@@ -24,7 +24,7 @@ _adapter = TypeAdapter(TreatmentSpec)
 def parse_treatment(data: dict, where: str = "treatment"):
     """Validate one treatment dict; errors name the treatment, the parameter and what is allowed."""
     name = data.get("name") if isinstance(data, dict) else None
-    if name not in TREATMENTS:
+    if not isinstance(name, str) or name not in TREATMENTS:
         raise SpecError(f"{where}: unknown treatment {name!r}; known treatments: {', '.join(TREATMENTS)}")
     try:
         return _adapter.validate_python(data)

@@ -1,0 +1,176 @@
+"""Study files: parsing, sweeps, identity, and every kind of bad input."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from petri.errors import PetriError, SpecError
+from petri.study.packing import make_packs
+from petri.study.spec import load_study, parse_study
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BASE = """
+name = "t"
+data = "mnist"
+seeds = 2
+baseline = "original"
+
+[recipe]
+model = { name = "mlp", hidden = [16] }
+optimizer = { name = "adam", lr = 1e-3 }
+batch_size = 100
+epochs = 1
+train_size = 1000
+test_size = 500
+
+[variants.original]
+"""
+
+
+def test_shipped_inverted_mnist_study():
+    s = load_study(ROOT / "studies" / "inverted-mnist.toml")
+    assert s.name == "inverted-mnist" and s.seeds == [0, 1, 2, 3, 4] and s.baseline == "original"
+    assert len(s.cells) == 20
+    bn = [c for c in s.cells if c.variant == "inverted-bn"][0]
+    assert bn.recipe.model.input_bn and bn.recipe.model.hidden == [64]
+    assert [t.name for t in bn.treatments] == ["invert"]
+    assert len({c.hash for c in s.cells}) == 20
+
+
+def test_window_grid_sweep_is_400_cells_per_seed():
+    text = BASE + """
+[variants.grid]
+treatments = [{ name = "window_keep", size = 9, row = { range = [0, 20] }, col = { range = [0, 20] } }]
+"""
+    s = parse_study(text)
+    grid = [c for c in s.cells if c.variant == "grid"]
+    assert len(grid) == 400 * 2
+    assert {dict(c.point)["row"] for c in grid} == set(range(20))
+    assert grid[1].point_label == "row=0, col=0" and grid[2].point_label == "row=0, col=1"
+
+
+def test_values_and_float_range_axes_multiply():
+    text = BASE + """
+[variants.lr]
+recipe = { optimizer = { name = "adam", lr = { values = [1e-3, 1e-2] } } }
+treatments = [{ name = "label_noise", p = { range = [0.0, 1.0, 0.25] } }]
+"""
+    s = parse_study(text)
+    cells = [c for c in s.cells if c.variant == "lr"]
+    assert len(cells) == 2 * 4 * 2
+    assert sorted({dict(c.point)["p"] for c in cells}) == [0.0, 0.25, 0.5, 0.75]
+    # lr differs within a pack; everything else is shared
+    assert len(make_packs(cells, max_members=64)) == 1
+
+
+def test_hash_identity():
+    a = parse_study(BASE).cells
+    b = parse_study(BASE.replace("seeds = 2", "seeds = [1, 0, 5]")).cells
+    assert {c.hash for c in a} < {c.hash for c in b}
+    c = parse_study(BASE.replace("epochs = 1", "epochs = 2")).cells
+    assert not ({x.hash for x in a} & {x.hash for x in c})
+    d = parse_study(BASE.replace('name = "t"', 'name = "other"')).cells
+    assert [x.hash for x in a] == [x.hash for x in d]  # the study name is not part of a cell
+
+
+def test_model_override_with_other_family_replaces():
+    text = BASE + """
+[variants.cnn]
+recipe = { model = { name = "mnist_cnn" }, batch_size = 50 }
+"""
+    cnn = [c for c in parse_study(text).cells if c.variant == "cnn"][0]
+    assert cnn.recipe.model.name == "mnist_cnn" and cnn.recipe.batch_size == 50
+
+
+BAD = [
+    (BASE.replace("[recipe]", "[recipe"), r"malformed TOML: .*line \d+, column \d+"),
+    (BASE.replace('data = "mnist"', 'data = "mnits"'), r"data: unknown data set 'mnits'; known data sets: mnist, fashion-mnist, cifar-10"),
+    (BASE.replace('name = "mlp"', 'name = "mpl"'), r"recipe.model.name: unknown model 'mpl'; known models: mlp, mnist_cnn, vgg"),
+    (BASE.replace('name = "adam"', 'name = "adamw"'), r"optimizer.name: unknown optimiser 'adamw'; known optimisers: adam, sgd"),
+    (BASE + '[variants.x]\ntreatments = [{ name = "blur" }]\n', r"variants.x.treatments\[0\]: unknown treatment 'blur'; known treatments: invert"),
+    (BASE.replace("epochs = 1", 'epochs = "four"'), r"recipe.epochs: Input should be a valid integer"),
+    (BASE.replace("epochs = 1", "epochs = 0"), r"recipe.epochs: Input should be greater than 0"),
+    (BASE + '[variants.x]\ntreatments = [{ name = "label_noise", p = 1.5 }]\n', r"treatment 'label_noise', parameter 'p': Input should be less than or equal to 1"),
+    (BASE + '[variants.x]\ntreatments = [{ name = "window_keep", size = 9, row = 25, col = 0 }]\n', r"treatments\[0\] \(window_keep\): window size=9 at row=25.*allowed: row \+ size <= 28"),
+    (BASE.replace("batch_size = 100", "batch_size = 5000"), r"batch_size: 5000 exceeds the 1000 training images; allowed: 1..1000"),
+    (BASE.replace('baseline = "original"', 'baseline = "orig"'), r"baseline: 'orig' is not a variant; variants: original"),
+    (BASE + '[variants.x]\ntreatments = [{ name = "invert" }]\nrecipe = { epochs = { values = [] } }\n', r"values must be a non-empty list"),
+    (BASE + '[variants.x]\nrecipe = { epochs = { range = [5, 5] } }\n', r"range \[5, 5\] is empty"),
+    (BASE.replace("seeds = 2", "seeds = 0"), r"seeds: must be a count >= 1"),
+    (BASE + "colour = 3\n", r"unknown field 'colour'"),
+    (BASE.replace("[variants.original]", ""), r"variants: none defined"),
+    (BASE.replace('model = { name = "mlp", hidden = [16] }', 'model = { name = "mlp", hidden = [16], depth = 3 }'),
+     r"recipe.model.mlp.depth: Extra inputs are not permitted"),
+]
+
+
+@pytest.mark.parametrize("text,msg", BAD)
+def test_bad_study_files(text, msg, tmp_path):
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    with pytest.raises(SpecError, match=msg) as e:
+        load_study(f)
+    assert "\n" not in str(e.value)
+    assert "bad.toml" in str(e.value)
+
+
+_values = st.one_of(st.integers(-5, 100000), st.floats(allow_nan=True), st.text(max_size=8), st.booleans(),
+                    st.lists(st.integers(-3, 30), max_size=3), st.just({"range": [3, 1]}), st.just({"values": []}))
+_fields = st.sampled_from([
+    ("recipe", "epochs"), ("recipe", "batch_size"), ("recipe", "train_size"), ("recipe", "model"),
+    ("recipe", "optimizer"), ("recipe", "device"), ("", "seeds"), ("", "data"), ("", "baseline"),
+    ("treat", "p"), ("treat", "size"), ("treat", "row"), ("treat", "name"), ("treat", "splits"),
+])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(_fields, _values), min_size=1, max_size=3))
+def test_fuzz_bad_study_files_give_one_line_errors(edits):
+    """Whatever we break, the result is a valid study or a one-line SpecError — never a traceback."""
+    raw = tomllib.loads(BASE)
+    raw["variants"]["x"] = {"treatments": [{"name": "window_keep", "size": 9, "row": 0, "col": 0}]}
+    for (where, key), value in edits:
+        if where == "recipe":
+            raw["recipe"][key] = value
+        elif where == "treat":
+            raw["variants"]["x"]["treatments"][0][key] = value
+        else:
+            raw[key] = value
+    try:
+        parse_study(_dump(raw), "fuzz.toml")
+    except SpecError as e:
+        assert "\n" not in str(e) and str(e).startswith("fuzz.toml")
+    except PetriError as e:  # pragma: no cover - any other user-facing error would be a bug here
+        pytest.fail(f"unexpected {type(e).__name__}: {e}")
+
+
+def _dump(d) -> str:
+    """A tiny TOML writer for the fuzz test (inline tables everywhere)."""
+    import json
+    import math
+
+    def val(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, float):
+            return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf") if math.isinf(v) else repr(v)
+        if isinstance(v, (int,)):
+            return str(v)
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        return "{ " + ", ".join(f'"{k}" = {val(x)}' for k, x in v.items()) + " }"
+
+    top = [f'"{k}" = {val(v)}' for k, v in d.items() if k not in ("recipe", "variants")]
+    out = "\n".join(top) + "\n[recipe]\n" + "\n".join(f'"{k}" = {val(v)}' for k, v in d["recipe"].items())
+    for name, v in d["variants"].items():
+        out += f'\n[variants."{name}"]\n' + "\n".join(f'"{k}" = {val(x)}' for k, x in v.items())
+    return out + "\n"
