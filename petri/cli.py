@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from .errors import PetriError
 
@@ -32,7 +32,7 @@ def data_list(root: Optional[Path] = typer.Option(None, help="data root (default
     from .data import DATASETS, data_root, missing_files
 
     base = data_root(root)
-    table = Table("name", "image shape", "classes", "train/test", "present", "where")
+    table = Table(Column("name", no_wrap=True), "image shape", "classes", "train/test", "present", "where")
     for spec in DATASETS.values():
         missing = missing_files(spec, base)
         table.add_row(spec.name, "×".join(map(str, spec.shape)), str(len(spec.classes)),
@@ -184,7 +184,7 @@ def _print_summary(directory: Path) -> None:
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     console.print(f"{name}: {len(rows)} cells — " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
-    table = Table("variant", "point", "n", "test accuracy (mean ± 95 % CI)", "status")
+    table = Table(Column("variant", no_wrap=True), "point", "n", "test accuracy (mean ± 95 % CI)", "status")
     for s in variant_summary(rows):
         table.add_row(s["variant"], s["point"] or "—", str(s["n"]), fmt_acc(s["mean"], s["half_width"]),
                       ", ".join(f"{v} {k}" for k, v in s["status"].items()))

@@ -47,12 +47,8 @@ def run_facts(device: str, executor: str) -> dict:
             "device": device, "host": platform.node(), "executor": executor}
 
 
-class _Terminated(Exception):
-    pass
-
-
 def _on_sigterm(signum, frame):
-    raise _Terminated()
+    raise KeyboardInterrupt  # SIGTERM ends a run like Ctrl-C: finished work is kept, the rest marked failed
 
 
 def run_study(study: Study, out: str | Path, executor: str = "local", address: str | None = None,
@@ -118,9 +114,9 @@ def run_study(study: Study, out: str | Path, executor: str = "local", address: s
             else:
                 run_local(p.packs, study.data, on_start, on_epoch, on_done)
         status = "done"
-    except (KeyboardInterrupt, _Terminated):
+    except KeyboardInterrupt:
         console.print("interrupted: finished epochs and cells are kept; run the same command to resume")
-        raise KeyboardInterrupt from None
+        raise
     finally:
         ledger.interrupt_running()
         ledger.finish_run(run_id, status)

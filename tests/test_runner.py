@@ -1,0 +1,235 @@
+"""Running studies: ledger, resume, kill -9 and SIGTERM, Ray, CLI exit codes, show and export."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from petri.cli import app
+from petri.errors import StoreError
+from petri.study.ledger import Ledger
+from petri.study.runner import run_study
+from petri.study.spec import parse_study
+
+ROOT = Path(__file__).resolve().parent.parent
+STUDY = """
+name = "small"
+data = "mnist"
+seeds = 2
+baseline = "original"
+
+[recipe]
+model = { name = "mlp", hidden = [16] }
+optimizer = { name = "adam", lr = 1e-3 }
+batch_size = 100
+epochs = 2
+train_size = 1000
+test_size = 500
+
+[variants.original]
+
+[variants.inverted]
+treatments = [{ name = "invert" }]
+"""
+runner = CliRunner()
+
+
+def _write(tmp_path, text=STUDY, name="study.toml") -> Path:
+    f = tmp_path / name
+    f.write_text(text)
+    return f
+
+
+def _db(out: Path):
+    return sqlite3.connect(out / "petri.sqlite")
+
+
+def test_run_then_rerun_trains_nothing_then_new_seed_only(tmp_path):
+    out = tmp_path / "out"
+    counts = run_study(parse_study(STUDY), out)
+    assert counts["trained"] == 4 and counts["done"] == 4
+    db = _db(out)
+    assert db.execute("SELECT COUNT(*) FROM epochs").fetchone()[0] == 8
+    finished = dict(db.execute("SELECT hash, finished FROM cells"))
+    assert run_study(parse_study(STUDY), out)["trained"] == 0
+    more = parse_study(STUDY.replace("seeds = 2", "seeds = 3"))
+    assert run_study(more, out)["trained"] == 2
+    after = dict(db.execute("SELECT hash, finished FROM cells"))
+    assert all(after[h] == t for h, t in finished.items())  # old cells untouched
+    runs = db.execute("SELECT status, petri_version, torch_version, device, host, study_text FROM runs").fetchall()
+    assert [r[0] for r in runs] == ["done", "done"] and all(r[1] and r[2] and r[3] and r[5] for r in runs)
+    # a changed recipe makes new cells; the old ones stay queryable
+    assert run_study(parse_study(STUDY.replace("epochs = 2", "epochs = 1")), out)["trained"] == 4
+    assert db.execute("SELECT COUNT(*) FROM cells").fetchone()[0] == 10
+
+
+def test_other_study_name_is_refused(tmp_path):
+    out = tmp_path / "out"
+    run_study(parse_study(STUDY.replace("seeds = 2", "seeds = 1")), out)
+    with pytest.raises(StoreError, match="belongs to study 'small', not 'other'"):
+        run_study(parse_study(STUDY.replace('name = "small"', 'name = "other"')), out)
+
+
+def test_ledger_schema_and_metrics(tmp_path):
+    out = tmp_path / "out"
+    run_study(parse_study(STUDY.replace("seeds = 2", "seeds = 1")), out)
+    db = _db(out)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    row = db.execute("SELECT c.variant, c.status, c.seconds, e.epoch, e.train_loss, e.train_acc, e.test_loss, e.test_acc,"
+                     " e.images_per_s, e.seconds FROM cells c JOIN epochs e ON e.cell_hash = c.hash"
+                     " WHERE c.variant='original' AND e.epoch=2").fetchone()
+    assert row[1] == "done" and row[2] > 0 and 0 < row[5] <= 1 and 0.2 < row[7] <= 1 and row[8] > 0
+
+
+def _spawn(study: Path, out: Path) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "petri.cli", "run", str(study), "--out", str(out), "--no-report"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
+
+
+# the fast pack (2 cells, 1 epoch) trains first; the slow one would take far longer than the test
+SLOW = STUDY.replace("epochs = 2", "epochs = 500").replace("train_size = 1000", "train_size = 20000").replace(
+    "[variants.original]", "[variants.fast]\nrecipe = { epochs = 1, batch_size = 50 }\n\n[variants.original]")
+
+
+def _wait_for(out: Path, sql: str, at_least: int, proc, timeout=60):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        assert proc.poll() is None, proc.stdout.read().decode()
+        try:
+            n = sqlite3.connect(out / "petri.sqlite", timeout=5).execute(sql).fetchone()[0]
+            if n >= at_least:
+                return
+        except sqlite3.OperationalError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_kill_mid_run_keeps_ledger_and_resumes(tmp_path, sig):
+    study = _write(tmp_path, SLOW)
+    out = tmp_path / "out"
+    proc = _spawn(study, out)
+    _wait_for(out, "SELECT COUNT(*) FROM cells WHERE variant='fast' AND status='done'", 2, proc)
+    _wait_for(out, "SELECT COUNT(*) FROM epochs e JOIN cells c ON c.hash=e.cell_hash WHERE c.variant!='fast'", 4, proc)
+    proc.send_signal(sig)
+    code = proc.wait(60)
+    assert code != 0
+    db = sqlite3.connect(out / "petri.sqlite")
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    fast = dict(db.execute("SELECT hash, finished FROM cells WHERE variant='fast'"))
+    assert len(fast) == 2 and all(fast.values())
+    kept = db.execute("SELECT COUNT(*) FROM epochs e JOIN cells c ON c.hash=e.cell_hash WHERE c.variant!='fast'").fetchone()[0]
+    assert kept >= 4  # finished epochs survive the kill
+    if sig == signal.SIGTERM:
+        assert db.execute("SELECT status FROM runs").fetchone()[0] == "interrupted"
+        assert db.execute("SELECT COUNT(*) FROM cells WHERE status='failed'").fetchone()[0] == 4
+    db.close()
+    # resume: the fast cells are kept; the 4 interrupted cells are the only ones trained again
+    # (with a shorter epoch budget, i.e. new hashes, to keep the test quick)
+    counts = run_study(parse_study(SLOW.replace("epochs = 500", "epochs = 1")), out)
+    assert counts["trained"] == 4
+    db = sqlite3.connect(out / "petri.sqlite")
+    assert dict(db.execute("SELECT hash, finished FROM cells WHERE variant='fast'")) == fast
+
+
+def test_resume_retrains_only_unfinished(tmp_path):
+    out = tmp_path / "out"
+    s = parse_study(STUDY)
+    run_study(s, out)
+    db = _db(out)
+    victim = s.cells[1].hash
+    db.execute("UPDATE cells SET status='running' WHERE hash=?", (victim,))  # as after kill -9
+    db.commit()
+    assert run_study(s, out)["trained"] == 1
+    assert db.execute("SELECT status FROM cells WHERE hash=?", (victim,)).fetchone()[0] == "done"
+
+
+def test_ray_executor_matches_local(tmp_path):
+    pytest.importorskip("ray")
+    s = parse_study(STUDY.replace("seeds = 2", "seeds = 1"))
+    run_study(s, tmp_path / "local")
+    run_study(s, tmp_path / "ray", executor="ray")
+    q = "SELECT c.hash, e.epoch, e.test_loss FROM cells c JOIN epochs e ON e.cell_hash=c.hash ORDER BY 1, 2"
+    local = _db(tmp_path / "local").execute(q).fetchall()
+    ray_rows = _db(tmp_path / "ray").execute(q).fetchall()
+    assert local == ray_rows and len(local) == 4
+    assert _db(tmp_path / "ray").execute("SELECT executor FROM runs").fetchone()[0] == "ray"
+
+
+def test_cli_run_show_export(tmp_path):
+    study = _write(tmp_path, STUDY.replace("seeds = 2", "seeds = 1"))
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["run", str(study), "--out", str(out), "--dry-run"])
+    assert r.exit_code == 0 and "2 cells" in r.output and "pack 1: K=2" in r.output
+    assert not (out / "petri.sqlite").exists()
+    r = runner.invoke(app, ["run", str(study), "--out", str(out), "--no-report"])
+    assert r.exit_code == 0, r.output
+    assert "original" in r.output and "±" not in r.output.split("original")[1].split("\n")[0]  # n = 1: no interval
+    r = runner.invoke(app, ["show", str(out)])
+    assert r.exit_code == 0 and "2 done" in r.output
+    for fmt in ("csv", "json", "parquet"):
+        r = runner.invoke(app, ["export", str(out), "--format", fmt])
+        assert r.exit_code == 0, r.output
+        assert (out / "export" / f"cells.{fmt}").stat().st_size > 0 and (out / "export" / f"epochs.{fmt}").exists()
+    lines = (out / "export" / "epochs.csv").read_text().splitlines()
+    assert lines[0].startswith("cell_hash,epoch,train_loss") and len(lines) == 1 + 4
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["run", "{study}", "--executor", "slurm"], "--executor: 'slurm' is not an executor; allowed: local, ray"),
+    (["run", "{bad}", "--out", "{out}"], "bad.toml: variants.x.treatments[0]: unknown treatment 'blurr'"),
+    (["run", "{study}", "--out", "{out}", "--data", "svhn"], "data: unknown data set 'svhn'"),
+    (["show", "{tmp}/nowhere"], "no ledger here"),
+    (["export", "{out}", "--format", "xlsx"], "--format: 'xlsx' is not supported; allowed: csv, parquet, json"),
+    (["data", "verify", "mnits"], "unknown data set 'mnits'; known data sets: mnist, fashion-mnist, cifar-10"),
+])
+def test_cli_bad_input_one_line_exit_nonzero_ledger_untouched(tmp_path, args, msg):
+    study = _write(tmp_path, STUDY.replace("seeds = 2", "seeds = 1"))
+    bad = _write(tmp_path, STUDY + '[variants.x]\ntreatments = [{ name = "blurr" }]\n', "bad.toml")
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["run", str(study), "--out", str(out), "--no-report"]).exit_code == 0
+    before = _db(out).execute("SELECT hash, status, finished FROM cells ORDER BY hash").fetchall()
+    argv = [a.format(study=study, bad=bad, out=out, tmp=tmp_path) for a in args]
+    r = runner.invoke(app, argv)
+    assert r.exit_code != 0
+    err = r.stderr.strip()
+    assert msg in err and "\n" not in err and "Traceback" not in err, err
+    assert _db(out).execute("SELECT hash, status, finished FROM cells ORDER BY hash").fetchall() == before
+
+
+def test_cli_spec_error_exit_code_2(tmp_path):
+    bad = _write(tmp_path, STUDY.replace("epochs = 2", "epochs = 0"))
+    r = runner.invoke(app, ["run", str(bad), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "recipe.epochs: Input should be greater than 0" in r.stderr
+    assert not (tmp_path / "o" / "petri.sqlite").exists()
+
+
+def test_broken_ledger_is_one_line_error(tmp_path):
+    (tmp_path / "petri.sqlite").write_bytes(b"this is not sqlite at all" * 100)
+    r = runner.invoke(app, ["show", str(tmp_path)])
+    assert r.exit_code == 2 and "not a petri ledger" in r.stderr and "\n" not in r.stderr.strip()
+
+
+def test_cli_data_commands(shared_data):
+    r = runner.invoke(app, ["data", "verify", "mnist"])
+    assert r.exit_code == 0 and "checksums match" in r.output and "5923, 6742" in r.output
+    r = runner.invoke(app, ["data", "list"])
+    assert r.exit_code == 0 and "fashion-mnist" in r.output and "cifar-10" in r.output
+
+
+def test_cli_train_prints_epoch_log():
+    r = runner.invoke(app, ["train", "--epochs", "1", "--train-size", "1000", "--model", '{"name": "mlp", "hidden": [16]}'])
+    assert r.exit_code == 0, r.output
+    assert "train/loss" in r.output and "status: done" in r.output
+    r = runner.invoke(app, ["train", "--model", "{oops"])
+    assert r.exit_code == 2 and "--model: not valid JSON" in r.stderr
