@@ -1,7 +1,7 @@
 """A population network: layers plus one member-major parameter buffer.
 
-``theta [K, P]`` holds every member's parameters (row k = member k),
-``grad [K, P]`` their gradients. Member k's initial weights come from a
+``theta [K, P']`` holds every member's parameters (row k = member k; P' is P
+rounded up to a multiple of 256), ``grad [K, P']`` their gradients. Member k's initial weights come from a
 generator seeded by ``derive_seed(seed_k, "init")`` alone, so a member gets the
 same weights whether it trains alone or as one of 64, and all cells with the
 same seed start from the same weights (common random numbers).
@@ -15,6 +15,8 @@ import torch
 
 from ..rng import derive_seed
 from .layers import BatchNorm, Dropout, Layer, ParamDecl
+
+ROW_ALIGN = 256  # floats
 
 
 def _init_param(d: ParamDecl, scheme: str, g: torch.Generator) -> torch.Tensor:
@@ -37,9 +39,13 @@ class Network:
         self.layers, self.in_shape, self.seeds = layers, tuple(in_shape), list(seeds)
         self.K, self.device = len(seeds), torch.device(device)
         decls = [(layer, d) for layer in layers for d in layer.params()]
-        self.P = sum(math.prod(d.shape) for _, d in decls)
-        self.theta = torch.empty(self.K, self.P, device=self.device)
-        self.grad = torch.zeros(self.K, self.P, device=self.device)
+        self.P = sum(math.prod(d.shape) for _, d in decls)  # parameters per member
+        # Rows are padded to a multiple of ROW_ALIGN floats (zeros that stay zero): elementwise kernels then
+        # never split a member's row into vector body + scalar tail differently for different K, which
+        # keeps a member's numbers bitwise identical alone or packed.
+        width = -(-self.P // ROW_ALIGN) * ROW_ALIGN
+        self.theta = torch.zeros(self.K, width, device=self.device)
+        self.grad = torch.zeros(self.K, width, device=self.device)
         self._bind(decls)
         self._init(decls, init)
         first = next((i for i, layer in enumerate(layers) if layer.params()), len(layers))
@@ -66,7 +72,7 @@ class Network:
         for k, seed in enumerate(self.seeds):
             g = torch.Generator().manual_seed(derive_seed(seed, "init"))
             row = torch.cat([_init_param(d, scheme, g).reshape(-1) for _, d in decls]) if decls else torch.empty(0)
-            self.theta[k].copy_(row)
+            self.theta[k, :self.P].copy_(row)
 
     def forward(self, x: torch.Tensor, train: bool) -> torch.Tensor:
         """x [K, B, C, H, W] float -> logits [K, B, classes]."""

@@ -65,8 +65,14 @@ class Treatment(BaseModel):
         """Per-member state (stacked over a group by the pipeline); small unless per image."""
         return {}
 
+    def affine(self, st: dict[str, torch.Tensor]) -> tuple[torch.Tensor | float, torch.Tensor | float] | None:
+        """(scale, shift) if this treatment is x -> scale * x + shift per pixel (broadcast to [C, H, W]).
+        The pipeline folds a leading run of such treatments into the uint8 conversion."""
+        return None
+
     def apply(self, x: torch.Tensor, idx: torch.Tensor, st: dict[str, torch.Tensor],
               keys: torch.Tensor, epoch: int) -> torch.Tensor:
+        """x [G, B, C, H, W] (owned by the pipeline: may be changed in place) -> treated images."""
         return x
 
     def apply_labels(self, y: torch.Tensor, idx: torch.Tensor, st: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -15,6 +15,9 @@ class Invert(Treatment):
 
     name: Literal["invert"] = "invert"
 
+    def affine(self, st):
+        return -1.0, 1.0
+
     def apply(self, x, idx, st, keys, epoch):
         return torch.rsub(x, 1.0)
 
@@ -29,7 +32,7 @@ class Sparsify(Treatment):
         return {"t": torch.tensor(self.threshold, device=ctx.device)}
 
     def apply(self, x, idx, st, keys, epoch):
-        return (x - member_axes(st["t"], x.dim())).clamp_(0.0, 1.0)
+        return x.sub_(member_axes(st["t"], x.dim())).clamp_(0.0, 1.0)
 
 
 class Standardize(Treatment):
@@ -44,5 +47,8 @@ class Standardize(Treatment):
         std = ctx.sample.std() if self.std == "auto" else torch.tensor(float(self.std))
         return {"mean": mean.to(ctx.device), "inv_std": (1.0 / std.clamp_min(1e-12)).to(ctx.device)}
 
+    def affine(self, st):
+        return st["inv_std"], -st["mean"] * st["inv_std"]
+
     def apply(self, x, idx, st, keys, epoch):
-        return (x - member_axes(st["mean"], x.dim())).mul_(member_axes(st["inv_std"], x.dim()))
+        return x.sub_(member_axes(st["mean"], x.dim())).mul_(member_axes(st["inv_std"], x.dim()))

@@ -1,10 +1,17 @@
 """Applying each member's treatments to a pack's batches, batched over members.
 
-Members whose treatment lists have the same *structure* for a split (the same
-treatment types in the same order) form a group; their states are stacked
-along a leading axis and each treatment runs once per group on
-``[G, B, C, H, W]``. A pack of 400 window cells is one group: one multiply
-per batch with a [400, H, W] mask stack.
+Two mechanisms, both per split (train / test):
+
+1. **Folded affine prefix.** Leading treatments that are per-pixel affine maps
+   (invert, window_keep / window_drop, standardize) are composed, per member,
+   with the uint8 → [0, 1] conversion into one scale and shift ``[K, 1, C, H, W]``.
+   Converting a batch is then a single ``addcmul``: these treatments cost
+   nothing beyond the conversion every batch needs anyway.
+2. **Grouped tail.** The remaining image treatments run per *group*: members
+   whose tails have the same treatment types in the same order. Their states
+   are stacked and each treatment runs once on ``[G, B, C, H, W]``.
+
+Label treatments (label_noise) transform the labels of a whole epoch at once.
 """
 
 from __future__ import annotations
@@ -26,99 +33,122 @@ def treatment_key(seed: int, t: Treatment, occurrence: int) -> int:
 
 
 class _Group:
-    def __init__(self, members: list[int], steps: list[Treatment], keys: list[list[int]], states: list[list[dict]], device):
+    """Members sharing a sequence of treatment types; per-member states stacked on axis 0."""
+
+    def __init__(self, members: list[int], steps: list[list[Treatment]], keys: list[list[int]],
+                 states: list[list[dict]], K: int, device):
+        self.all = members == list(range(K))  # covers the whole pack in order: no gather needed
         self.members = torch.tensor(members, device=device)
-        self.all = None  # set by the pipeline when the group covers the whole pack in order
-        self.steps = steps  # the treatments of the first member (same types as the others')
-        self.member_steps = None
-        self.keys = [torch.tensor([k[i] for k in keys], dtype=torch.int64, device=device) for i in range(len(steps))]
-        self.states = [{n: torch.stack([s[i][n] for s in states]) for n in states[0][i]} for i in range(len(steps))]
+        self.steps = steps  # [member][step]
+        self.keys = [torch.tensor([k[i] for k in keys], dtype=torch.int64, device=device) for i in range(len(steps[0]))]
+        self.states = [{n: torch.stack([s[i][n] for s in states]) for n in states[0][i]}
+                       for i in range(len(steps[0]))]
+
+    def run(self, i: int, x, idx, epoch, labels: bool = False):
+        """Step i on x [G, B, ...]; members whose stateless parameters differ run separately."""
+        ts = [s[i] for s in self.steps]
+        fn = (lambda t, *a: t.apply_labels(*a[:2], a[2])) if labels else (lambda t, *a: t.apply(*a, epoch))
+        if all(t == ts[0] for t in ts) or type(ts[0]).state is not Treatment.state:
+            return fn(ts[0], x, idx, self.states[i], self.keys[i])
+        out = x.clone()
+        for t in {t.model_dump_json(): t for t in ts}.values():
+            sel = torch.tensor([j for j, s in enumerate(ts) if s == t], device=x.device)
+            out[sel] = fn(t, x[sel], idx[sel], {n: v[sel] for n, v in self.states[i].items()}, self.keys[i][sel])
+        return out
 
 
 class Pipeline:
-    """The treatments of K members for one data set (train labels, image shape)."""
+    """The treatments of K members for one data set."""
 
     def __init__(self, treatments: list[list[Treatment]], seeds: list[int], shape, n_classes: int,
                  train_x: torch.Tensor, train_y: torch.Tensor, device):
-        self.K, self.device = len(seeds), device
-        self.groups: dict[str, list[_Group]] = {}
-        sample = train_x[:SAMPLE].to(device).float().div_(255)
+        self.K, self.device, self.shape = len(seeds), device, tuple(shape)
+        sample = train_x[:SAMPLE].to(device) * (1.0 / 255)
+        self.scale: dict[str, torch.Tensor | float] = {}
+        self.shift: dict[str, torch.Tensor | None] = {}
+        self.image_groups: dict[str, list[_Group]] = {}
+        self.label_groups: list[_Group] = []
         for split in ("train", "test"):
-            by_structure: dict[tuple, list[int]] = {}
+            scale = torch.full((self.K, 1, *shape), 1.0 / 255, device=device)
+            shift = torch.zeros((self.K, 1, *shape), device=device)
+            tails: dict[tuple, list] = {}
+            labels: dict[tuple, list] = {}
             for k, ts in enumerate(treatments):
-                structure = tuple(type(t).__name__ for t in ts if t.acts_on(split))
-                by_structure.setdefault(structure, []).append(k)
-            groups = []
-            for structure, members in by_structure.items():
-                if not structure:
-                    continue
-                keys, states = [], []
-                for k in members:
-                    active = [t for t in treatments[k] if t.acts_on(split)]
-                    seen: Counter = Counter()
-                    mk, ms, x = [], [], sample
-                    for t in active:
-                        mk.append(treatment_key(seeds[k], t, seen[t.name]))
-                        seen[t.name] += 1
-                        ctx = Context(tuple(shape), n_classes, train_y, x, torch.device(device))
-                        ms.append(t.state(mk[-1], ctx))
-                        if not t.on_labels:
-                            x = t.apply(x[None], torch.arange(len(x), device=device)[None], _one(ms[-1]),
-                                        torch.tensor([mk[-1]], device=device), 0)[0]
-                    keys.append(mk)
-                    states.append(ms)
-                g = _Group(members, active, keys, states, device)
-                g.member_steps = [[t for t in treatments[k] if t.acts_on(split)] for k in members]
-                g.all = len(by_structure) == 1 and members == list(range(self.K))
-                groups.append(g)
-            self.groups[split] = groups
+                active = [t for t in ts if t.acts_on(split)]
+                keys, states = self._states(active, seeds[k], shape, n_classes, sample, train_y)
+                n = 0  # fold the leading affine image treatments into (scale, shift)
+                for t, s in zip(active, states):
+                    aff = None if t.on_labels else t.affine(s)
+                    if aff is None:
+                        break
+                    scale[k] *= aff[0]
+                    shift[k] = shift[k] * aff[0] + aff[1]
+                    n += 1
+                tail = [(t, key, s) for t, key, s in list(zip(active, keys, states))[n:] if not t.on_labels]
+                tails.setdefault(tuple(type(t).__name__ for t, _, _ in tail), []).append((k, tail))
+                lab = [(t, key, s) for t, key, s in zip(active, keys, states) if t.on_labels]
+                labels.setdefault(tuple(type(t).__name__ for t, _, _ in lab), []).append((k, lab))
+            folded = bool((scale != 1.0 / 255).any() or (shift != 0).any())
+            self.scale[split] = scale if folded else 1.0 / 255
+            self.shift[split] = shift if bool((shift != 0).any()) else None
+            self.image_groups[split] = [self._group(v) for s, v in tails.items() if s]
+            if split == "train":
+                self.label_groups = [self._group(v) for s, v in labels.items() if s]
+
+    def _states(self, active, seed, shape, n_classes, sample, train_y):
+        keys, states, seen, x = [], [], Counter(), sample
+        for t in active:
+            keys.append(treatment_key(seed, t, seen[t.name]))
+            seen[t.name] += 1
+            states.append(t.state(keys[-1], Context(tuple(shape), n_classes, train_y, x, torch.device(self.device))))
+            if not t.on_labels:  # data-dependent state sees the images as the preceding treatments left them
+                one = {n: v[None] for n, v in states[-1].items()}
+                x = t.apply(x[None].clone(), torch.arange(len(x), device=x.device)[None], one,
+                            torch.tensor([keys[-1]], device=x.device), 0)[0]
+        return keys, states
+
+    def _group(self, entries) -> _Group:
+        members = [k for k, _ in entries]
+        return _Group(members, [[t for t, _, _ in e] for _, e in entries], [[key for _, key, _ in e] for _, e in entries],
+                      [[s for _, _, s in e] for _, e in entries], self.K, self.device)
 
     def images(self, x: torch.Tensor, idx: torch.Tensor, split: str, epoch: int) -> torch.Tensor:
-        """uint8 [K, B, C, H, W] (or [B, ...] shared by all members) -> float [K, B, C, H, W] in petri's input scale."""
-        if x.dim() == 4:
-            x = x.unsqueeze(0).expand(self.K, *x.shape)
-            idx = idx.unsqueeze(0).expand(self.K, -1)
-        out = torch.mul(x, 1.0 / 255) if x.stride(0) != 0 else torch.mul(x[:1], 1.0 / 255).expand_as(x)
-        for g in self.groups[split]:
-            image_steps = [i for i, t in enumerate(g.steps) if not t.on_labels]
-            if not image_steps:
-                continue
-            part = out if g.all else out[g.members]
-            gidx = idx if g.all else idx[g.members]
-            for i in image_steps:
-                part = self._apply(g, i, part, gidx, epoch)
+        """uint8 [K, B, C, H, W] (or [B, C, H, W] shared by all members) -> float [K, B, C, H, W]."""
+        if x.dim() == len(self.shape) + 1:  # one batch for every member (evaluation)
+            x, idx = x.unsqueeze(0), idx.unsqueeze(0).expand(self.K, -1)
+        scale, shift = self.scale[split], self.shift[split]
+        if shift is not None:
+            out = torch.addcmul(shift, x, scale)  # [K, B, C, H, W]: conversion + folded treatments
+        else:
+            out = torch.mul(x, scale)
+        if out.shape[0] != self.K:
+            out = out.expand(self.K, *out.shape[1:])
+        for g in self.image_groups[split]:
+            if out.stride(0) == 0:
+                out = out.contiguous()
+            part, gidx = (out, idx) if g.all else (out[g.members], idx[g.members])
+            for i in range(len(g.steps[0])):
+                part = g.run(i, part, gidx, epoch)
             if g.all:
                 out = part
             else:
-                out = out.contiguous() if out.stride(0) == 0 else out
                 out[g.members] = part
         return out
 
-    @staticmethod
-    def _apply(g: _Group, i: int, x, idx, epoch):
-        # Parameters that differ between members (a window's row/col) live in the stacked state;
-        # parameters that shape the computation itself must agree, so split on them if they do not.
-        steps = [ms[i] for ms in g.member_steps]
-        if all(s == steps[0] for s in steps) or steps[0].state.__func__ is not Treatment.state:
-            return steps[0].apply(x, idx, g.states[i], g.keys[i], epoch)
-        out = torch.empty_like(x) if x.stride(0) != 0 else x.contiguous().clone()
-        for t in {s.model_dump_json(): s for s in steps}.values():
-            sel = torch.tensor([j for j, s in enumerate(steps) if s == t], device=x.device)
-            out[sel] = t.apply(x[sel], idx[sel], {n: v[sel] for n, v in g.states[i].items()}, g.keys[i][sel], epoch)
-        return out
-
     def labels(self, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """Training labels [K, B] after label treatments (others pass through)."""
-        for g in self.groups["train"]:
-            for i, t in enumerate(g.steps):
-                if t.on_labels:
-                    if g.all:
-                        y = t.apply_labels(y, idx, g.states[i])
-                    else:
-                        y = y.clone()
-                        y[g.members] = t.apply_labels(y[g.members], idx[g.members], g.states[i])
+        """Training labels [K, N] after label treatments (members without them pass through)."""
+        for g in self.label_groups:
+            part = g.run(0, y if g.all else y[g.members], idx if g.all else idx[g.members], 0, labels=True)
+            for i in range(1, len(g.steps[0])):
+                part = g.run(i, part, idx if g.all else idx[g.members], 0, labels=True)
+            if g.all:
+                y = part
+            else:
+                y = y.clone()
+                y[g.members] = part
         return y
 
-
-def _one(state: dict) -> dict:
-    return {n: v[None] for n, v in state.items()}
+    @property
+    def groups(self) -> dict[str, list[_Group]]:
+        """Tail groups per split (for inspection and tests)."""
+        return self.image_groups

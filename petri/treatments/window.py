@@ -34,6 +34,9 @@ class _Window(Treatment):
         inside[self.row:self.row + self.size, self.col:self.col + self.size] = 1.0
         return {"mask": inside if self.keep else 1.0 - inside}
 
+    def affine(self, st):
+        return st["mask"], 0.0
+
     def apply(self, x, idx, st, keys, epoch):  # x [G, B, C, H, W], mask [G, H, W]
         return x * st["mask"][:, None, None]
 
