@@ -103,7 +103,8 @@ def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
             loss, g_logits, correct = cross_entropy(logits, y)
             active &= loss <= recipe.diverge_loss  # exploded or NaN (NaN compares False): freeze it
             net.backward(g_logits)
-            net.grad.masked_fill_(~active[:, None], 0.0)
+            if device.type != "cpu" or not bool(active.all()):  # a sync is free on CPU, costly on GPU
+                net.grad.masked_fill_(~active[:, None], 0.0)
             torch.mul(opt.lr, active[:, None], out=lr)
             opt.step(net.theta, net.grad, lr, lr_factor(recipe.schedule, step, steps, steps * recipe.epochs))
             loss_sum += loss

@@ -24,6 +24,7 @@ class Optimizer:
         self.buf = torch.zeros_like(theta)  # scratch
         if isinstance(spec, Adam):
             self.m, self.v = torch.zeros_like(theta), torch.zeros_like(theta)
+            self.steps = torch.zeros((), device=theta.device)  # the fused kernel's step counter
         elif spec.momentum > 0:
             self.momentum = torch.zeros_like(theta)
 
@@ -34,12 +35,14 @@ class Optimizer:
         if self.decay:
             grad.addcmul_(theta, self.wd)
         if isinstance(s, Adam):
-            self.m.lerp_(grad, 1 - s.beta1)
-            self.v.mul_(s.beta2).addcmul_(grad, grad, value=1 - s.beta2)
-            bc1, bc2 = 1 - s.beta1 ** self.t, 1 - s.beta2 ** self.t
-            torch.sqrt(self.v, out=self.buf).div_(math.sqrt(bc2)).add_(s.eps)
-            torch.div(self.m, self.buf, out=self.buf)
-            theta.addcmul_(self.buf, lr, value=-factor / bc1)
+            # PyTorch's fused Adam kernel (one pass) computes the update u = m̂ / (√v̂ + ε) into a zeroed
+            # scratch buffer (rate 1), then each member's row moves by its own rate: buf holds -u.
+            self.buf.zero_()
+            self.steps.add_(1)
+            torch._fused_adam_([self.buf], [grad], [self.m], [self.v], [], [self.steps], lr=1.0,
+                               beta1=s.beta1, beta2=s.beta2, weight_decay=0.0, eps=s.eps,
+                               amsgrad=False, maximize=False)
+            theta.addcmul_(self.buf, lr, value=factor)
             return
         if s.momentum > 0:
             self.momentum.mul_(s.momentum).add_(grad)
