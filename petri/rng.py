@@ -56,8 +56,10 @@ def uniform(key: int | torch.Tensor, *counters: int | torch.Tensor) -> torch.Ten
 
 def normal(key: int | torch.Tensor, *counters: int | torch.Tensor) -> torch.Tensor:
     """Standard normal float32 numbers (Box-Muller over two hashed uniforms)."""
-    u1 = uniform(key, *counters, 1)
-    u2 = uniform(key, *counters, 2)
+    h1 = hash32(key, *counters)
+    h2 = _mix32(h1 ^ 0x5BD1E995)  # a second, independent draw from one more mixing round
+    u1 = h1.to(torch.float32) * (1.0 / 4294967296.0)
+    u2 = h2.to(torch.float32) * (1.0 / 4294967296.0)
     return torch.sqrt(-2.0 * torch.log1p(-u1)) * torch.cos(2.0 * torch.pi * u2)
 
 

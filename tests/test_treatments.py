@@ -205,3 +205,20 @@ def test_mixed_pack_groups_and_split_override():
     torch.testing.assert_close(train[1], 1 - xf)
     test = pipe.images(x, idx, "test", 0)
     assert (test[2][..., 9:, :] == 0).all() and torch.equal(test[0], xf)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "constant", "replicate"])
+def test_crop_equals_pad_then_slice(mode):
+    import torch.nn.functional as F
+
+    x = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
+    t = parse_treatment({"name": "crop", "pad": 3, "mode": mode})
+    pipe = Pipeline([[t]], [11], (3, 8, 8), 10, x, torch.zeros(64, dtype=torch.long), "cpu")
+    idx = torch.arange(64)
+    out = pipe.images(x[None], idx[None], "train", 2)[0]
+    key = pipe.groups["train"][0].keys[0]
+    dy, dx = Crop.shifts(key, idx[None], 2, 3)
+    padded = F.pad(unit(x), (3, 3, 3, 3), mode=mode)
+    for i in range(64):
+        r, c = 3 + int(dy[0, i]), 3 + int(dx[0, i])
+        assert torch.equal(out[i], padded[i, :, r:r + 8, c:c + 8])

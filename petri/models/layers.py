@@ -161,15 +161,34 @@ class Conv2d(Layer):
         w, K = self._weight()
         if train:
             self.x = x
-        return F.conv2d(x, w, self.p["bias"].reshape(-1), padding=self.padding, groups=K)
+        if x.is_cuda or K == 1:  # one grouped convolution
+            return F.conv2d(x, w, self.p["bias"].reshape(-1), padding=self.padding, groups=K)
+        # On CPU a grouped convolution is slower than K separate ones (and these are the
+        # very kernels a member would use alone): member k owns channels [k*C, (k+1)*C).
+        xs = x.view(x.shape[0], K, self.c_in, *x.shape[2:])
+        return torch.cat([F.conv2d(xs[:, k], self.p["weight"][k], self.p["bias"][k], padding=self.padding)
+                          for k in range(K)], dim=1)
 
     def backward(self, gy):
         w, K = self._weight()
-        gx, gw, gb = aten.convolution_backward(
-            gy, self.x, w, [K * self.c_out], [1, 1], [self.padding] * 2, [1, 1], False, [0, 0], K,
-            [self.need_input_grad, True, True])
-        self.g["weight"].copy_(gw.view_as(self.g["weight"]))
-        self.g["bias"].copy_(gb.view_as(self.g["bias"]))
+        mask = [self.need_input_grad, True, True]
+        if gy.is_cuda or K == 1:
+            gx, gw, gb = aten.convolution_backward(
+                gy, self.x, w, [K * self.c_out], [1, 1], [self.padding] * 2, [1, 1], False, [0, 0], K, mask)
+            self.g["weight"].copy_(gw.view_as(self.g["weight"]))
+            self.g["bias"].copy_(gb.view_as(self.g["bias"]))
+        else:
+            xs = self.x.view(self.x.shape[0], K, self.c_in, *self.x.shape[2:])
+            gys = gy.view(gy.shape[0], K, self.c_out, *gy.shape[2:])
+            gxs = []
+            for k in range(K):
+                gx_k, gw_k, gb_k = aten.convolution_backward(
+                    gys[:, k].contiguous(), xs[:, k].contiguous(), self.p["weight"][k], [self.c_out], [1, 1],
+                    [self.padding] * 2, [1, 1], False, [0, 0], 1, mask)
+                self.g["weight"][k].copy_(gw_k)
+                self.g["bias"][k].copy_(gb_k)
+                gxs.append(gx_k)
+            gx = torch.cat(gxs, dim=1) if self.need_input_grad else None
         self.x = None
         return gx
 

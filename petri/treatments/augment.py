@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field, NonNegativeInt
 
 from ..rng import hash32, uniform
@@ -38,15 +37,27 @@ class Crop(Treatment):
         if self.pad == 0:
             return x
         G, B, C, H, W = x.shape
-        p = self.pad
-        padded = F.pad(x.reshape(G * B, C, H, W), (p, p, p, p), mode=self.mode)  # [GB, C, H+2p, W+2p]
-        dy, dx = self.shifts(keys, idx, epoch, p)
-        rows = (dy.reshape(-1, 1) + p) + torch.arange(H, device=x.device)  # [GB, H]
-        cols = (dx.reshape(-1, 1) + p) + torch.arange(W, device=x.device)  # [GB, W]
-        n = torch.arange(G * B, device=x.device)[:, None, None, None]
-        c = torch.arange(C, device=x.device)[None, :, None, None]
-        out = padded[n, c, rows[:, None, :, None], cols[:, None, None, :]]
+        dy, dx = self.shifts(keys, idx, epoch, self.pad)  # [G, B]
+        # Source coordinates of each output pixel, with the padding resolved arithmetically
+        # (no padded copy): one gather per batch.
+        rows, row_in = self._source(dy.reshape(-1, 1) + torch.arange(H, device=x.device), H)  # [GB, H]
+        cols, col_in = self._source(dx.reshape(-1, 1) + torch.arange(W, device=x.device), W)  # [GB, W]
+        index = (rows[:, :, None] * W + cols[:, None, :]).reshape(G * B, 1, H * W).expand(G * B, C, H * W)
+        out = x.reshape(G * B, C, H * W).gather(2, index)
+        if self.mode == "constant":  # zero padding: pixels that came from outside the image
+            inside = (row_in[:, :, None] & col_in[:, None, :]).reshape(G * B, 1, H * W)
+            out = out * inside
         return out.reshape(G, B, C, H, W)
+
+    def _source(self, i: torch.Tensor, n: int):
+        """Map padded coordinates to source indices in [0, n) for this padding mode."""
+        inside = (i >= 0) & (i < n)
+        if self.mode == "reflect":  # ... 2 1 | 0 1 2 ... n-1 | n-2 n-3 ...
+            i = i.abs()
+            i = torch.where(i > n - 1, 2 * (n - 1) - i, i)
+        else:  # replicate, or constant (masked afterwards)
+            i = i.clamp(0, n - 1)
+        return i, inside
 
 
 class Flip(Treatment):
@@ -59,5 +70,8 @@ class Flip(Treatment):
     per_epoch: ClassVar[bool] = True
 
     def apply(self, x, idx, st, keys, epoch):
+        G, B, C, H, W = x.shape
         flip = uniform(keys[:, None], idx, epoch, 7) < self.p  # [G, B]
-        return torch.where(flip[:, :, None, None, None], x.flip(-1), x)
+        j = torch.arange(W, device=x.device)
+        cols = torch.where(flip[:, :, None], W - 1 - j, j)  # [G, B, W]: source column of each output column
+        return x.gather(4, cols[:, :, None, None, :].expand(G, B, C, H, W))

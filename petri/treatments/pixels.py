@@ -61,5 +61,6 @@ class GaussianImages(Treatment):
         flat = x.reshape(G, B, -1)
         std, mean = torch.std_mean(flat, dim=-1, keepdim=True)
         element = torch.arange(flat.shape[-1], device=x.device, dtype=torch.int64)
-        z = normal(keys[:, None, None], idx[:, :, None], element)  # [G, B, C*H*W]
+        per_image = hash32(keys[:, None], idx)[:, :, None]  # [G, B, 1]: hash the key once per image
+        z = normal(per_image, element)  # [G, B, C*H*W]
         return (z * std + mean).reshape(x.shape)
