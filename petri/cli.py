@@ -192,12 +192,19 @@ def _print_summary(directory: Path) -> None:
 
 
 def _report(directory: Path) -> None:
-    try:
-        from .report.build import build_report
-    except ImportError:  # the HTML report lands with the report package
-        return
+    from .report.build import build_report
+
     path = build_report(directory)
     console.print(f"report: {path}")
+
+
+@app.command("report")
+def report_cmd(directory: Path = typer.Argument(..., help="study directory (holding petri.sqlite)")):
+    """Write DIR/report/: index.html (self-contained), report.md, figures (PNG + SVG), cells.csv, variants.csv."""
+    try:
+        _report(directory)
+    except PetriError as e:
+        fail(e)
 
 
 def _json(text: str, option: str):

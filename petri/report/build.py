@@ -1,0 +1,230 @@
+"""`petri report DIR`: DIR/report/ with index.html (self-contained), report.md, figures, CSVs."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as dt
+import html
+import json
+import math
+from pathlib import Path
+
+from ..errors import StoreError
+from ..study.ledger import Ledger
+from ..study.spec import parse_study
+from . import figures
+from .analysis import Row, summarize, sweep_axes
+
+
+def _pct(x, digits=2):
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.{digits}f}"
+
+
+def _p(x):
+    return "—" if x is None or math.isnan(x) else (f"{x:.2g}" if x >= 1e-4 else "<1e-4")
+
+
+def _load(directory: Path):
+    ledger = Ledger(directory)
+    try:
+        name = ledger.study_name()
+        run_rows = ledger.query("SELECT * FROM runs ORDER BY id")
+        if not run_rows:
+            raise StoreError(f"{ledger.path}: the ledger holds no runs yet; nothing to report")
+        text = run_rows[-1]["study_text"]
+        try:
+            study = parse_study(text, f"{name} (as last run)")
+        except Exception as e:  # noqa: BLE001
+            raise StoreError(f"{ledger.path}: the stored study file no longer parses ({e})") from None
+        current = {c.hash for c in study.cells}
+        cells = [c for c in ledger.cells() if c["hash"] in current]
+        epochs = [e for e in ledger.epochs() if e["cell_hash"] in current]
+    finally:
+        ledger.close()
+    return study, run_rows, cells, epochs
+
+
+def build_report(directory: str | Path) -> Path:
+    directory = Path(directory)
+    study, runs, cells, epochs = _load(directory)
+    out = directory / "report"
+    figdir = out / "figures"
+    rows = summarize(cells, epochs, study.baseline)
+    rows.sort(key=lambda r: (r.variant != study.baseline, -(r.effect.mean if r.effect and not math.isnan(r.effect.mean) else -9)))
+    figs: list[tuple[str, str, bytes]] = []  # (title, caption, png)
+
+    label_of = {}
+    for c in cells:
+        pt = json.loads(c["point"])
+        label_of[c["hash"]] = c["variant"] + (" (" + ", ".join(f"{k}={v}" for k, v in pt.items()) + ")" if pt else "")
+    curve_labels = {h: lab for h, lab in label_of.items()}
+    if len({*curve_labels.values()}) > 12:  # big sweeps: curves per variant (all points pooled) stay readable
+        curve_labels = {c["hash"]: c["variant"] for c in cells}
+    n_seeds = len(study.seeds)
+    if epochs:
+        _, png = figures.save(figures.curves(epochs, curve_labels), figdir, "curves")
+        figs.append(("Learning curves", f"Mean over up to {n_seeds} seeds per line; band: 95 % t-interval over seeds.", png))
+    train_final: dict[str, list[float]] = {}
+    last = {}
+    for e in epochs:
+        if e["cell_hash"] not in last or e["epoch"] > last[e["cell_hash"]]["epoch"]:
+            last[e["cell_hash"]] = e
+    for h, e in last.items():
+        train_final.setdefault(label_of[h], []).append(e["train_acc"])
+    for variant in study.variants:
+        axes = sweep_axes(rows, variant)
+        if len(axes) == 2:
+            _, png = figures.save(figures.heatmaps(rows, variant, tuple(axes)), figdir, f"heatmap-{_slug(variant)}")
+            figs.append((f"{variant}: sweep over {axes[0]} × {axes[1]}",
+                         f"Left: mean final test accuracy over n ≤ {n_seeds} seeds. Right: paired difference vs "
+                         f"'{study.baseline}' (percentage points); hatched cells are not significant after Holm correction.", png))
+        elif len(axes) == 1:
+            _, png = figures.save(figures.sweep_line(rows, variant, axes[0], train_final), figdir, f"sweep-{_slug(variant)}")
+            figs.append((f"{variant}: sweep over {axes[0]}",
+                         f"Final train and test accuracy, mean ± 95 % t-interval over n ≤ {n_seeds} seeds.", png))
+    packs = _packs(cells, epochs, runs)
+    if packs:
+        _, png = figures.save(figures.throughput(packs), figdir, "throughput")
+        figs.append(("Throughput", "Training images per second of each pack (all its members), excluding evaluation.", png))
+
+    _write_csvs(out, rows, cells, last)
+    facts = _facts(study, runs, cells)
+    (out / "report.md").write_text(_markdown(study, rows, facts, figs))
+    (out / "index.html").write_text(_html(study, rows, facts, figs))
+    return out / "index.html"
+
+
+def _slug(s: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in s)
+
+
+def _packs(cells, epochs, runs):
+    device = {r["id"]: r["device"] for r in runs}
+    model = {}
+    for c in cells:
+        model[c["hash"]] = json.loads(c["config"])["recipe"]["model"]["name"]
+    groups: dict[tuple, list[float]] = {}
+    start = {c["hash"]: (c["started"], c["run_id"]) for c in cells}
+    for e in epochs:
+        key = (*start[e["cell_hash"]], model[e["cell_hash"]], e["pack_size"])
+        groups.setdefault(key, []).append(e["images_per_s"] * (e["pack_size"] or 1))
+    out = []
+    for (started, run_id, name, k), vals in sorted(groups.items(), key=lambda kv: (kv[0][0] or 0)):
+        out.append((f"{name} on {device.get(run_id, '?')}", k or 1, sum(vals) / len(vals)))
+    return out
+
+
+def _facts(study, runs, cells) -> dict:
+    last = runs[-1]
+    wall = sum((r["finished"] or r["started"]) - r["started"] for r in runs)
+    status: dict[str, int] = {}
+    for c in cells:
+        status[c["status"]] = status.get(c["status"], 0) + 1
+    missing = [c for c in cells if c["status"] not in ("done", "stopped-early", "diverged")]
+    return {"petri": last["petri_version"], "commit": (last["git_commit"] or "—")[:12], "torch": last["torch_version"],
+            "device": last["device"], "host": last["host"], "executor": last["executor"],
+            "runs": len(runs), "wall": f"{wall:,.0f} s", "cells": f"{len(cells)} of {len(study.cells)} in the study",
+            "status": ", ".join(f"{v} {k}" for k, v in sorted(status.items())),
+            "missing": missing, "expected": len(study.cells),
+            "generated": dt.datetime.now().strftime("%Y-%m-%d %H:%M")}
+
+
+def _table_rows(rows: list[Row]) -> list[list[str]]:
+    out = []
+    for r in rows:
+        e = r.effect
+        ci = "—" if not e or math.isnan(e.half_width) else f"[{_pct(e.mean - e.half_width)}, {_pct(e.mean + e.half_width)}]"
+        out.append([r.label, str(r.n), f"{_pct(r.mean)} ± {_pct(r.half_width)}" if r.n > 1 else _pct(r.mean),
+                    _pct(r.best), f"{r.final_loss:.4f}" if not math.isnan(r.final_loss) else "—",
+                    f"{r.epochs:.1f}" if not math.isnan(r.epochs) else "—", str(r.diverged),
+                    _pct(e.mean) if e else "—", ci, _p(e.p_t) if e else "—", _p(e.p_wilcoxon) if e else "—",
+                    _p(r.p_holm), _pct(e.min_detectable) if e else "—", r.verdict])
+    return out
+
+
+HEAD = ["variant", "n", "test acc % (mean ± 95 % CI)", "best %", "final test loss", "epochs", "diverged",
+        "Δ vs baseline (pp)", "95 % CI of Δ", "p (paired t)", "p (Wilcoxon)", "p (Holm)", "detectable Δ (80 % power)", "verdict"]
+
+
+def _markdown(study, rows, facts, figs) -> str:
+    lines = [f"# {study.name}", "", f"{facts['cells']}: {facts['status']}. Baseline: `{study.baseline}`. "
+             f"petri {facts['petri']} ({facts['commit']}), torch {facts['torch']}, {facts['device']}, wall {facts['wall']}.", ""]
+    if facts["missing"]:
+        lines += [f"**{len(facts['missing'])} cells have no final result yet** (pending, running or failed).", ""]
+    lines += ["| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
+    lines += ["| " + " | ".join(row) + " |" for row in _table_rows(rows)]
+    lines += ["", "Δ is paired by seed against the baseline; verdicts need a Holm-corrected p < 0.05 and a 95 % interval "
+              "that excludes zero. 'detectable Δ' is the smallest true difference this many seeds would detect with 80 % power.", ""]
+    for title, caption, _ in figs:
+        slug = {"Learning curves": "curves", "Throughput": "throughput"}.get(title)
+        lines += [f"**{title}.** {caption}", ""] + ([f"![{title}](figures/{slug}.png)", ""] if slug else [])
+    return "\n".join(lines)
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1180px;margin:2em auto;padding:0 1em;color:#222}
+h1{margin-bottom:.2em} .facts{color:#555;font-size:.92em} table{border-collapse:collapse;width:100%;font-size:.78em}
+th,td{border-bottom:1px solid #ddd;padding:.3em .4em;text-align:right} th{background:#f4f4f4;position:sticky;top:0}
+td:first-child,th:first-child{text-align:left} td.better{color:#1a7f37;font-weight:600} td.worse{color:#b3261e;font-weight:600}
+figure{margin:1.5em 0} figure img{max-width:100%;height:auto;border:1px solid #eee} figcaption{font-size:.9em;color:#444}
+pre{background:#f7f7f7;padding:1em;overflow-x:auto;font-size:.85em} .warn{background:#fff4e5;padding:.6em 1em;border-left:4px solid #f0a020}
+.wrap{overflow-x:auto}
+"""
+
+
+def _html(study, rows, facts, figs) -> str:
+    esc = html.escape
+    body = [f"<h1>{esc(study.name)}</h1>",
+            f"<p class='facts'>{esc(facts['cells'])}: {esc(facts['status'])} · baseline <b>{esc(study.baseline)}</b> · "
+            f"data {esc(study.data)} · {len(study.seeds)} seeds · petri {esc(facts['petri'])} ({esc(facts['commit'])}) · "
+            f"torch {esc(facts['torch'])} · {esc(facts['device'])} on {esc(facts['host'] or '?')} · executor "
+            f"{esc(facts['executor'] or '?')} · {facts['runs']} run(s), wall time {esc(facts['wall'])} · "
+            f"generated {esc(facts['generated'])}</p>"]
+    if facts["missing"]:
+        names = sorted({c["variant"] for c in facts["missing"]})
+        body.append(f"<p class='warn'>{len(facts['missing'])} of {facts['expected']} cells have no final result yet "
+                    f"(pending, running or failed) in: {esc(', '.join(names))}. Numbers below use the finished cells only.</p>")
+    body.append("<h2>Variants, sorted by effect</h2><div class='wrap'><table><tr>" +
+                "".join(f"<th>{esc(h)}</th>" for h in HEAD) + "</tr>")
+    for row in _table_rows(rows):
+        cls = row[-1] if row[-1] in ("better", "worse") else ""
+        body.append("<tr>" + "".join(f"<td>{esc(x)}</td>" for x in row[:-1]) + f"<td class='{cls}'>{esc(row[-1])}</td></tr>")
+    body.append("</table></div><p class='facts'>Δ: paired by seed against the baseline (seeds missing on one side are "
+                "left out of that pair). A direction is called only when the Holm-corrected paired t-test gives p &lt; 0.05 "
+                "and the 95 % interval excludes zero. 'detectable Δ' is the smallest true difference this n detects with "
+                "80 % power: if it is larger than the effect you care about, add seeds.</p>")
+    dropped = sum(r.effect.dropped for r in rows if r.effect)
+    if dropped:
+        body.append(f"<p class='facts'>{dropped} seed(s) had no partner on the other side and were left out of pairs.</p>")
+    for title, caption, png in figs:
+        data = base64.b64encode(png).decode()
+        body.append(f"<figure><h3>{esc(title)}</h3><img alt='{esc(title)}' src='data:image/png;base64,{data}'>"
+                    f"<figcaption>{esc(caption)}</figcaption></figure>")
+    body.append(f"<h2>Study file</h2><pre>{esc(study.text)}</pre>")
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' "
+            f"content='width=device-width, initial-scale=1'><title>{esc(study.name)} — petri report</title>"
+            f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>")
+
+
+def _write_csvs(out: Path, rows: list[Row], cells: list[dict], last: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "variants.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["variant", "point", "n", "cells", "mean_test_acc", "ci95_half_width", "best_test_acc", "final_test_loss",
+                    "epochs", "diverged", "missing", "diff_vs_baseline", "diff_ci95_half_width", "p_t", "p_wilcoxon",
+                    "p_holm", "min_detectable_diff", "verdict"])
+        for r in rows:
+            e = r.effect
+            w.writerow([r.variant, json.dumps(r.point), r.n, r.cells, r.mean, r.half_width, r.best, r.final_loss, r.epochs,
+                        r.diverged, r.missing, e.mean if e else "", e.half_width if e else "", e.p_t if e else "",
+                        e.p_wilcoxon if e else "", r.p_holm, e.min_detectable if e else "", r.verdict])
+    with open(out / "cells.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["hash", "variant", "point", "seed", "status", "epochs", "final_train_loss", "final_train_acc",
+                    "final_test_loss", "final_test_acc", "seconds"])
+        for c in cells:
+            e = last.get(c["hash"], {})
+            w.writerow([c["hash"], c["variant"], c["point"], c["seed"], c["status"], e.get("epoch", ""),
+                        e.get("train_loss", ""), e.get("train_acc", ""), e.get("test_loss", ""), e.get("test_acc", ""),
+                        c["seconds"] if c["seconds"] is not None else ""])

@@ -1,0 +1,164 @@
+"""Reports: statistics against hand-computed cases, a real small study's report, Chromium rendering."""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import sqlite3
+import subprocess
+
+import pytest
+from typer.testing import CliRunner
+
+from petri.cli import app
+from petri.report.build import build_report
+from petri.report.stats import holm, paired, t_interval
+from petri.study.runner import run_study
+from petri.study.spec import parse_study
+
+STUDY = """
+name = "report-test"
+data = "mnist"
+seeds = 3
+baseline = "original"
+
+[recipe]
+model = { name = "mlp", hidden = [16] }
+optimizer = { name = "adam", lr = 3e-3 }
+batch_size = 100
+epochs = 2
+train_size = 2000
+test_size = 1000
+
+[variants.original]
+
+[variants.inverted]
+treatments = [{ name = "invert" }]
+
+[variants.noise]
+treatments = [{ name = "label_noise", p = { values = [0.0, 0.5] } }]
+
+[variants.window]
+treatments = [{ name = "window_keep", size = 14, row = { values = [0, 14] }, col = { values = [0, 14] } }]
+"""
+
+
+def test_t_interval_known_values():
+    mean, hw = t_interval([1, 2, 3, 4, 5])
+    assert mean == 3
+    assert hw == pytest.approx(2.7764451 * math.sqrt(2.5) / math.sqrt(5), rel=1e-6)
+    assert math.isnan(t_interval([0.9])[1]) and math.isnan(t_interval([])[0])
+
+
+def test_holm_known_values():
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert math.isnan(holm([0.5, float("nan"), 0.01])[1])  # nan stays nan
+    assert holm([0.5, 0.01]) == pytest.approx([0.5, 0.02])
+
+
+def test_paired_zero_variance_and_missing_seeds():
+    p = paired({0: 0.75, 1: 0.5, 2: 0.25, 5: 0.1}, {0: 0.5, 1: 0.25, 2: 0.0, 3: 0.5})  # exact binary fractions
+    assert p.n == 3 and p.dropped == 2
+    assert p.mean == 0.25 and p.half_width == 0.0
+    assert p.p_t == 0.0 and math.isnan(p.p_wilcoxon)
+    same = paired({0: 0.5, 1: 0.6}, {0: 0.5, 1: 0.6})
+    assert same.mean == 0 and same.p_t == 1.0
+
+
+def test_paired_against_scipy_and_power():
+    from scipy import stats
+
+    a = {s: v for s, v in enumerate([0.91, 0.92, 0.90, 0.93, 0.915, 0.925, 0.905])}
+    b = {s: v for s, v in enumerate([0.90, 0.915, 0.902, 0.921, 0.9, 0.92, 0.899])}
+    p = paired(a, b)
+    d = [a[s] - b[s] for s in a]
+    assert p.p_t == pytest.approx(stats.ttest_rel(list(a.values()), list(b.values())).pvalue)
+    assert p.p_wilcoxon == pytest.approx(stats.wilcoxon(d).pvalue)
+    sd = stats.tstd(d)
+    assert p.min_detectable == pytest.approx((stats.t.ppf(0.975, 6) + stats.t.ppf(0.8, 6)) * sd / math.sqrt(7))
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    run_study(parse_study(STUDY), out)
+    return out
+
+
+def test_report_files_and_verdicts(study_dir):
+    index = build_report(study_dir)
+    rep = index.parent
+    for name in ("report.md", "cells.csv", "variants.csv", "figures/curves.png", "figures/curves.svg",
+                 "figures/heatmap-window.png", "figures/sweep-noise.svg", "figures/throughput.png"):
+        assert (rep / name).stat().st_size > 0, name
+    html = index.read_text()
+    assert html.count("<img") == 4 and "data:image/png;base64," in html
+    assert not re.search(r"(src|href)=['\"]https?:", html)  # self-contained: nothing fetched
+    assert "inverted" in html and "worse" in html
+    md = (rep / "report.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| inverted "))
+    assert row.rstrip(" |").endswith("worse")
+    cells = (rep / "cells.csv").read_text().splitlines()
+    assert len(cells) == 1 + 3 * (1 + 1 + 2 + 4)
+
+
+def test_report_on_partial_study_says_what_is_missing(study_dir, tmp_path):
+    part = tmp_path / "partial"
+    shutil.copytree(study_dir, part, ignore=shutil.ignore_patterns("report"))
+    db = sqlite3.connect(part / "petri.sqlite")
+    db.execute("UPDATE cells SET status='failed' WHERE variant='inverted' AND seed=2")
+    db.commit()
+    html = build_report(part).read_text()
+    assert "1 of 24 cells have no final result yet" in html and "inverted" in html
+
+
+def _chromium():
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not exe:
+        pytest.fail("headless Chromium is needed for this test: install the Debian package 'chromium'")
+    return exe
+
+
+def test_html_renders_in_headless_chromium(study_dir, tmp_path):
+    import matplotlib.image as mpimg
+
+    index = build_report(study_dir)
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0"]
+    shot = tmp_path / "shot.png"
+    r = subprocess.run([_chromium(), *flags, f"--screenshot={shot}", "--window-size=1280,2400", index.as_uri()],
+                       capture_output=True, text=True, timeout=120)
+    assert shot.exists(), r.stderr[-2000:]
+    img = mpimg.imread(shot)
+    assert img.shape[0] >= 2000 and img.std() > 0.05  # not blank
+    console_errors = [line for line in r.stderr.splitlines() if "CONSOLE" in line and "rror" in line]
+    assert not console_errors, console_errors
+    dom = subprocess.run([_chromium(), *flags, "--dump-dom", index.as_uri()], capture_output=True, text=True,
+                         timeout=120).stdout
+    imgs = re.findall(r"<img [^>]*src=\"data:image/png;base64,([A-Za-z0-9+/=]+)\"", dom)
+    assert len(imgs) == 4
+    import base64
+    import io
+
+    for b64 in imgs:  # every inline figure decodes as a real, non-empty picture
+        pic = mpimg.imread(io.BytesIO(base64.b64decode(b64)), format="png")
+        assert pic.shape[0] > 100 and pic.std() > 0.01
+
+
+def test_report_cli_and_broken_ledgers(study_dir, tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(app, ["report", str(study_dir)])
+    assert r.exit_code == 0 and "index.html" in r.output
+    (tmp_path / "petri.sqlite").write_bytes(b"\x00garbage" * 64)
+    r = runner.invoke(app, ["report", str(tmp_path)])
+    assert r.exit_code == 2 and "not a petri ledger" in r.stderr and "\n" not in r.stderr.strip()
+    empty = tmp_path / "empty"
+    from petri.study.ledger import Ledger
+
+    Ledger(empty, create=True).close()
+    r = runner.invoke(app, ["report", str(empty)])
+    assert r.exit_code == 2 and "holds no runs yet" in r.stderr
+    r = runner.invoke(app, ["report", str(tmp_path / "nowhere")])
+    assert r.exit_code == 2 and "no ledger here" in r.stderr
