@@ -114,6 +114,7 @@ def run_cmd(
     executor: str = typer.Option("local", help="local or ray"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (with --executor ray)"),
     data: Optional[str] = typer.Option(None, "--data", help="run on another data set (e.g. fashion-mnist)"),
+    profile: Optional[str] = typer.Option(None, "--profile", help="apply the study's [profiles.NAME] (e.g. cpu)"),
     no_report: bool = typer.Option(False, "--no-report", help="skip the report at the end"),
 ):
     """Train every unfinished cell of a study; the ledger is OUT/petri.sqlite."""
@@ -125,7 +126,7 @@ def run_cmd(
     try:
         if executor not in ("local", "ray"):
             raise SpecError(f"--executor: {executor!r} is not an executor; allowed: local, ray")
-        study = load_study(study_file, data)
+        study = load_study(study_file, data, profile)
         out = out or Path("runs") / study.name
         if dry_run:
             ledger = Ledger(out) if (out / "petri.sqlite").is_file() else None

@@ -174,3 +174,29 @@ def _dump(d) -> str:
     for name, v in d["variants"].items():
         out += f'\n[variants."{name}"]\n' + "\n".join(f'"{k}" = {val(x)}' for k, x in v.items())
     return out + "\n"
+
+
+def test_profiles_override_recipe_and_seeds():
+    text = BASE + """
+[profiles.cpu]
+seeds = 1
+recipe = { epochs = 3, model = { name = "mlp", hidden = [8] } }
+"""
+    full = parse_study(text)
+    cpu = parse_study(text, profile="cpu")
+    assert len(full.cells) == 2 and len(cpu.cells) == 1
+    assert cpu.cells[0].recipe.epochs == 3 and cpu.cells[0].recipe.model.hidden == [8]
+    assert cpu.cells[0].recipe.train_size == 1000  # everything else from the base recipe
+    with pytest.raises(SpecError, match=r"--profile 'gpu' is not a profile of this study; profiles: cpu"):
+        parse_study(text, "s.toml", profile="gpu")
+    with pytest.raises(SpecError, match=r"profiles.cpu: unknown field 'epochs'"):
+        parse_study(BASE + "[profiles.cpu]\nepochs = 3\n")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "studies").glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_study_validates(path):
+    raw = tomllib.loads(path.read_text())
+    for profile in [None, *raw.get("profiles", {})]:
+        data = "fashion-mnist" if raw["data"] == "cifar-10" else None  # CIFAR-10 is not on these machines
+        s = load_study(path, data, profile)
+        assert s.cells and make_packs(s.cells, max_members=64)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from ..errors import StoreError
 from ..study.ledger import Ledger
-from ..study.spec import parse_study
 from . import figures
 from .analysis import Row, summarize, sweep_axes
+from .tables import last_study
 
 
 def _pct(x, digits=2):
@@ -28,15 +28,10 @@ def _p(x):
 def _load(directory: Path):
     ledger = Ledger(directory)
     try:
-        name = ledger.study_name()
         run_rows = ledger.query("SELECT * FROM runs ORDER BY id")
-        if not run_rows:
+        study = last_study(ledger)
+        if study is None:
             raise StoreError(f"{ledger.path}: the ledger holds no runs yet; nothing to report")
-        text = run_rows[-1]["study_text"]
-        try:
-            study = parse_study(text, f"{name} (as last run)")
-        except Exception as e:  # noqa: BLE001
-            raise StoreError(f"{ledger.path}: the stored study file no longer parses ({e})") from None
         current = {c.hash for c in study.cells}
         cells = [c for c in ledger.cells() if c["hash"] in current]
         epochs = [e for e in ledger.epochs() if e["cell_hash"] in current]

@@ -5,20 +5,27 @@ from __future__ import annotations
 import json
 import math
 
+from ..errors import PetriError, StoreError
 from ..study.ledger import Ledger
-from ..study.spec import parse_study
+from ..study.spec import Study, parse_study
 from .stats import t_interval
+
+
+def last_study(ledger: Ledger) -> Study | None:
+    """The study as last run (file text, profile, data override), re-parsed; None if never run."""
+    row = ledger.db.execute("SELECT study_text, profile, data_override FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+    if not row:
+        return None
+    try:
+        return parse_study(row[0], f"{ledger.study_name()} (as last run)", row[2], row[1])
+    except PetriError as e:
+        raise StoreError(f"{ledger.path}: the stored study file no longer parses ({e})") from None
 
 
 def current_hashes(ledger: Ledger) -> set[str] | None:
     """Hashes of the cells of the study as last run (older cells stay in the ledger, unshown)."""
-    row = ledger.db.execute("SELECT study_text FROM runs ORDER BY id DESC LIMIT 1").fetchone()
-    if not row:
-        return None
-    try:
-        return {c.hash for c in parse_study(row[0]).cells}
-    except Exception:  # noqa: BLE001 - a study file that no longer parses: show everything
-        return None
+    study = last_study(ledger)
+    return {c.hash for c in study.cells} if study else None
 
 
 def cell_rows(ledger: Ledger) -> list[dict]:

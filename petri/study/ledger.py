@@ -4,7 +4,7 @@ Schema (query it with any SQLite client):
 
 * ``meta(key, value)``: study name, schema version.
 * ``runs(id, started, finished, status, petri_version, git_commit, torch_version,
-  device, host, executor, study_text)``: one row per ``petri run``.
+  device, host, executor, study_text, profile, data_override)``: one row per ``petri run``.
 * ``cells(hash, variant, point, seed, config, status, started, finished, seconds,
   run_id, error)``: status is pending / running / done / failed / diverged /
   stopped-early; ``point`` and ``config`` are JSON.
@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
   id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL NOT NULL, finished REAL, status TEXT NOT NULL,
   petri_version TEXT, git_commit TEXT, torch_version TEXT, device TEXT, host TEXT, executor TEXT,
-  study_text TEXT NOT NULL);
+  study_text TEXT NOT NULL, profile TEXT, data_override TEXT);
 CREATE TABLE IF NOT EXISTS cells (
   hash TEXT PRIMARY KEY, variant TEXT NOT NULL, point TEXT NOT NULL, seed INTEGER NOT NULL,
   config TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending', started REAL, finished REAL,
@@ -96,13 +96,13 @@ class Ledger:
                                                [("study", name), ("schema", str(SCHEMA_VERSION))]))
 
     # --- runs and cells -----------------------------------------------------------------
-    def start_run(self, facts: dict, study_text: str) -> int:
+    def start_run(self, facts: dict, study_text: str, profile: str | None = None, data_override: str | None = None) -> int:
         def go(db):
             cur = db.execute(
                 "INSERT INTO runs (started, status, petri_version, git_commit, torch_version, device, host,"
-                " executor, study_text) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                " executor, study_text, profile, data_override) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (time.time(), facts.get("petri_version"), facts.get("git_commit"), facts.get("torch_version"),
-                 facts.get("device"), facts.get("host"), facts.get("executor"), study_text))
+                 facts.get("device"), facts.get("host"), facts.get("executor"), study_text, profile, data_override))
             return cur.lastrowid
         return self._tx(go)
 

@@ -64,7 +64,7 @@ def run_study(study: Study, out: str | Path, executor: str = "local", address: s
         ledger.close()
         return {"trained": 0, "skipped": p.skipped}
     device = resolve_device(p.packs[0].recipe.device)
-    run_id = ledger.start_run(run_facts(str(device), executor), study.text)
+    run_id = ledger.start_run(run_facts(str(device), executor), study.text, study.profile, study.data_override)
     console.print(f"{study.name}: {len(p.todo)} cells to train in {len(p.packs)} packs on {device} "
                   f"({p.skipped} already finished)")
     written: dict[str, str] = {}

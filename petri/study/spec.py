@@ -26,7 +26,8 @@ from ..train.recipe import Recipe
 from ..treatments import parse_treatment
 
 SEMANTICS = 1  # bump when a change alters what training computes: old cells get new hashes
-TOP_KEYS = {"name", "data", "seeds", "baseline", "recipe", "variants", "description"}
+TOP_KEYS = {"name", "data", "seeds", "baseline", "recipe", "variants", "description", "profiles"}
+PROFILE_KEYS = {"recipe", "seeds", "description"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ class Cell:
 
 @dataclass
 class Study:
+    """A parsed study. ``text`` is the file as written; the profile and data override used are kept
+    so that the ledger (and reports) can reconstruct exactly the cells that were run."""
+
     name: str
     data: str
     seeds: list[int]
@@ -56,6 +60,8 @@ class Study:
     text: str
     path: str
     cells: list[Cell]
+    profile: str | None = None
+    data_override: str | None = None
 
 
 def _fmt_loc(loc) -> str:
@@ -165,7 +171,9 @@ def cell_hash(config: dict) -> tuple[str, str]:
     return hashlib.sha256(text.encode()).hexdigest()[:16], text
 
 
-def parse_study(text: str, path: str = "<study>", data_override: str | None = None) -> Study:
+def parse_study(text: str, path: str = "<study>", data_override: str | None = None,
+                profile: str | None = None) -> Study:
+    """Parse and validate a study; ``profile`` applies ``[profiles.NAME]`` (recipe and seeds overrides)."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -174,6 +182,7 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
     unknown = set(raw) - TOP_KEYS
     if unknown:
         raise SpecError(f"{where}: unknown field {sorted(unknown)[0]!r}; allowed: {', '.join(sorted(TOP_KEYS))}")
+    raw = _apply_profile(raw, profile, where)
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
         raise SpecError(f"{where}: name: missing or empty; give the study a name (a string)")
@@ -230,7 +239,33 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
             for seed in seeds:
                 h, config = cell_hash(_config(data, dspec, recipe, ts, seed))
                 cells.append(Cell(vname, point, seed, recipe, ts, data, h, config))
-    return Study(name, data, seeds, baseline, variants, base, text, str(path), cells)
+    study = Study(name, data, seeds, baseline, variants, base, text, str(path), cells)
+    study.profile, study.data_override = profile, data_override
+    return study
+
+
+def _apply_profile(raw: dict, profile: str | None, where: str) -> dict:
+    profiles = raw.get("profiles", {})
+    if not isinstance(profiles, dict) or not all(isinstance(p, dict) for p in profiles.values()):
+        raise SpecError(f"{where}: profiles: must be tables like [profiles.cpu] with recipe and/or seeds")
+    for name, p in profiles.items():
+        extra = set(p) - PROFILE_KEYS
+        if extra:
+            raise SpecError(f"{where}: profiles.{name}: unknown field {sorted(extra)[0]!r}; allowed: recipe, seeds, description")
+    if profile is None:
+        return raw
+    if profile not in profiles:
+        known = ", ".join(profiles) or "none defined"
+        raise SpecError(f"{where}: --profile {profile!r} is not a profile of this study; profiles: {known}")
+    out = dict(raw)
+    chosen = profiles[profile]
+    if "recipe" in chosen:
+        if not isinstance(chosen["recipe"], dict) or not isinstance(raw.get("recipe"), dict):
+            raise SpecError(f"{where}: profiles.{profile}.recipe: must be a table of recipe overrides")
+        out["recipe"] = _merge(raw["recipe"], chosen["recipe"])
+    if "seeds" in chosen:
+        out["seeds"] = chosen["seeds"]
+    return out
 
 
 def _config(data, dspec, recipe: Recipe, ts, seed) -> dict:
@@ -260,10 +295,10 @@ def _dataset_names():
     return list(DATASETS)
 
 
-def load_study(path: str | Path, data_override: str | None = None) -> Study:
+def load_study(path: str | Path, data_override: str | None = None, profile: str | None = None) -> Study:
     p = Path(path)
     try:
         text = p.read_text()
     except OSError as e:
         raise SpecError(f"{p}: cannot read study file ({e.strerror})") from None
-    return parse_study(text, str(p), data_override)
+    return parse_study(text, str(p), data_override, profile)

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every shipped study at the scale that fits a 2-core CPU and writes each report
+# (used for docs/results.md). CIFAR-10 studies run on Fashion-MNIST here (--data), since
+# CIFAR-10 is not available on these machines. Usage: bash scripts/reproduce-cpu.sh [OUT]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-runs}
+export PETRI_DATA=${PETRI_DATA:-../shared/datasets}
+petri=.venv/bin/petri
+$petri run studies/inverted-mnist.toml --out "$out/inverted-mnist"
+$petri run studies/inverted-mnist-bn.toml --out "$out/inverted-mnist-bn"
+$petri run studies/mlp-log.toml --out "$out/mlp-log"
+$petri run studies/cross-sampling.toml --profile cpu --out "$out/cross-sampling-cpu"
+for s in cifar-bn-lr cifar-augment cifar-label-noise cifar-corruptions; do
+  $petri run "studies/$s.toml" --profile cpu --data fashion-mnist --out "$out/$s-fashion-cpu"
+done
