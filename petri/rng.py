@@ -61,8 +61,3 @@ def normal(key: int | torch.Tensor, *counters: int | torch.Tensor) -> torch.Tens
     u1 = h1.to(torch.float32) * (1.0 / 4294967296.0)
     u2 = h2.to(torch.float32) * (1.0 / 4294967296.0)
     return torch.sqrt(-2.0 * torch.log1p(-u1)) * torch.cos(2.0 * torch.pi * u2)
-
-
-def key_tensor(seeds: list[int], device: torch.device | str = "cpu") -> torch.Tensor:
-    """Per-member keys as an int64 tensor [K] (seeds are 63-bit)."""
-    return torch.tensor(seeds, dtype=torch.int64, device=device)

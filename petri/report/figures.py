@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import math
 from pathlib import Path
 
 import matplotlib
@@ -131,7 +130,3 @@ def throughput(packs: list[tuple[str, int, float]]):
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     return fig
-
-
-def finite(x: float) -> bool:
-    return x is not None and not math.isnan(x)

@@ -166,7 +166,3 @@ class Ledger:
             " e.test_loss, e.test_acc, e.val_acc FROM cells c LEFT JOIN epochs e ON e.cell_hash = c.hash"
             " AND e.epoch = (SELECT MAX(epoch) FROM epochs WHERE cell_hash = c.hash)"
             " ORDER BY c.variant, c.point, c.seed")
-
-    def runs(self) -> list[dict]:
-        return self.query("SELECT id, started, finished, status, petri_version, git_commit, torch_version, device,"
-                          " host, executor FROM runs ORDER BY id")
