@@ -25,7 +25,7 @@ class Split:
 
 
 def _subset(x, y, ids) -> Split:
-    return Split(x[ids], y[ids], ids)
+    return Split(x.index_select(0, ids), y.index_select(0, ids), ids)
 
 
 def make_splits(data: Dataset, recipe: Recipe, device) -> tuple[Split, Split | None, Split]:
