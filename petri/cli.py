@@ -118,7 +118,7 @@ def run_cmd(
     no_report: bool = typer.Option(False, "--no-report", help="skip the report at the end"),
 ):
     """Train every unfinished cell of a study; the ledger is OUT/petri.sqlite."""
-    from .errors import SpecError
+    from .errors import SpecError, StoreError
     from .study.ledger import Ledger
     from .study.runner import describe_plan, plan, run_study
     from .study.spec import load_study
@@ -128,10 +128,11 @@ def run_cmd(
             raise SpecError(f"--executor: {executor!r} is not an executor; allowed: local, ray")
         study = load_study(study_file, data, profile)
         out = out or Path("runs") / study.name
-        if dry_run:
+        if dry_run:  # reads an existing ledger (to skip finished cells) but never writes one
             ledger = Ledger(out) if (out / "petri.sqlite").is_file() else None
-            if ledger:
-                ledger.claim(study.name) if ledger.study_name() != study.name else None
+            if ledger and ledger.study_name() not in (None, study.name):
+                raise StoreError(f"{ledger.path}: this ledger belongs to study {ledger.study_name()!r}, "
+                                 f"not {study.name!r}; use another --out directory")
             for line in describe_plan(study, plan(study, ledger, max_members)):
                 console.print(line, markup=False, highlight=False)
             return

@@ -190,16 +190,19 @@ def test_cli_run_show_export(tmp_path):
     (["run", "{bad}", "--out", "{out}"], "bad.toml: variants.x.treatments[0]: unknown treatment 'blurr'"),
     (["run", "{study}", "--out", "{out}", "--data", "svhn"], "data: unknown data set 'svhn'"),
     (["show", "{tmp}/nowhere"], "no ledger here"),
+    (["run", "{other}", "--out", "{out}", "--dry-run"], "belongs to study 'small', not 'other'"),
+    (["run", "{study}", "--out", "{out}", "--profile", "gpu"], "--profile 'gpu' is not a profile of this study"),
     (["export", "{out}", "--format", "xlsx"], "--format: 'xlsx' is not supported; allowed: csv, parquet, json"),
     (["data", "verify", "mnits"], "unknown data set 'mnits'; known data sets: mnist, fashion-mnist, cifar-10"),
 ])
 def test_cli_bad_input_one_line_exit_nonzero_ledger_untouched(tmp_path, args, msg):
     study = _write(tmp_path, STUDY.replace("seeds = 2", "seeds = 1"))
     bad = _write(tmp_path, STUDY + '[variants.x]\ntreatments = [{ name = "blurr" }]\n', "bad.toml")
+    other = _write(tmp_path, STUDY.replace('name = "small"', 'name = "other"'), "other.toml")
     out = tmp_path / "out"
     assert runner.invoke(app, ["run", str(study), "--out", str(out), "--no-report"]).exit_code == 0
     before = _db(out).execute("SELECT hash, status, finished FROM cells ORDER BY hash").fetchall()
-    argv = [a.format(study=study, bad=bad, out=out, tmp=tmp_path) for a in args]
+    argv = [a.format(study=study, bad=bad, other=other, out=out, tmp=tmp_path) for a in args]
     r = runner.invoke(app, argv)
     assert r.exit_code != 0
     err = r.stderr.strip()

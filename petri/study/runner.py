@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .. import __version__
+from ..data import get_spec
 from ..train.loop import resolve_device
 from .executors import run_local, run_ray
 from .ledger import FINISHED, Ledger
@@ -143,7 +144,7 @@ def describe_plan(study: Study, p: Plan) -> list[str]:
     for i, pack in enumerate(p.packs, 1):
         r = pack.recipe
         mem = member_bytes(r, pack.cells[0].data) * len(pack.cells)
-        n = r.train_size or 60000
+        n = r.train_size or get_spec(pack.cells[0].data).n_train - r.val_size
         total_images += n * r.epochs * len(pack.cells)
         lines.append(f"  pack {i}: K={len(pack.cells)} {r.model.name} batch {r.batch_size} × {r.epochs} epochs, "
                      f"~{mem / 2**20:,.0f} MiB, variants {sorted({c.variant for c in pack.cells})}")
