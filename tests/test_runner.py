@@ -155,10 +155,13 @@ def test_resume_retrains_only_unfinished(tmp_path):
 
 
 def test_ray_executor_matches_local(tmp_path):
-    pytest.importorskip("ray")
+    ray = pytest.importorskip("ray")
     s = parse_study(STUDY.replace("seeds = 2", "seeds = 1"))
     run_study(s, tmp_path / "local")
-    run_study(s, tmp_path / "ray", executor="ray")
+    try:
+        run_study(s, tmp_path / "ray", executor="ray")
+    finally:
+        ray.shutdown()
     q = "SELECT c.hash, e.epoch, e.test_loss FROM cells c JOIN epochs e ON e.cell_hash=c.hash ORDER BY 1, 2"
     local = _db(tmp_path / "local").execute(q).fetchall()
     ray_rows = _db(tmp_path / "ray").execute(q).fetchall()
