@@ -222,3 +222,14 @@ def test_crop_equals_pad_then_slice(mode):
     for i in range(64):
         r, c = 3 + int(dy[0, i]), 3 + int(dx[0, i])
         assert torch.equal(out[i], padded[i, :, r:r + 8, c:c + 8])
+
+
+def test_group_members_with_different_stateless_parameters():
+    """flip p=0 and flip p=1 share a group (same structure) but must not share parameters."""
+    x = torch.randint(0, 256, (8, *SHAPE), dtype=torch.uint8)
+    never, always = parse_treatment({"name": "flip", "p": 0.0}), parse_treatment({"name": "flip", "p": 1.0})
+    pipe = pipe_for([[never], [always], [never]], [0, 1, 2], x=x)
+    assert len(pipe.groups["train"]) == 1
+    out = pipe.images(x[None].expand(3, -1, -1, -1, -1), torch.arange(8)[None].expand(3, -1), "train", 1)
+    assert torch.equal(out[0], unit(x)) and torch.equal(out[2], unit(x))
+    assert torch.equal(out[1], unit(x).flip(-1))

@@ -47,13 +47,16 @@ class _Group:
     def run(self, i: int, x, idx, epoch, labels: bool = False):
         """Step i on x [G, B, ...]; members whose stateless parameters differ run separately."""
         ts = [s[i] for s in self.steps]
-        fn = (lambda t, *a: t.apply_labels(*a[:2], a[2])) if labels else (lambda t, *a: t.apply(*a, epoch))
+
+        def call(t, x, idx, st, keys):
+            return t.apply_labels(x, idx, st) if labels else t.apply(x, idx, st, keys, epoch)
+
         if all(t == ts[0] for t in ts) or type(ts[0]).state is not Treatment.state:
-            return fn(ts[0], x, idx, self.states[i], self.keys[i])
+            return call(ts[0], x, idx, self.states[i], self.keys[i])
         out = x.clone()
         for t in {t.model_dump_json(): t for t in ts}.values():
             sel = torch.tensor([j for j, s in enumerate(ts) if s == t], device=x.device)
-            out[sel] = fn(t, x[sel], idx[sel], {n: v[sel] for n, v in self.states[i].items()}, self.keys[i][sel])
+            out[sel] = call(t, x[sel], idx[sel], {n: v[sel] for n, v in self.states[i].items()}, self.keys[i][sel])
         return out
 
 
