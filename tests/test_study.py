@@ -200,3 +200,10 @@ def test_every_shipped_study_validates(path):
         data = "fashion-mnist" if raw["data"] == "cifar-10" else None  # CIFAR-10 is not on these machines
         s = load_study(path, data, profile)
         assert s.cells and make_packs(s.cells, max_members=64)
+
+
+def test_val_monitor_needs_a_validation_split():
+    text = BASE.replace("epochs = 1", 'epochs = 1\nearly_stopping = { monitor = "val_acc", patience = 2 }')
+    with pytest.raises(SpecError, match=r"recipe: Value error, early_stopping.monitor 'val_acc' needs val_size > 0"):
+        parse_study(text)
+    assert parse_study(text.replace("test_size = 500", "test_size = 500\nval_size = 200")).cells

@@ -284,9 +284,6 @@ def _check_sizes(recipe: Recipe, dspec, where):
                         f"allowed: 1..{n_train}")
     if recipe.test_size and recipe.test_size > dspec.n_test:
         raise SpecError(f"{where}.recipe.test_size: {recipe.test_size} exceeds the {dspec.n_test} test images")
-    if recipe.early_stopping and recipe.early_stopping.monitor.startswith("val") and not recipe.val_size:
-        raise SpecError(f"{where}.recipe.early_stopping.monitor: {recipe.early_stopping.monitor!r} needs val_size > 0; "
-                        "allowed without a validation split: test_acc, test_loss")
 
 
 def _dataset_names():

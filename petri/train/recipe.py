@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 
 from ..models import ModelSpec
 
@@ -75,3 +75,10 @@ class Recipe(_Spec):
         default=1000.0, description="a batch loss above this many nats (or NaN/inf) marks a member diverged")
     eval_batch_size: PositiveInt = Field(default=1000, description="images per evaluation step")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="after")
+    def _validation_split_for_val_monitor(self):
+        if self.early_stopping and self.early_stopping.monitor.startswith("val") and not self.val_size:
+            raise ValueError(f"early_stopping.monitor {self.early_stopping.monitor!r} needs val_size > 0; "
+                             "allowed without a validation split: test_acc, test_loss")
+        return self
