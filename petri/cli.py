@@ -105,6 +105,35 @@ def train_cmd(
     console.print(f"status: {result.status}")
 
 
+@app.command("summary")
+def summary_cmd(
+    model: str = typer.Argument('{"name": "mlp", "hidden": [64]}', help="model spec as JSON"),
+    data: str = typer.Option("mnist", help="data set (sets the input shape and class count)"),
+):
+    """Per-layer output shape and parameter count of one member (like Keras' model.summary)."""
+    from pydantic import ValidationError
+
+    from .data import get_spec
+    from .errors import SpecError
+    from .models import build, parse_model
+    from .study.spec import validation_error
+
+    try:
+        spec = parse_model(_json(model, "MODEL"))
+        dspec = get_spec(data)
+    except ValidationError as e:
+        fail(validation_error(e, "MODEL"))
+    except PetriError as e:
+        fail(e if isinstance(e, SpecError) else SpecError(f"--data: {e}"))
+    net = build(spec, dspec.shape, len(dspec.classes), [0])
+    table = Table("layer", "output shape", Column("parameters", justify="right"))
+    for name, shape, params in net.summary():
+        table.add_row(name, "×".join(map(str, shape)), f"{params:,}")
+    console.print(f"{spec.name} on {dspec.name} (input {'×'.join(map(str, dspec.shape))}, {len(dspec.classes)} classes)")
+    console.print(table)
+    console.print(f"total parameters per member: {net.P:,}")
+
+
 @app.command("run")
 def run_cmd(
     study_file: Path = typer.Argument(..., help="study TOML file"),

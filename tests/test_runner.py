@@ -239,3 +239,14 @@ def test_cli_train_prints_epoch_log():
     assert "train/loss" in r.output and "status: done" in r.output
     r = runner.invoke(app, ["train", "--model", "{oops"])
     assert r.exit_code == 2 and "--model: not valid JSON" in r.stderr
+
+
+def test_cli_model_summary():
+    r = runner.invoke(app, ["summary", '{"name": "mnist_cnn"}'])
+    assert r.exit_code == 0 and "1,199,882" in r.output and "Conv2d(32→64" in r.output
+    r = runner.invoke(app, ["summary", '{"name": "vgg", "cfg": [8, "M"], "fc": [16]}', "--data", "cifar-10"])
+    assert r.exit_code == 0 and "3×32×32" in r.output
+    r = runner.invoke(app, ["summary", '{"name": "mlp", "hidden": [0]}'])
+    assert r.exit_code == 2 and "MODEL.mlp.hidden[0]: Input should be greater than 0" in r.stderr
+    r = runner.invoke(app, ["summary", '{"name": "resnet"}'])
+    assert r.exit_code == 2 and "'mlp', 'mnist_cnn', 'vgg'" in r.stderr

@@ -71,7 +71,8 @@ def _fmt_loc(loc) -> str:
     return out
 
 
-def _pydantic_error(e: ValidationError, where: str) -> SpecError:
+def validation_error(e: ValidationError, where: str) -> SpecError:
+    """A pydantic error as one SpecError line: the field's path under ``where``, the message, the input."""
     err = e.errors()[0]
     loc = [p for p in err["loc"] if p not in ("function-after", "function-plain")]
     field = f"{where}.{_fmt_loc(loc)}" if loc else where
@@ -96,7 +97,7 @@ def recipe_from_dict(d: dict, where: str = "recipe") -> Recipe:
     try:
         return Recipe.model_validate(d)
     except ValidationError as e:
-        raise _pydantic_error(e, where) from None
+        raise validation_error(e, where) from None
 
 
 def _model_names():
