@@ -202,23 +202,18 @@ def export_cmd(
 
 
 def _print_summary(directory: Path) -> None:
-    from .report.tables import cell_rows, fmt_acc, variant_summary
-    from .study.ledger import Ledger
+    from .report.analysis import point_label, summarize
+    from .report.tables import fmt_acc, load_current
 
-    ledger = Ledger(directory)
-    try:
-        rows = cell_rows(ledger)
-        name = ledger.study_name()
-    finally:
-        ledger.close()
+    study, _, cells, epochs = load_current(directory)
     counts: dict[str, int] = {}
-    for r in rows:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
-    console.print(f"{name}: {len(rows)} cells — " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    for c in cells:
+        counts[c["status"]] = counts.get(c["status"], 0) + 1
+    console.print(f"{study.name}: {len(cells)} cells — " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
     table = Table(Column("variant", no_wrap=True), "point", "n", "test accuracy (mean ± 95 % CI)", "status")
-    for s in variant_summary(rows):
-        table.add_row(s["variant"], s["point"] or "—", str(s["n"]), fmt_acc(s["mean"], s["half_width"]),
-                      ", ".join(f"{v} {k}" for k, v in s["status"].items()))
+    for r in summarize(cells, epochs, study.baseline):
+        table.add_row(r.variant, point_label(r.point) or "—", str(r.n), fmt_acc(r.mean, r.half_width),
+                      ", ".join(f"{v} {k}" for k, v in r.status.items()))
     console.print(table)
 
 

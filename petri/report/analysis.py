@@ -25,8 +25,7 @@ class Row:
     best: float  # best test accuracy over epochs, mean over seeds
     final_loss: float
     epochs: float  # epochs run, mean over seeds
-    diverged: int
-    missing: int  # pending / running / failed cells
+    status: dict[str, int]  # cells per status
     by_seed: dict[int, float] = field(default_factory=dict)
     effect: Paired | None = None
     p_holm: float = math.nan
@@ -34,7 +33,24 @@ class Row:
 
     @property
     def label(self) -> str:
-        return self.variant + (" (" + ", ".join(f"{k}={v}" for k, v in self.point.items()) + ")" if self.point else "")
+        return cell_label(self.variant, self.point)
+
+    @property
+    def diverged(self) -> int:
+        return self.status.get("diverged", 0)
+
+    @property
+    def missing(self) -> int:
+        """Cells without a final result: pending, running or failed."""
+        return sum(v for k, v in self.status.items() if k not in OK + ("diverged",))
+
+
+def point_label(point: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in point.items())
+
+
+def cell_label(variant: str, point: dict) -> str:
+    return variant + (f" ({point_label(point)})" if point else "")
 
 
 def summarize(cells: list[dict], epochs: list[dict], baseline: str) -> list[Row]:
@@ -57,10 +73,11 @@ def summarize(cells: list[dict], epochs: list[dict], baseline: str) -> list[Row]
                 lens.append(len(es))
                 by_seed[c["seed"]] = es[-1]["test_acc"]
         mean, hw = t_interval(finals)
+        status: dict[str, int] = {}
+        for c in cs:
+            status[c["status"]] = status.get(c["status"], 0) + 1
         rows.append(Row(variant, json.loads(point), len(cs), len(finals), mean, hw,
-                        _mean(bests), _mean(losses), _mean(lens),
-                        sum(c["status"] == "diverged" for c in cs),
-                        sum(c["status"] not in OK + ("diverged",) for c in cs), by_seed))
+                        _mean(bests), _mean(losses), _mean(lens), status, by_seed))
     _compare(rows, baseline)
     return rows
 

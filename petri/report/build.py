@@ -10,11 +10,9 @@ import json
 import math
 from pathlib import Path
 
-from ..errors import StoreError
-from ..study.ledger import Ledger
 from . import figures
-from .analysis import Row, summarize, sweep_axes
-from .tables import last_study
+from .analysis import Row, cell_label, summarize, sweep_axes
+from .tables import load_current
 
 
 def _pct(x, digits=2):
@@ -25,36 +23,18 @@ def _p(x):
     return "—" if x is None or math.isnan(x) else (f"{x:.2g}" if x >= 1e-4 else "<1e-4")
 
 
-def _load(directory: Path):
-    ledger = Ledger(directory)
-    try:
-        run_rows = ledger.query("SELECT * FROM runs ORDER BY id")
-        study = last_study(ledger)
-        if study is None:
-            raise StoreError(f"{ledger.path}: the ledger holds no runs yet; nothing to report")
-        current = {c.hash for c in study.cells}
-        cells = [c for c in ledger.cells() if c["hash"] in current]
-        epochs = [e for e in ledger.epochs() if e["cell_hash"] in current]
-    finally:
-        ledger.close()
-    return study, run_rows, cells, epochs
-
-
 def build_report(directory: str | Path) -> Path:
     directory = Path(directory)
-    study, runs, cells, epochs = _load(directory)
+    study, runs, cells, epochs = load_current(directory)
     out = directory / "report"
     figdir = out / "figures"
     rows = summarize(cells, epochs, study.baseline)
     rows.sort(key=lambda r: (r.variant != study.baseline, -(r.effect.mean if r.effect and not math.isnan(r.effect.mean) else -9)))
     figs: list[tuple[str, str, bytes]] = []  # (title, caption, png)
 
-    label_of = {}
-    for c in cells:
-        pt = json.loads(c["point"])
-        label_of[c["hash"]] = c["variant"] + (" (" + ", ".join(f"{k}={v}" for k, v in pt.items()) + ")" if pt else "")
-    curve_labels = {h: lab for h, lab in label_of.items()}
-    if len({*curve_labels.values()}) > 12:  # big sweeps: curves per variant (all points pooled) stay readable
+    label_of = {c["hash"]: cell_label(c["variant"], json.loads(c["point"])) for c in cells}
+    curve_labels = label_of
+    if len(set(label_of.values())) > 12:  # big sweeps: curves per variant (all points pooled) stay readable
         curve_labels = {c["hash"]: c["variant"] for c in cells}
     n_seeds = len(study.seeds)
     if epochs:

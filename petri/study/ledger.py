@@ -158,11 +158,3 @@ class Ledger:
     def epochs(self) -> list[dict]:
         return self.query("SELECT e.*, c.variant, c.point, c.seed FROM epochs e JOIN cells c ON c.hash = e.cell_hash"
                           " ORDER BY c.variant, c.point, c.seed, e.epoch")
-
-    def final_metrics(self) -> list[dict]:
-        """Per cell: status and the metrics of its last recorded epoch."""
-        return self.query(
-            "SELECT c.hash, c.variant, c.point, c.seed, c.status, e.epoch, e.train_loss, e.train_acc,"
-            " e.test_loss, e.test_acc, e.val_acc FROM cells c LEFT JOIN epochs e ON e.cell_hash = c.hash"
-            " AND e.epoch = (SELECT MAX(epoch) FROM epochs WHERE cell_hash = c.hash)"
-            " ORDER BY c.variant, c.point, c.seed")
