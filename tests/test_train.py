@@ -94,7 +94,7 @@ def _torch_reference(spec, seed, steps, opt_factory, mnist):
 
         _, g, _ = cross_entropy(net.forward(x[s][None].reshape(1, 50, 1, 28, 28), True), y[s][None])
         net.backward(g)
-        ours.step(net.theta, net.grad, ours.lr)
+        ours.step(net.theta, net.grad, (True,))
     return torch.cat([p.detach().reshape(-1) for p in params]), net.theta[0, :net.P]
 
 
@@ -112,8 +112,25 @@ def test_optimisers_match_torch_optim(spec, factory, mnist):
 def test_per_member_learning_rates():
     theta = torch.ones(3, 4)
     opt = Optimizer(SGD(lr=1.0), theta, [0.1, 0.2, 0.0], [0, 0, 0])
-    opt.step(theta, torch.ones(3, 4), opt.lr)
+    opt.step(theta, torch.ones(3, 4), (True, True, True))
     assert theta[:, 0].tolist() == pytest.approx([0.9, 0.8, 1.0])
+
+
+@pytest.mark.parametrize("spec", [Adam(lr=0.1), SGD(lr=0.1, momentum=0.9)])
+def test_frozen_members_keep_parameters_and_state(spec):
+    theta = torch.ones(4, 256)
+    opt = Optimizer(spec, theta, [0.1, 0.2, 0.1, 0.1], [0.0, 0.0, 0.0, 0.01])
+    assert [(lr, wd, [(r.start, r.stop) for r in rows]) for lr, wd, rows in opt.groups((True, True, False, True))] \
+        == [(0.1, 0.0, [(0, 1)]), (0.2, 0.0, [(1, 2)]), (0.1, 0.01, [(3, 4)])]
+    opt.step(theta, torch.ones(4, 256), (True, True, True, True))
+    before = theta[2].clone()
+    state = [t[2].clone() for t in vars(opt).values() if isinstance(t, torch.Tensor) and t.dim() == 2]
+    for _ in range(3):
+        opt.step(theta, torch.ones(4, 256), (True, True, False, True))
+    assert torch.equal(theta[2], before)
+    assert all(torch.equal(t[2], s) for t, s in
+               zip([t for t in vars(opt).values() if isinstance(t, torch.Tensor) and t.dim() == 2], state))
+    assert not torch.equal(theta[0], before)
 
 
 def test_schedules():

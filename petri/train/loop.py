@@ -80,12 +80,14 @@ def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
     orders = [torch.Generator().manual_seed(derive_seed(s, "order")) for s in seeds]
     stoppers = [Stopper(recipe.early_stopping) if recipe.early_stopping else None for _ in members]
     results = [Result() for _ in members]
-    active = torch.ones(K, dtype=torch.bool, device=device)  # False: diverged or stopped (frozen)
+    healthy = torch.ones(K, dtype=torch.bool, device=device)  # loss finite and below diverge_loss so far
+    live = (True,) * K  # members still training (host side): not stopped, not known to have diverged
     steps = math.ceil(N / B)
     step = 0
 
-    flat_x = train.x.reshape(N, -1)  # [N, C*H*W] uint8: rows gather fast with index_select
-    lr = torch.empty_like(opt.lr)  # [K, 1]: per-member rate, 0 for frozen members
+    flat_x = train.x.reshape(N, -1)  # [N, C*H*W] uint8 (4× less memory traffic than float): index_select rows
+    raw_buf = torch.empty(K * B, flat_x.shape[1], dtype=torch.uint8, device=device)  # batch buffers, reused
+    x_buf = torch.empty(K * B * flat_x.shape[1], device=device)
 
     for epoch in range(1, recipe.epochs + 1):
         order = torch.stack([torch.randperm(N, generator=g) for g in orders]).to(device)  # [K, N]
@@ -98,21 +100,23 @@ def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
         for s in range(steps):
             pos = order[:, s * B:(s + 1) * B]  # [K, B] positions in the training subset
             ids, y = ids_epoch[:, s * B:(s + 1) * B], y_epoch[:, s * B:(s + 1) * B]
-            raw = flat_x.index_select(0, pos.reshape(-1)).view(*pos.shape, *data.spec.shape)
-            x = pipe.images(raw, ids, "train", epoch)  # [K, B, C, H, W] float
+            shape = (*pos.shape, *data.spec.shape)  # the last batch of an epoch may be short
+            raw = torch.index_select(flat_x, 0, pos.reshape(-1), out=raw_buf[:pos.numel()]).view(shape)
+            x = pipe.images(raw, ids, "train", epoch, x_buf[:raw.numel()].view(shape))  # [K, B, C, H, W] float
             logits = net.forward(x, train=True)  # [K, B, classes]
             loss, g_logits, correct = cross_entropy(logits, y)
-            active &= loss <= recipe.diverge_loss  # exploded or NaN (NaN compares False): freeze it
+            ok = loss <= recipe.diverge_loss  # not exploded, not NaN (NaN compares False)
             net.backward(g_logits)
-            rate = opt.lr
-            if device.type != "cpu" or not bool(active.all()):  # a sync is free on CPU, costly on GPU
-                net.grad.masked_fill_(~active[:, None], 0.0)
-                rate = torch.mul(opt.lr, active[:, None], out=lr)
-            opt.step(net.theta, net.grad, rate, lr_factor(recipe.schedule, step, steps, steps * recipe.epochs))
+            if device.type != "cpu":  # a sync would stall the GPU: a diverged member freezes at the epoch's end
+                healthy &= ok
+            elif not bool(ok.all()):  # on CPU a sync is free: freeze it now
+                healthy &= ok
+                live = tuple(a and h for a, h in zip(live, healthy.tolist()))
+            opt.step(net.theta, net.grad, live, lr_factor(recipe.schedule, step, steps, steps * recipe.epochs))
             loss_sum += loss
             hits += correct
             step += 1
-        alive = active.tolist()  # one sync per epoch
+        alive = healthy.tolist()  # one sync per epoch
         train_seconds = time.perf_counter() - t0
         test_loss, test_acc = evaluate(net, pipe, test, recipe.eval_batch_size)
         val_loss, val_acc = evaluate(net, pipe, val, recipe.eval_batch_size) if val else (None, None)
@@ -131,7 +135,7 @@ def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
             r.epochs.append(m)
             if stoppers[k] and stoppers[k].update(m):
                 r.status = "stopped-early"
-                active[k] = False
+        live = tuple(r.status == "running" for r in results)
         if on_epoch:
             on_epoch(epoch, results)
         if not any(r.status == "running" for r in results):

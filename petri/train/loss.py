@@ -28,22 +28,21 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor, with_grad: bool = True)
     buf.exp_()
     total = e.sum(dim=-1, keepdim=True)  # [K, B, 1]
     target = y.unsqueeze(-1)
-    loss = (total.log().squeeze(-1) - (logits.gather(-1, target) - top).squeeze(-1)).mean(dim=1)
+    loss = (total.log() + top - logits.gather(-1, target)).mean(dim=(1, 2))
     correct = (logits.argmax(dim=-1) == y).sum(dim=1)
     if not with_grad:
         return loss, None, correct
-    grad = e.div_(total)  # softmax
-    grad.scatter_add_(-1, target, _minus_ones(target.shape, grad.dtype, grad.device))
-    grad.mul_(1.0 / B)
+    grad = e.div_(total.mul_(B))  # softmax / B
+    grad.scatter_add_(-1, target, _constant(target.shape, -1.0 / B, grad.dtype, grad.device))
     return loss, grad, correct
 
 
 _cache: dict = {}
 
 
-def _minus_ones(shape, dtype, device) -> torch.Tensor:
-    key = (tuple(shape), dtype, device)
+def _constant(shape, value, dtype, device) -> torch.Tensor:
+    key = (tuple(shape), value, dtype, device)
     if key not in _cache:
         _cache.clear()
-        _cache[key] = torch.full(shape, -1.0, dtype=dtype, device=device)
+        _cache[key] = torch.full(shape, value, dtype=dtype, device=device)
     return _cache[key]

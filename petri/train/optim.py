@@ -1,9 +1,15 @@
 """Optimisers on stacked parameters: ``theta [K, P]`` updated in place.
 
-Per-member learning rate and weight decay are ``[K, 1]`` tensors. Semantics
-match torch.optim's SGD and Adam (weight decay as L2 added to the gradient).
-A frozen member (stopped or diverged) gets learning rate 0 and a zeroed
-gradient, so its parameters and optimiser state stay as they were.
+Each member has its own learning rate and weight decay. Members that share
+both are updated together by PyTorch's own fused kernels (``_fused_adam_``,
+``_fused_sgd_``: one pass over parameters, gradients and state), called once
+per distinct (rate, decay) on the rows of the members that are still
+training; a frozen member (stopped or diverged) is simply left out, so its
+parameters and optimiser state stay as they were. Semantics are
+torch.optim's SGD and Adam with ``fused=True`` (weight decay as L2 added to
+the gradient). Rows are padded to a multiple of 256 floats (see
+``models.network``), so a member's row goes through the same vector lanes
+whether it is updated alone or with others.
 """
 
 from __future__ import annotations
@@ -17,39 +23,55 @@ from .recipe import SGD, Adam, Schedule
 
 class Optimizer:
     def __init__(self, spec: Adam | SGD, theta: torch.Tensor, lrs: list[float], wds: list[float]):
-        self.spec, self.t = spec, 0
-        self.lr = torch.tensor(lrs, device=theta.device).reshape(-1, 1)  # [K, 1]
-        self.wd = torch.tensor(wds, device=theta.device).reshape(-1, 1)  # [K, 1]
-        self.decay = any(w > 0 for w in wds)
-        self.buf = torch.zeros_like(theta)  # scratch
+        self.spec, self.lrs, self.wds = spec, [float(v) for v in lrs], [float(v) for v in wds]
+        self._runs: dict[tuple, list] = {}  # the row views of each fused call, per set of live members
         if isinstance(spec, Adam):
             self.m, self.v = torch.zeros_like(theta), torch.zeros_like(theta)
-            self.steps = torch.zeros((), device=theta.device)  # the fused kernel's step counter
+            self.steps = torch.zeros((), device=theta.device)  # the fused kernel's step counter (bias correction)
         elif spec.momentum > 0:
             self.momentum = torch.zeros_like(theta)
 
-    def step(self, theta: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor, factor: float = 1.0) -> None:
-        """One update with per-member rates ``lr [K, 1]`` (0 = frozen) times the schedule ``factor``."""
-        self.t += 1
+    def groups(self, live: tuple[bool, ...]) -> list[tuple[float, float, list[slice]]]:
+        """(rate, decay, row slices) per distinct hyper-parameter pair among live members."""
+        groups: dict[tuple[float, float], list[slice]] = {}
+        k, K = 0, len(live)
+        while k < K:
+            if not live[k]:
+                k += 1
+                continue
+            end = k + 1  # extend the run over neighbours with the same rate and decay
+            while end < K and live[end] and (self.lrs[end], self.wds[end]) == (self.lrs[k], self.wds[k]):
+                end += 1
+            groups.setdefault((self.lrs[k], self.wds[k]), []).append(slice(k, end))
+            k = end
+        return [(lr, wd, rows) for (lr, wd), rows in groups.items()]
+
+    def _calls(self, theta, grad, live):
+        """Per group: rate, decay and the row views each fused call takes (built once per ``live``)."""
+        key = (live, theta.data_ptr(), grad.data_ptr())
+        if key not in self._runs:
+            state = [self.m, self.v] if isinstance(self.spec, Adam) else \
+                [self.momentum] if self.spec.momentum > 0 else []
+            self._runs[key] = [(lr, wd, [[t[r] for r in rows] for t in (theta, grad, *state)])
+                               for lr, wd, rows in self.groups(live)]
+        return self._runs[key]
+
+    def step(self, theta: torch.Tensor, grad: torch.Tensor, live: tuple[bool, ...], factor: float = 1.0) -> None:
+        """One update of the ``live`` members' rows, at their rates times the schedule ``factor``."""
         s = self.spec
-        if self.decay:
-            grad.addcmul_(theta, self.wd)
         if isinstance(s, Adam):
-            # PyTorch's fused Adam kernel (one pass) computes the update u = m̂ / (√v̂ + ε) into a zeroed
-            # scratch buffer (rate 1), then each member's row moves by its own rate: buf holds -u.
-            self.buf.zero_()
-            self.steps.add_(1)
-            torch._fused_adam_([self.buf], [grad], [self.m], [self.v], [], [self.steps], lr=1.0,
-                               beta1=s.beta1, beta2=s.beta2, weight_decay=0.0, eps=s.eps,
-                               amsgrad=False, maximize=False)
-            theta.addcmul_(self.buf, lr, value=factor)
-            return
-        if s.momentum > 0:
-            self.momentum.mul_(s.momentum).add_(grad)
-            update = grad.add_(self.momentum, alpha=s.momentum) if s.nesterov else self.momentum
-        else:
-            update = grad
-        theta.addcmul_(update, lr, value=-factor)
+            self.steps.add_(1)  # members that are left out are frozen for good: one shared counter
+        for lr, wd, views in self._calls(theta, grad, live):
+            if isinstance(s, Adam):
+                params, grads, m, v = views
+                torch._fused_adam_(params, grads, m, v, [], [self.steps] * len(params), lr=lr * factor,
+                                   beta1=s.beta1, beta2=s.beta2, weight_decay=wd, eps=s.eps,
+                                   amsgrad=False, maximize=False)
+            else:
+                params, grads, *momentum = views
+                torch._fused_sgd_(params, grads, momentum[0] if momentum else [], weight_decay=wd,
+                                  momentum=s.momentum, lr=lr * factor, dampening=0.0, nesterov=s.nesterov,
+                                  maximize=False, is_first_step=False)
 
 
 def lr_factor(schedule: Schedule, step: int, steps_per_epoch: int, total_steps: int) -> float:

@@ -115,13 +115,18 @@ class Pipeline:
         return _Group(members, [[t for t, _, _ in e] for _, e in entries], [[key for _, key, _ in e] for _, e in entries],
                       [[s for _, _, s in e] for _, e in entries], self.K, self.device)
 
-    def images(self, x: torch.Tensor, idx: torch.Tensor, split: str, epoch: int) -> torch.Tensor:
-        """uint8 [K, B, C, H, W] (or [B, C, H, W] shared by all members) -> float [K, B, C, H, W]."""
+    def images(self, x: torch.Tensor, idx: torch.Tensor, split: str, epoch: int,
+               buffer: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8 [K, B, C, H, W] (or [B, C, H, W] shared by all members) -> float [K, B, C, H, W].
+
+        ``buffer``: a float tensor shaped like ``x`` to convert into, instead of a fresh allocation
+        (the training loop reuses one per pack: fresh multi-MB allocations cost page faults).
+        """
         if x.dim() == len(self.shape) + 1:  # one batch for every member (evaluation)
             x, idx = x.unsqueeze(0), idx.unsqueeze(0).expand(self.K, -1)
         scale, shift = self.scale[split], self.shift[split]
         # uint8 -> float first: a mixed-dtype multiply is ~40× slower than a conversion plus an in-place multiply
-        out = x.float()
+        out = x.float() if buffer is None else buffer.copy_(x)
         if out.shape[0] != self.K:
             out = out.expand(self.K, *out.shape[1:]).contiguous() if isinstance(scale, torch.Tensor) else out
         if isinstance(scale, torch.Tensor):
