@@ -22,6 +22,8 @@ import petri.data
 from petri.models import MLP, MnistCNN, build
 from petri.train import Member, Recipe, train_pack
 from petri.train.loss import cross_entropy
+from petri.train.optim import Optimizer
+from petri.train.recipe import Adam
 from petri.treatments import Pipeline, parse_treatment
 
 
@@ -77,7 +79,8 @@ def petri_run(model, ds, epochs, batch, seeds, train_size=None):
 
 
 def treatment_costs(ds, K=32, B=100, reps=30):
-    """Milliseconds to apply each treatment to a [K, B, 1, 28, 28] batch vs one K-member mlp step."""
+    """Milliseconds to apply each treatment to a [K, B, 1, 28, 28] batch vs one K-member mlp training
+    step (batch conversion, forward, loss, backward and the Adam update, as in the training loop)."""
     specs = {
         "invert": {"name": "invert"}, "sparsify": {"name": "sparsify", "threshold": 0.5},
         "standardize": {"name": "standardize"},
@@ -91,6 +94,8 @@ def treatment_costs(ds, K=32, B=100, reps=30):
     idx = torch.randint(0, len(ds.train_y), (K, B))
     raw = ds.train_x[idx]
     net = build(MLP(hidden=[64]), (1, 28, 28), 10, seeds)
+    opt = Optimizer(Adam(), net.theta, [1e-3] * K, [0.0] * K)
+    live = (True,) * K
 
     def timed(fn):
         fn()
@@ -105,6 +110,7 @@ def treatment_costs(ds, K=32, B=100, reps=30):
         x = plain_pipe.images(raw, idx, "train", 1)
         loss, g, _ = cross_entropy(net.forward(x, True), ds.train_y[idx])
         net.backward(g)
+        opt.step(net.theta, net.grad, live)
 
     step_ms = timed(step)
     base_ms = timed(lambda: plain_pipe.images(raw, idx, "train", 1))

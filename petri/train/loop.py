@@ -64,6 +64,27 @@ def evaluate(net, pipe: Pipeline, split: Split, batch_size: int) -> tuple[torch.
     return loss_sum / n, hits / n
 
 
+GATHER_BYTES = 4 << 20  # training images are gathered several steps at a time, up to this many bytes
+
+
+def _batches(flat_x: torch.Tensor, order: torch.Tensor, B: int, buf: torch.Tensor):
+    """Each step's images [K, B, F] (the last batch may be shorter), in the epoch's order [K, N].
+
+    Rows are gathered for several steps at once into ``buf``: one index_select of thousands of rows
+    costs a fraction of what many 100-row ones do. Each yielded batch is a view, valid until the next.
+    """
+    (K, N), F = order.shape, flat_x.shape[1]
+    full = N // B
+    per_gather = max(1, buf.numel() // (K * B * F))
+    step_major = order[:, :full * B].reshape(K, full, B).transpose(0, 1)  # [steps, K, B]
+    for s0 in range(0, full, per_gather):
+        idx = step_major[s0:s0 + per_gather].reshape(-1)
+        yield from torch.index_select(flat_x, 0, idx, out=buf[:idx.numel() * F].view(-1, F)).view(-1, K, B, F)
+    if N > full * B:
+        idx = order[:, full * B:].reshape(-1)
+        yield torch.index_select(flat_x, 0, idx, out=buf[:idx.numel() * F].view(-1, F)).view(K, -1, F)
+
+
 @torch.no_grad()
 def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
                on_epoch: Callable[[int, list[Result]], None] | None = None) -> list[Result]:
@@ -81,13 +102,13 @@ def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
     stoppers = [Stopper(recipe.early_stopping) if recipe.early_stopping else None for _ in members]
     results = [Result() for _ in members]
     healthy = torch.ones(K, dtype=torch.bool, device=device)  # loss finite and below diverge_loss so far
-    live = (True,) * K  # members still training (host side): not stopped, not known to have diverged
+    live = (True,) * K  # members still training: not stopped early, not diverged
     steps = math.ceil(N / B)
     step = 0
 
     flat_x = train.x.reshape(N, -1)  # [N, C*H*W] uint8 (4× less memory traffic than float): index_select rows
-    raw_buf = torch.empty(K * B, flat_x.shape[1], dtype=torch.uint8, device=device)  # batch buffers, reused
-    x_buf = torch.empty(K * B * flat_x.shape[1], device=device)
+    raw_buf = torch.empty(max(K * B * flat_x.shape[1], GATHER_BYTES), dtype=torch.uint8, device=device)
+    x_buf = torch.empty(K * B * flat_x.shape[1], device=device)  # batch buffers, reused every step
 
     for epoch in range(1, recipe.epochs + 1):
         order = torch.stack([torch.randperm(N, generator=g) for g in orders]).to(device)  # [K, N]
@@ -97,26 +118,21 @@ def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
         loss_sum = torch.zeros(K, device=device)
         hits = torch.zeros(K, dtype=torch.int64, device=device)
         t0 = time.perf_counter()
-        for s in range(steps):
-            pos = order[:, s * B:(s + 1) * B]  # [K, B] positions in the training subset
+        for s, raw in enumerate(_batches(flat_x, order, B, raw_buf)):  # raw: uint8 [K, B, C*H*W]
             ids, y = ids_epoch[:, s * B:(s + 1) * B], y_epoch[:, s * B:(s + 1) * B]
-            shape = (*pos.shape, *data.spec.shape)  # the last batch of an epoch may be short
-            raw = torch.index_select(flat_x, 0, pos.reshape(-1), out=raw_buf[:pos.numel()]).view(shape)
-            x = pipe.images(raw, ids, "train", epoch, x_buf[:raw.numel()].view(shape))  # [K, B, C, H, W] float
+            shape = (*raw.shape[:2], *data.spec.shape)  # the last batch of an epoch may be short
+            x = pipe.images(raw.view(shape), ids, "train", epoch, x_buf[:raw.numel()].view(shape))  # float
             logits = net.forward(x, train=True)  # [K, B, classes]
             loss, g_logits, correct = cross_entropy(logits, y)
-            ok = loss <= recipe.diverge_loss  # not exploded, not NaN (NaN compares False)
+            # Exploded, or NaN (NaN compares False)? Noted here, acted on at the epoch's end (no sync per
+            # step): a diverged member's NaNs stay in its own rows, and its last good epoch is what counts.
+            healthy &= loss <= recipe.diverge_loss
             net.backward(g_logits)
-            if device.type != "cpu":  # a sync would stall the GPU: a diverged member freezes at the epoch's end
-                healthy &= ok
-            elif not bool(ok.all()):  # on CPU a sync is free: freeze it now
-                healthy &= ok
-                live = tuple(a and h for a, h in zip(live, healthy.tolist()))
             opt.step(net.theta, net.grad, live, lr_factor(recipe.schedule, step, steps, steps * recipe.epochs))
             loss_sum += loss
             hits += correct
             step += 1
-        alive = healthy.tolist()  # one sync per epoch
+        alive = healthy.tolist()  # one sync per epoch; diverged members are frozen from here on
         train_seconds = time.perf_counter() - t0
         test_loss, test_acc = evaluate(net, pipe, test, recipe.eval_batch_size)
         val_loss, val_acc = evaluate(net, pipe, val, recipe.eval_batch_size) if val else (None, None)
