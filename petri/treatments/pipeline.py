@@ -125,16 +125,14 @@ class Pipeline:
         if x.dim() == len(self.shape) + 1:  # one batch for every member (evaluation)
             x, idx = x.unsqueeze(0), idx.unsqueeze(0).expand(self.K, -1)
         scale, shift = self.scale[split], self.shift[split]
-        # uint8 -> float first: a mixed-dtype multiply is ~40× slower than a conversion plus an in-place multiply
-        out = x.float() if buffer is None else buffer.copy_(x)
-        if out.shape[0] != self.K:
-            out = out.expand(self.K, *out.shape[1:]).contiguous() if isinstance(scale, torch.Tensor) else out
-        if isinstance(scale, torch.Tensor):
+        if not isinstance(scale, torch.Tensor):
+            out = torch.mul(x, scale, out=buffer)  # convert to [0, 1] in one pass
+        else:  # a mixed-dtype multiply by a [K, 1, C, H, W] tensor is slower than converting first
+            out = x.float() if buffer is None else buffer.copy_(x)
+            out = out.expand(self.K, *out.shape[1:]).contiguous() if out.shape[0] != self.K else out
             out.mul_(scale)  # conversion to [0, 1] and the folded treatments: [K, 1, C, H, W]
             if shift is not None:
                 out.add_(shift)  # two exact ops (no fused multiply-add): identical in every SIMD lane
-        else:
-            out.mul_(scale)
         if out.shape[0] != self.K:
             out = out.expand(self.K, *out.shape[1:])
         for g in self.image_groups[split]:
