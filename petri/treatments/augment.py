@@ -38,15 +38,16 @@ class Crop(Treatment):
             return x
         G, B, C, H, W = x.shape
         dy, dx = self.shifts(keys, idx, epoch, self.pad)  # [G, B]
-        # Source coordinates of each output pixel, with the padding resolved arithmetically
-        # (no padded copy): one gather per batch.
+        # Source coordinates of each output row and column, with the padding resolved arithmetically
+        # (no padded copy); separable: whole rows move with one index_select, then columns with a
+        # gather whose index broadcasts over channels and rows (never a per-pixel index tensor).
         rows, row_in = self._source(dy.reshape(-1, 1) + torch.arange(H, device=x.device), H)  # [GB, H]
         cols, col_in = self._source(dx.reshape(-1, 1) + torch.arange(W, device=x.device), W)  # [GB, W]
-        index = (rows[:, :, None] * W + cols[:, None, :]).reshape(G * B, 1, H * W).expand(G * B, C, H * W)
-        out = x.reshape(G * B, C, H * W).gather(2, index)
+        plane = torch.arange(G * B * C, device=x.device).view(G * B, C, 1) * H  # first row of each image plane
+        out = x.reshape(-1, W).index_select(0, (plane + rows[:, None, :]).reshape(-1)).view(G * B, C, H, W)
+        out = out.gather(3, cols[:, None, None, :].expand(G * B, C, H, W))
         if self.mode == "constant":  # zero padding: pixels that came from outside the image
-            inside = (row_in[:, :, None] & col_in[:, None, :]).reshape(G * B, 1, H * W)
-            out = out * inside
+            out = out * (row_in[:, None, :, None] & col_in[:, None, None, :])
         return out.reshape(G, B, C, H, W)
 
     def _source(self, i: torch.Tensor, n: int):
