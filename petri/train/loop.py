@@ -154,7 +154,7 @@ def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
         live = tuple(r.status == "running" for r in results)
         if on_epoch:
             on_epoch(epoch, results)
-        if not any(r.status == "running" for r in results):
+        if not any(live):
             break
     for r in results:
         if r.status == "running":
