@@ -18,6 +18,7 @@ The tests check every layer's gradients against autograd.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -95,6 +96,27 @@ class Flatten(Layer):
         return gy.reshape(self.shape)
 
 
+# Layers with fewer outputs than this (a classifier's last layer) compute their products transposed:
+# batched GEMMs with an output this narrow run 2-4x faster as W^T x^T than as x W (MKL, K = 32),
+# and no slower for K = 1. A rule on the layer's shape alone, so a member's numbers never depend on K.
+NARROW = 16
+
+
+@contextmanager
+def _one_gemm_thread(x: torch.Tensor):
+    """For K = 1 on CPU, run the GEMM on one thread. A batched GEMM runs each member's product on
+    one thread; MKL threads a lone transposed product differently, which changes its last bits."""
+    if x.shape[0] != 1 or x.is_cuda:
+        yield
+        return
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
 class Linear(Layer):
     """y = x W + b per member; W [K, in, out], b [K, 1, out]."""
 
@@ -111,10 +133,18 @@ class Linear(Layer):
     def forward(self, x, train):  # x [K, B, in]
         if train:
             self.x = x
-        return torch.baddbmm(self.p["bias"], x, self.p["weight"])
+        w, b = self.p["weight"], self.p["bias"]
+        if self.n_out < NARROW:  # y^T = W^T x^T + b^T: the same product, 2-4x faster in batched GEMM here
+            with _one_gemm_thread(x):
+                return torch.baddbmm(b.mT, w.mT, x.mT).mT.contiguous()
+        return torch.baddbmm(b, x, w)
 
     def backward(self, gy):  # gy [K, B, out]
-        torch.bmm(self.x.transpose(1, 2), gy, out=self.g["weight"])
+        if self.n_out < NARROW:  # (gy^T x)^T, for the same reason
+            with _one_gemm_thread(gy):
+                self.g["weight"].copy_(torch.bmm(gy.mT, self.x).mT)
+        else:
+            torch.bmm(self.x.mT, gy, out=self.g["weight"])
         torch.sum(gy, dim=1, keepdim=True, out=self.g["bias"])
         gx = torch.bmm(gy, self.p["weight"].transpose(1, 2)) if self.need_input_grad else None
         self.x = None

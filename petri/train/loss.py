@@ -20,7 +20,7 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor, with_grad: bool = True)
     the SIMD body: members stay bitwise identical alone or packed.
     """
     K, B, C = logits.shape
-    top = logits.amax(dim=-1, keepdim=True)  # [K, B, 1]
+    top, pred = logits.max(dim=-1, keepdim=True)  # [K, B, 1] each; pred: the first maximum, as argmax
     n = K * B * C
     buf = torch.empty(-(-n // _ALIGN) * _ALIGN, device=logits.device)  # the padding's values are never read
     e = buf[:n].view(K, B, C)
@@ -29,7 +29,7 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor, with_grad: bool = True)
     total = e.sum(dim=-1, keepdim=True)  # [K, B, 1]
     target = y.unsqueeze(-1)
     loss = (total.log() + top - logits.gather(-1, target)).mean(dim=(1, 2))
-    correct = (logits.argmax(dim=-1) == y).sum(dim=1)
+    correct = (pred == target).sum(dim=(1, 2))
     if not with_grad:
         return loss, None, correct
     grad = e.div_(total.mul_(B))  # softmax / B
