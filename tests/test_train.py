@@ -176,3 +176,28 @@ def test_pack_members_may_have_other_treatments_and_rates(mnist):
     alone = train_pack(mnist, recipe, [copy.deepcopy(members[1])])[0]
     assert b.epochs[-1]["test_loss"] == alone.epochs[-1]["test_loss"]
     assert a.epochs[-1]["test_loss"] != b.epochs[-1]["test_loss"]
+
+
+@pytest.mark.parametrize("shards, input_bn", [(2, False), (3, False), (2, True)])
+def test_shards_change_where_members_run_not_their_numbers(mnist, monkeypatch, shards, input_bn):
+    """A pack split over threads (one intra-op thread each) gives every member exactly the numbers it
+    gets in one shard; a shard whose members all stopped early idles while the others train on."""
+    from petri.train import loop
+
+    recipe = Recipe(model=MLP(hidden=[16], input_bn=input_bn), epochs=3, val_size=500,
+                    early_stopping=EarlyStopping(monitor="val_loss", patience=1, min_delta=0.0), **SMALL)
+    members = [Member(0), Member(1, lr=0.5), Member(2), Member(3, lr=0.5), Member(4)]
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(loop, "shard_count", lambda K, device: 1)
+    whole = train_pack(mnist, recipe, members)
+    monkeypatch.setattr(loop, "shard_count", lambda K, device: shards)
+    split = train_pack(mnist, recipe, members)
+    assert torch.get_num_threads() == threads  # the caller's setting is restored
+    assert [r.status for r in split] == [r.status for r in whole]
+    assert len({len(r.epochs) for r in whole}) > 1  # some members stopped before others
+    for a, b in zip(whole, split):
+        assert len(a.epochs) == len(b.epochs)
+        for ea, eb in zip(a.epochs, b.epochs):
+            assert {k: v for k, v in ea.items() if k not in ("images_per_s", "seconds")} == \
+                   {k: v for k, v in eb.items() if k not in ("images_per_s", "seconds")}
+            assert eb["pack_size"] == len(members)

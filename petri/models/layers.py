@@ -273,11 +273,13 @@ class BatchNorm(Layer):
         self.running_mean = torch.zeros(K * self.features, device=device)
         self.running_var = torch.ones(K * self.features, device=device)
 
-    def _to_channels(self, x):  # dense [K, B, F] -> [B, K*F]
-        return x.transpose(0, 1).reshape(x.shape[1], -1) if not self.image_layout else x
+    def _to_channels(self, x):  # dense [K, B, F] -> [1, K*F, B]: the batch as the spatial axis
+        # (not [B, K*F]: ATen reduces a 2-D batch in per-thread parts, so its bits would depend on
+        # the thread count; with an image axis each channel is reduced by one thread, in order)
+        return x.transpose(1, 2).reshape(1, -1, x.shape[1]) if not self.image_layout else x
 
     def _from_channels(self, x, K):
-        return x.reshape(x.shape[0], K, -1).transpose(0, 1) if not self.image_layout else x
+        return x.view(K, self.features, -1).transpose(1, 2).contiguous() if not self.image_layout else x
 
     def forward(self, x, train):
         K = self.p["weight"].shape[0]
@@ -296,18 +298,18 @@ class BatchNorm(Layer):
             parts = [torch.randn(y.shape[0], self.features, *y.shape[2:], generator=g, device=y.device)
                      for g in self.generators]
             return torch.cat(parts, dim=1)
-        parts = [torch.randn(y.shape[0], self.features, generator=g, device=y.device) for g in self.generators]
-        return torch.cat(parts, dim=1)
+        parts = [torch.randn(y.shape[2], self.features, generator=g, device=y.device).T for g in self.generators]
+        return torch.cat(parts, dim=0)[None]  # [1, K*F, B], each member's draws as before
 
     def backward(self, gy):
         K = self.p["weight"].shape[0]
         gx, gw, gb = aten.native_batch_norm_backward(
             self._to_channels(gy), self.x, self.p["weight"].reshape(-1), self.running_mean,
-            self.running_var, self.mean, self.invstd, True, self.eps, [True, True, True])
+            self.running_var, self.mean, self.invstd, True, self.eps, [self.need_input_grad, True, True])
         self.g["weight"].copy_(gw.view_as(self.g["weight"]))
         self.g["bias"].copy_(gb.view_as(self.g["bias"]))
         self.x = self.mean = self.invstd = None
-        return self._from_channels(gx, K)
+        return self._from_channels(gx, K) if self.need_input_grad else None
 
     def describe(self):
         return f"BatchNorm({self.features}{', noise σ=%g' % self.noise if self.noise else ''})"

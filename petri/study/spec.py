@@ -27,7 +27,8 @@ from ..treatments import parse_treatment
 
 # Bump when a change alters what training computes: old cells get new hashes.
 # 2: the optimiser update comes straight from PyTorch's fused kernel; the loss gradient is scaled once.
-# 3: dense layers with fewer than 16 outputs compute their products transposed (other summation order).
+# 3: dense layers with fewer than 16 outputs compute their products transposed (other summation order);
+#    dense BatchNorm reduces each feature in one pass (the same bits on any number of threads).
 SEMANTICS = 3
 TOP_KEYS = {"name", "data", "seeds", "baseline", "recipe", "variants", "description", "profiles"}
 PROFILE_KEYS = {"recipe", "seeds", "description"}

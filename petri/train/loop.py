@@ -4,12 +4,19 @@ Each member brings its own seed (initial weights, data order), treatments,
 learning rate and weight decay. Its numbers do not depend on the other
 members: the loss is a sum of per-member means, every random stream is keyed
 by the member's seed, and a diverged or stopped member is frozen in place.
+
+Reading order: ``train_pack`` (at the bottom) splits the pack into shards (one per CPU thread, one
+on a GPU) and runs each epoch on all of them; ``_Shard.train_epoch`` is the training loop proper
+(batches -> treatments -> forward -> loss -> backward -> optimiser step), ``_Shard.end_epoch``
+evaluates and applies divergence and early stopping.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -85,77 +92,132 @@ def _batches(flat_x: torch.Tensor, order: torch.Tensor, B: int, buf: torch.Tenso
         yield torch.index_select(flat_x, 0, idx, out=buf[:idx.numel() * F].view(-1, F)).view(K, -1, F)
 
 
-@torch.no_grad()
-def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
-               on_epoch: Callable[[int, list[Result]], None] | None = None) -> list[Result]:
-    device = resolve_device(recipe.device)
-    train, val, test = make_splits(data, recipe, device)
-    seeds = [m.seed for m in members]
-    K, N, B = len(members), len(train.y), recipe.batch_size
-    net = build(recipe.model, data.spec.shape, len(data.spec.classes), seeds, device)
-    pipe = Pipeline([m.treatments for m in members], seeds, data.spec.shape, len(data.spec.classes),
-                    train.x, data.train_y.to(device), device)
-    opt = Optimizer(recipe.optimizer, net.theta,
-                    [m.lr if m.lr is not None else recipe.optimizer.lr for m in members],
-                    [m.weight_decay if m.weight_decay is not None else recipe.optimizer.weight_decay for m in members])
-    orders = [torch.Generator().manual_seed(derive_seed(s, "order")) for s in seeds]
-    stoppers = [Stopper(recipe.early_stopping) if recipe.early_stopping else None for _ in members]
-    results = [Result() for _ in members]
-    healthy = torch.ones(K, dtype=torch.bool, device=device)  # loss finite and below diverge_loss so far
-    live = (True,) * K  # members still training: not stopped early, not diverged
-    steps = math.ceil(N / B)
-    step = 0
+class _Shard:
+    """Some of a pack's members, trained as one population: its own network, optimiser, treatments
+    and buffers; the pack's splits are shared (read only)."""
 
-    flat_x = train.x.reshape(N, -1)  # [N, C*H*W] uint8 (4× less memory traffic than float): index_select rows
-    raw_buf = torch.empty(max(K * B * flat_x.shape[1], GATHER_BYTES), dtype=torch.uint8, device=device)
-    x_buf = torch.empty(K * B * flat_x.shape[1], device=device)  # batch buffers, reused every step
+    def __init__(self, data: Dataset, recipe: Recipe, members: list[Member], results: list[Result],
+                 train: Split, val: Split | None, test: Split, device: torch.device, pack_size: int):
+        self.recipe, self.results, self.train, self.val, self.test = recipe, results, train, val, test
+        self.pack_size = pack_size
+        seeds = [m.seed for m in members]
+        self.K, self.N = len(members), len(train.y)
+        self.net = build(recipe.model, data.spec.shape, len(data.spec.classes), seeds, device)
+        self.pipe = Pipeline([m.treatments for m in members], seeds, data.spec.shape, len(data.spec.classes),
+                             train.x, data.train_y.to(device), device)
+        self.opt = Optimizer(recipe.optimizer, self.net.theta,
+                             [m.lr if m.lr is not None else recipe.optimizer.lr for m in members],
+                             [m.weight_decay if m.weight_decay is not None else recipe.optimizer.weight_decay
+                              for m in members])
+        self.orders = [torch.Generator().manual_seed(derive_seed(s, "order")) for s in seeds]
+        self.stoppers = [Stopper(recipe.early_stopping) if recipe.early_stopping else None for _ in members]
+        self.healthy = torch.ones(self.K, dtype=torch.bool, device=device)  # loss finite, below diverge_loss
+        self.live = (True,) * self.K  # members still training: not stopped early, not diverged
+        self.step = 0
+        self.shape = data.spec.shape
+        self.flat_x = train.x.reshape(self.N, -1)  # [N, C*H*W] uint8 (4× less memory traffic than float)
+        F = self.flat_x.shape[1]
+        self.raw_buf = torch.empty(max(self.K * recipe.batch_size * F, GATHER_BYTES), dtype=torch.uint8,
+                                   device=device)
+        self.x_buf = torch.empty(self.K * recipe.batch_size * F, device=device)  # batch buffers, reused
 
-    for epoch in range(1, recipe.epochs + 1):
-        order = torch.stack([torch.randperm(N, generator=g) for g in orders]).to(device)  # [K, N]
+    def train_epoch(self, epoch: int) -> None:
+        if not any(self.live):
+            return
+        K, N, B, recipe, pipe, train = self.K, self.N, self.recipe.batch_size, self.recipe, self.pipe, self.train
+        steps = math.ceil(N / B)
+        order = torch.stack([torch.randperm(N, generator=g) for g in self.orders]).to(self.x_buf.device)  # [K, N]
         flat_order = order.reshape(-1)  # index_select: far faster than 2-D advanced indexing
         ids_epoch = train.ids.index_select(0, flat_order).view(K, N)  # indices in the full split (treatment keys)
-        y_epoch = pipe.labels(train.y.index_select(0, flat_order).view(K, N), ids_epoch)  # [K, N] after label treatments
-        loss_sum = torch.zeros(K, device=device)
-        hits = torch.zeros(K, dtype=torch.int64, device=device)
-        t0 = time.perf_counter()
-        for s, raw in enumerate(_batches(flat_x, order, B, raw_buf)):  # raw: uint8 [K, B, C*H*W]
+        y_epoch = pipe.labels(train.y.index_select(0, flat_order).view(K, N), ids_epoch)  # after label treatments
+        self.loss_sum = torch.zeros(K, device=order.device)
+        self.hits = torch.zeros(K, dtype=torch.int64, device=order.device)
+        for s, raw in enumerate(_batches(self.flat_x, order, B, self.raw_buf)):  # raw: uint8 [K, B, C*H*W]
             ids, y = ids_epoch[:, s * B:(s + 1) * B], y_epoch[:, s * B:(s + 1) * B]
-            shape = (*raw.shape[:2], *data.spec.shape)  # the last batch of an epoch may be short
-            x = pipe.images(raw.view(shape), ids, "train", epoch, x_buf[:raw.numel()].view(shape))  # float
-            logits = net.forward(x, train=True)  # [K, B, classes]
+            shape = (*raw.shape[:2], *self.shape)  # the last batch of an epoch may be short
+            x = pipe.images(raw.view(shape), ids, "train", epoch, self.x_buf[:raw.numel()].view(shape))  # float
+            logits = self.net.forward(x, train=True)  # [K, B, classes]
             loss, g_logits, correct = cross_entropy(logits, y)
             # Exploded, or NaN (NaN compares False)? Noted here, acted on at the epoch's end (no sync per
             # step): a diverged member's NaNs stay in its own rows, and its last good epoch is what counts.
-            healthy &= loss <= recipe.diverge_loss
-            net.backward(g_logits)
-            opt.step(net.theta, net.grad, live, lr_factor(recipe.schedule, step, steps, steps * recipe.epochs))
-            loss_sum += loss
-            hits += correct
-            step += 1
-        alive = healthy.tolist()  # one sync per epoch; diverged members are frozen from here on
-        train_seconds = time.perf_counter() - t0
-        test_loss, test_acc = evaluate(net, pipe, test, recipe.eval_batch_size)
-        val_loss, val_acc = evaluate(net, pipe, val, recipe.eval_batch_size) if val else (None, None)
+            self.healthy &= loss <= recipe.diverge_loss
+            self.net.backward(g_logits)
+            self.opt.step(self.net.theta, self.net.grad, self.live,
+                          lr_factor(recipe.schedule, self.step, steps, steps * recipe.epochs))
+            self.loss_sum += loss
+            self.hits += correct
+            self.step += 1
+
+    def end_epoch(self, epoch: int, t0: float, train_seconds: float) -> None:
+        """Evaluate, record each running member's epoch, and apply divergence and early stopping."""
+        if not any(self.live):
+            return
+        alive = self.healthy.tolist()  # one sync per epoch; diverged members are frozen from here on
+        recipe, N = self.recipe, self.N
+        test_loss, test_acc = evaluate(self.net, self.pipe, self.test, recipe.eval_batch_size)
+        val = self.val
+        val_loss, val_acc = evaluate(self.net, self.pipe, val, recipe.eval_batch_size) if val else (None, None)
         seconds = time.perf_counter() - t0
-        for k, r in enumerate(results):
+        for k, r in enumerate(self.results):
             if r.status != "running":
                 continue
             if not alive[k]:
                 r.status = "diverged"
                 continue
             m = {"epoch": epoch,
-                 "train_loss": float(loss_sum[k]) / steps, "train_acc": float(hits[k]) / N,
+                 "train_loss": float(self.loss_sum[k]) / math.ceil(N / recipe.batch_size),
+                 "train_acc": float(self.hits[k]) / N,
                  "val_loss": float(val_loss[k]) if val else None, "val_acc": float(val_acc[k]) if val else None,
                  "test_loss": float(test_loss[k]), "test_acc": float(test_acc[k]),
-                 "images_per_s": N / train_seconds, "seconds": seconds, "pack_size": K}
+                 "images_per_s": N / train_seconds, "seconds": seconds, "pack_size": self.pack_size}
             r.epochs.append(m)
-            if stoppers[k] and stoppers[k].update(m):
+            if self.stoppers[k] and self.stoppers[k].update(m):
                 r.status = "stopped-early"
-        live = tuple(r.status == "running" for r in results)
-        if on_epoch:
-            on_epoch(epoch, results)
-        if not any(live):
-            break
+        self.live = tuple(r.status == "running" for r in self.results)
+
+
+def shard_count(K: int, device: torch.device) -> int:
+    """On CPU, a pack trains as one shard per intra-op thread, each shard's ops on one thread: the
+    threads then never touch each other's data (on two cores here, +25–65 % images/s against all ops
+    split across both threads). Shards only change where members run, never their numbers."""
+    return 1 if device.type != "cpu" else max(1, min(K, torch.get_num_threads()))
+
+
+@contextmanager
+def _runner(n: int):
+    """Runs a function on every shard: in this thread for one shard, else on n threads at once, each
+    with one intra-op thread."""
+    if n == 1:
+        yield lambda fn, shards: [fn(s) for s in shards]
+        return
+    threads = torch.get_num_threads()
+    try:
+        with ThreadPoolExecutor(n, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            yield lambda fn, shards: list(pool.map(fn, shards))
+    finally:
+        torch.set_num_threads(threads)  # the workers' setting is also torch's default for new threads
+
+
+@torch.no_grad()
+def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
+               on_epoch: Callable[[int, list[Result]], None] | None = None) -> list[Result]:
+    device = resolve_device(recipe.device)
+    train, val, test = make_splits(data, recipe, device)
+    results = [Result() for _ in members]
+    n = shard_count(len(members), device)
+    bounds = [round(i * len(members) / n) for i in range(n + 1)]
+    shards = [_Shard(data, recipe, members[a:b], results[a:b], train, val, test, device, len(members))
+              for a, b in zip(bounds, bounds[1:])]
+    with _runner(n) as run:
+        for epoch in range(1, recipe.epochs + 1):
+            t0 = time.perf_counter()
+            run(lambda s: s.train_epoch(epoch), shards)
+            train_seconds = time.perf_counter() - t0  # the pack's training time, evaluation excluded
+            run(lambda s: s.end_epoch(epoch, t0, train_seconds), shards)
+            if on_epoch:
+                on_epoch(epoch, results)
+            if not any(any(s.live) for s in shards):
+                break
     for r in results:
         if r.status == "running":
             r.status = "done"
