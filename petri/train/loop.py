@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
@@ -114,6 +114,7 @@ class _Shard:
         self.healthy = torch.ones(self.K, dtype=torch.bool, device=device)  # loss finite, below diverge_loss
         self.live = (True,) * self.K  # members still training: not stopped early, not diverged
         self.step = 0
+        self.cancelled = False  # set by train_pack when the pack is abandoned (Ctrl-C, another shard failed)
         self.shape = data.spec.shape
         self.flat_x = train.x.reshape(self.N, -1)  # [N, C*H*W] uint8 (4× less memory traffic than float)
         F = self.flat_x.shape[1]
@@ -133,6 +134,8 @@ class _Shard:
         self.loss_sum = torch.zeros(K, device=order.device)
         self.hits = torch.zeros(K, dtype=torch.int64, device=order.device)
         for s, raw in enumerate(_batches(self.flat_x, order, B, self.raw_buf)):  # raw: uint8 [K, B, C*H*W]
+            if self.cancelled:
+                return
             ids, y = ids_epoch[:, s * B:(s + 1) * B], y_epoch[:, s * B:(s + 1) * B]
             shape = (*raw.shape[:2], *self.shape)  # the last batch of an epoch may be short
             x = pipe.images(raw.view(shape), ids, "train", epoch, self.x_buf[:raw.numel()].view(shape))  # float
@@ -193,7 +196,12 @@ def _runner(n: int):
     threads = torch.get_num_threads()
     try:
         with ThreadPoolExecutor(n, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-            yield lambda fn, shards: list(pool.map(fn, shards))
+            def run(fn, shards):
+                futures = [pool.submit(fn, s) for s in shards]
+                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                for f in [*done, *futures]:  # the first error surfaces at once, not after the other shards
+                    f.result()
+            yield run
     finally:
         torch.set_num_threads(threads)  # the workers' setting is also torch's default for new threads
 
@@ -209,15 +217,20 @@ def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
     shards = [_Shard(data, recipe, members[a:b], results[a:b], train, val, test, device, len(members))
               for a, b in zip(bounds, bounds[1:])]
     with _runner(n) as run:
-        for epoch in range(1, recipe.epochs + 1):
-            t0 = time.perf_counter()
-            run(lambda s: s.train_epoch(epoch), shards)
-            train_seconds = time.perf_counter() - t0  # the pack's training time, evaluation excluded
-            run(lambda s: s.end_epoch(epoch, t0, train_seconds), shards)
-            if on_epoch:
-                on_epoch(epoch, results)
-            if not any(any(s.live) for s in shards):
-                break
+        try:
+            for epoch in range(1, recipe.epochs + 1):
+                t0 = time.perf_counter()
+                run(lambda s: s.train_epoch(epoch), shards)
+                train_seconds = time.perf_counter() - t0  # the pack's training time, evaluation excluded
+                run(lambda s: s.end_epoch(epoch, t0, train_seconds), shards)
+                if on_epoch:
+                    on_epoch(epoch, results)
+                if not any(any(s.live) for s in shards):
+                    break
+        except BaseException:  # Ctrl-C, or a failing shard: the other shards stop at their next step
+            for s in shards:
+                s.cancelled = True
+            raise
     for r in results:
         if r.status == "running":
             r.status = "done"
