@@ -63,4 +63,4 @@ class GaussianImages(Treatment):
         element = torch.arange(flat.shape[-1], device=x.device, dtype=torch.int64)
         per_image = hash32(keys[:, None], idx)[:, :, None]  # [G, B, 1]: hash the key once per image
         z = normal(per_image, element)  # [G, B, C*H*W]
-        return (z * std + mean).reshape(x.shape)
+        return z.mul_(std).add_(mean).reshape(x.shape)
