@@ -122,6 +122,7 @@ class _Shard:
                                    device=device)
         self.x_buf = torch.empty(self.K * recipe.batch_size * F, device=device)  # batch buffers, reused
 
+    @torch.no_grad()  # grad mode is per thread: shards may run on worker threads
     def train_epoch(self, epoch: int) -> None:
         if not any(self.live):
             return
@@ -151,6 +152,7 @@ class _Shard:
             self.hits += correct
             self.step += 1
 
+    @torch.no_grad()
     def end_epoch(self, epoch: int, t0: float, train_seconds: float) -> None:
         """Evaluate, record each running member's epoch, and apply divergence and early stopping."""
         if not any(self.live):
@@ -203,7 +205,7 @@ def _runner(n: int):
                     f.result()
             yield run
     finally:
-        torch.set_num_threads(threads)  # the workers' setting is also torch's default for new threads
+        torch.set_num_threads(threads)  # the workers' set_num_threads(1) also changed torch's process-wide default
 
 
 @torch.no_grad()
