@@ -178,7 +178,7 @@ def test_pack_members_may_have_other_treatments_and_rates(mnist):
     assert a.epochs[-1]["test_loss"] != b.epochs[-1]["test_loss"]
 
 
-@pytest.mark.parametrize("shards, input_bn", [(2, False), (3, False), (2, True)])
+@pytest.mark.parametrize("shards, input_bn", [(2, False), (3, False), (5, False), (2, True)])
 def test_shards_change_where_members_run_not_their_numbers(mnist, monkeypatch, shards, input_bn):
     """A pack split over threads (one intra-op thread each) gives every member exactly the numbers it
     gets in one shard; a shard whose members all stopped early idles while the others train on."""
@@ -188,9 +188,9 @@ def test_shards_change_where_members_run_not_their_numbers(mnist, monkeypatch, s
                     early_stopping=EarlyStopping(monitor="val_loss", patience=1, min_delta=0.0), **SMALL)
     members = [Member(0), Member(1, lr=0.5), Member(2), Member(3, lr=0.5), Member(4)]
     threads = torch.get_num_threads()
-    monkeypatch.setattr(loop, "shard_count", lambda K, device: 1)
+    monkeypatch.setattr(loop, "shard_count", lambda *a: 1)
     whole = train_pack(mnist, recipe, members)
-    monkeypatch.setattr(loop, "shard_count", lambda K, device: shards)
+    monkeypatch.setattr(loop, "shard_count", lambda *a: shards)
     split = train_pack(mnist, recipe, members)
     assert torch.get_num_threads() == threads  # the caller's setting is restored
     assert [r.status for r in split] == [r.status for r in whole]
@@ -208,7 +208,7 @@ def test_a_failing_shard_stops_the_pack_promptly(mnist, monkeypatch):
     instead of finishing its epoch."""
     from petri.train import loop
 
-    monkeypatch.setattr(loop, "shard_count", lambda K, device: 2)
+    monkeypatch.setattr(loop, "shard_count", lambda *a: 2)
     steps = {1: 0, 2: 0}  # steps taken by the one-member and the two-member shard
     real = loop.cross_entropy
 
