@@ -111,7 +111,6 @@ class _Shard:
                               for m in members])
         self.orders = [torch.Generator().manual_seed(derive_seed(s, "order")) for s in seeds]
         self.stoppers = [Stopper(recipe.early_stopping) if recipe.early_stopping else None for _ in members]
-        self.healthy = torch.ones(self.K, dtype=torch.bool, device=device)  # loss finite, below diverge_loss
         self.live = (True,) * self.K  # members still training: not stopped early, not diverged
         self.step = 0
         self.cancelled = False  # set by train_pack when the pack is abandoned (Ctrl-C, another shard failed)
@@ -132,7 +131,7 @@ class _Shard:
         flat_order = order.reshape(-1)  # index_select: far faster than 2-D advanced indexing
         ids_epoch = train.ids.index_select(0, flat_order).view(K, N)  # indices in the full split (treatment keys)
         y_epoch = pipe.labels(train.y.index_select(0, flat_order).view(K, N), ids_epoch)  # after label treatments
-        self.loss_sum = torch.zeros(K, device=order.device)
+        self.losses = torch.empty(K, steps, device=order.device)  # each step's batch loss per member
         self.hits = torch.zeros(K, dtype=torch.int64, device=order.device)
         for s, raw in enumerate(_batches(self.flat_x, order, B, self.raw_buf)):  # raw: uint8 [K, B, C*H*W]
             if self.cancelled:
@@ -142,13 +141,10 @@ class _Shard:
             x = pipe.images(raw.view(shape), ids, "train", epoch, self.x_buf[:raw.numel()].view(shape))  # float
             logits = self.net.forward(x, train=True)  # [K, B, classes]
             loss, g_logits, correct = cross_entropy(logits, y)
-            # Exploded, or NaN (NaN compares False)? Noted here, acted on at the epoch's end (no sync per
-            # step): a diverged member's NaNs stay in its own rows, and its last good epoch is what counts.
-            self.healthy &= loss <= recipe.diverge_loss
             self.net.backward(g_logits)
             self.opt.step(self.net.theta, self.net.grad, self.live,
                           lr_factor(recipe.schedule, self.step, steps, steps * recipe.epochs))
-            self.loss_sum += loss
+            self.losses[:, s] = loss  # divergence is judged from these at the epoch's end (no sync per step)
             self.hits += correct
             self.step += 1
 
@@ -157,8 +153,10 @@ class _Shard:
         """Evaluate, record each running member's epoch, and apply divergence and early stopping."""
         if not any(self.live):
             return
-        alive = self.healthy.tolist()  # one sync per epoch; diverged members are frozen from here on
         recipe, N = self.recipe, self.N
+        # Exploded, or NaN (NaN compares False), at any step? Then diverged: frozen from here on, its NaNs
+        # stay in its own rows, and its last good epoch is what counts. One host sync per epoch.
+        alive = (self.losses <= recipe.diverge_loss).all(dim=1).tolist()
         test_loss, test_acc = evaluate(self.net, self.pipe, self.test, recipe.eval_batch_size)
         val = self.val
         val_loss, val_acc = evaluate(self.net, self.pipe, val, recipe.eval_batch_size) if val else (None, None)
@@ -170,7 +168,7 @@ class _Shard:
                 r.status = "diverged"
                 continue
             m = {"epoch": epoch,
-                 "train_loss": float(self.loss_sum[k]) / math.ceil(N / recipe.batch_size),
+                 "train_loss": float(self.losses[k].sum()) / self.losses.shape[1],
                  "train_acc": float(self.hits[k]) / N,
                  "val_loss": float(val_loss[k]) if val else None, "val_acc": float(val_acc[k]) if val else None,
                  "test_loss": float(test_loss[k]), "test_acc": float(test_acc[k]),
