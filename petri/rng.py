@@ -50,16 +50,20 @@ def hash32(key: int | torch.Tensor, *counters: int | torch.Tensor) -> torch.Tens
     return h
 
 
+def _unit(h: torch.Tensor) -> torch.Tensor:
+    """uint32 values (in int64) -> float32 in [0, 1)."""
+    return h.to(torch.float32).mul_(1.0 / 4294967296.0)
+
+
 def uniform(key: int | torch.Tensor, *counters: int | torch.Tensor) -> torch.Tensor:
     """Uniform float32 numbers in [0, 1) keyed by (key, counters...)."""
-    return hash32(key, *counters).to(torch.float32).mul_(1.0 / 4294967296.0)
+    return _unit(hash32(key, *counters))
 
 
 def normal(key: int | torch.Tensor, *counters: int | torch.Tensor) -> torch.Tensor:
     """Standard normal float32 numbers (Box-Muller over two hashed uniforms)."""
     h1 = hash32(key, *counters)
     h2 = _mix32(h1 ^ 0x5BD1E995)  # a second, independent draw from one more mixing round
-    u1 = h1.to(torch.float32).mul_(1.0 / 4294967296.0)
-    u2 = h2.to(torch.float32).mul_(1.0 / 4294967296.0)
+    u1, u2 = _unit(h1), _unit(h2)
     # sqrt(-2 log(1 - u1)) * cos(2 pi u2), in place
     return u1.neg_().log1p_().mul_(-2.0).sqrt_().mul_(u2.mul_(2.0 * torch.pi).cos_())

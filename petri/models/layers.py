@@ -46,6 +46,10 @@ class Layer:
     def params(self) -> list[ParamDecl]:
         return []
 
+    def n_params(self) -> int:
+        """Parameters per member."""
+        return sum(math.prod(d.shape) for d in self.params())
+
     def bind(self, views: dict[str, torch.Tensor], grads: dict[str, torch.Tensor]) -> None:
         """Receive the [K, ...] parameter and gradient views of this layer."""
         self.p, self.g = views, grads

@@ -93,5 +93,5 @@ class Network:
         rows, shape = [], self.in_shape
         for layer in self.layers:
             shape = layer.out_shape(shape)
-            rows.append((layer.describe(), shape, sum(math.prod(d.shape) for d in layer.params())))
+            rows.append((layer.describe(), shape, layer.n_params()))
         return rows

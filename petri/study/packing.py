@@ -46,7 +46,7 @@ def member_bytes(recipe: Recipe, data: str) -> int:
     for layer in layers:
         shape = layer.out_shape(shape)
         acts += math.prod(shape)
-        params += sum(math.prod(d.shape) for d in layer.params())
+        params += layer.n_params()
     return 4 * (5 * params + 3 * acts * recipe.batch_size)
 
 

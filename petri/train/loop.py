@@ -195,7 +195,7 @@ def shard_count(K: int, device: torch.device, member_bytes: int) -> int:
 
 
 def _member_bytes(recipe: Recipe, shape: tuple[int, ...], n_classes: int) -> int:
-    params = sum(math.prod(d.shape) for layer in recipe.model.layers(shape, n_classes) for d in layer.params())
+    params = sum(layer.n_params() for layer in recipe.model.layers(shape, n_classes))
     return 4 * (4 * params + recipe.batch_size * math.prod(shape))
 
 

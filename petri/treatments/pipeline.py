@@ -127,13 +127,11 @@ class Pipeline:
         scale, shift = self.scale[split], self.shift[split]
         # Convert, then scale in place: a mixed-dtype multiply (uint8 * float) is 2-4x slower, even into a buffer.
         out = x.float() if buffer is None else buffer.copy_(x)
-        if isinstance(scale, torch.Tensor):  # conversion to [0, 1] and the folded treatments: [K, 1, C, H, W]
-            out = out.expand(self.K, *out.shape[1:]).contiguous() if out.shape[0] != self.K else out
-            out.mul_(scale)
-            if shift is not None:
-                out.add_(shift)  # two exact ops (no fused multiply-add): identical in every SIMD lane
-        else:
-            out.mul_(scale)
+        if isinstance(scale, torch.Tensor) and out.shape[0] != self.K:  # per-member scale: [K, 1, C, H, W]
+            out = out.expand(self.K, *out.shape[1:]).contiguous()
+        out.mul_(scale)  # conversion to [0, 1] and the folded treatments
+        if shift is not None:  # only with a per-member scale
+            out.add_(shift)  # two exact ops (no fused multiply-add): identical in every SIMD lane
         if out.shape[0] != self.K:
             out = out.expand(self.K, *out.shape[1:])
         for g in self.image_groups[split]:
