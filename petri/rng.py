@@ -38,16 +38,27 @@ def _mix32(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def _mix32_int(x: int) -> int:
+    """_mix32 of one Python int (the same value, without a tensor)."""
+    x &= _MASK32
+    for shift, mul in ((16, 0x7FEB352D), (15, 0x846CA68B)):
+        x = ((x ^ (x >> shift)) * mul) & _MASK32
+    return x ^ (x >> 16)
+
+
 def hash32(key: int | torch.Tensor, *counters: int | torch.Tensor) -> torch.Tensor:
-    """Hash a key and integer counters (broadcast together) to uint32 values in int64."""
+    """Hash a key and integer counters (broadcast together) to uint32 values in int64.
+
+    Python-int keys and counters are mixed on the host (same values): a per-image hash keyed by
+    (member, image, epoch) then costs two tensor mixes per tensor counter and one per int."""
     if isinstance(key, int):
-        key = torch.tensor(key, dtype=torch.int64)
-    h = _mix32(key ^ (key >> 32))
+        h: int | torch.Tensor = _mix32_int(key ^ (key >> 32))
+    else:
+        h = _mix32(key ^ (key >> 32))
     for c in counters:
-        if isinstance(c, int):
-            c = torch.tensor(c, dtype=torch.int64, device=h.device)
-        h = _mix32(h ^ _mix32(c.to(torch.int64) + 0x9E3779B9))
-    return h
+        m = _mix32_int(c + 0x9E3779B9) if isinstance(c, int) else _mix32(c.to(torch.int64) + 0x9E3779B9)
+        h = _mix32_int(h ^ m) if isinstance(h, int) and isinstance(m, int) else _mix32(h ^ m)
+    return h if isinstance(h, torch.Tensor) else torch.tensor(h, dtype=torch.int64)
 
 
 def _unit(h: torch.Tensor) -> torch.Tensor:

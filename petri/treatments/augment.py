@@ -71,8 +71,9 @@ class Flip(Treatment):
     per_epoch: ClassVar[bool] = True
 
     def apply(self, x, idx, st, keys, epoch):
-        G, B, C, H, W = x.shape
         flip = uniform(keys[:, None], idx, epoch, 7) < self.p  # [G, B]
-        j = torch.arange(W, device=x.device)
-        cols = torch.where(flip[:, :, None], W - 1 - j, j)  # [G, B, W]: source column of each output column
-        return x.gather(4, cols[:, :, None, None, :].expand(G, B, C, H, W))
+        # Only the flipped images move, as whole images (x is the pipeline's own: changed in place);
+        # half the cost of a per-pixel gather over the batch.
+        images = x.reshape(-1, *x.shape[2:])
+        which = flip.view(-1).nonzero().view(-1)
+        return images.index_copy_(0, which, images.index_select(0, which).flip(-1)).view(x.shape)
