@@ -46,35 +46,49 @@ def _mix32_int(x: int) -> int:
     return x ^ (x >> 16)
 
 
+def hash_int(key: int, *counters: int) -> int:
+    """hash32 of Python ints, on the host (the same value as the tensor version)."""
+    h = _mix32_int(key ^ (key >> 32))
+    for c in counters:
+        h = _mix32_int(h ^ _mix32_int(c + 0x9E3779B9))
+    return h
+
+
+def per_image(keys: torch.Tensor, idx: torch.Tensor, *counters: int) -> torch.Tensor:
+    """One uint32 (in int64) per member and image: ``keys [G]`` the members' keys (on the CPU),
+    ``idx [G, B]`` image indices, ``counters`` ints such as the epoch. The keys and counters are
+    mixed on the host, so the batch costs two mixing rounds: _mix32(hash_int(key, *counters) ^
+    _mix32(idx + φ)), where φ is the golden-ratio constant every counter is offset by."""
+    member = torch.tensor([hash_int(k, *counters) for k in keys.tolist()], dtype=torch.int64, device=idx.device)
+    return _mix32(member[:, None] ^ _mix32(idx.to(torch.int64) + 0x9E3779B9))
+
+
 def hash32(key: int | torch.Tensor, *counters: int | torch.Tensor) -> torch.Tensor:
     """Hash a key and integer counters (broadcast together) to uint32 values in int64.
 
     Python-int keys and counters are mixed on the host (same values): a per-image hash keyed by
     (member, image, epoch) then costs two tensor mixes per tensor counter and one per int."""
-    if isinstance(key, int):
-        h: int | torch.Tensor = _mix32_int(key ^ (key >> 32))
-    else:
-        h = _mix32(key ^ (key >> 32))
+    h: int | torch.Tensor = _mix32_int(key ^ (key >> 32)) if isinstance(key, int) else _mix32(key ^ (key >> 32))
     for c in counters:
         m = _mix32_int(c + 0x9E3779B9) if isinstance(c, int) else _mix32(c.to(torch.int64) + 0x9E3779B9)
         h = _mix32_int(h ^ m) if isinstance(h, int) and isinstance(m, int) else _mix32(h ^ m)
     return h if isinstance(h, torch.Tensor) else torch.tensor(h, dtype=torch.int64)
 
 
-def _unit(h: torch.Tensor) -> torch.Tensor:
+def unit(h: torch.Tensor) -> torch.Tensor:
     """uint32 values (in int64) -> float32 in [0, 1)."""
     return h.to(torch.float32).mul_(1.0 / 4294967296.0)
 
 
 def uniform(key: int | torch.Tensor, *counters: int | torch.Tensor) -> torch.Tensor:
     """Uniform float32 numbers in [0, 1) keyed by (key, counters...)."""
-    return _unit(hash32(key, *counters))
+    return unit(hash32(key, *counters))
 
 
 def normal(key: int | torch.Tensor, *counters: int | torch.Tensor) -> torch.Tensor:
     """Standard normal float32 numbers (Box-Muller over two hashed uniforms)."""
     h1 = hash32(key, *counters)
     h2 = _mix32(h1 ^ 0x5BD1E995)  # a second, independent draw from one more mixing round
-    u1, u2 = _unit(h1), _unit(h2)
+    u1, u2 = unit(h1), unit(h2)
     # sqrt(-2 log(1 - u1)) * cos(2 pi u2), in place
     return u1.neg_().log1p_().mul_(-2.0).sqrt_().mul_(u2.mul_(2.0 * torch.pi).cos_())

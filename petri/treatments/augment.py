@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 import torch
 from pydantic import Field, NonNegativeInt
 
-from ..rng import hash32, uniform
+from ..rng import per_image, unit
 from .base import Treatment
 
 
@@ -28,10 +28,10 @@ class Crop(Treatment):
 
     @staticmethod
     def shifts(keys, idx, epoch, pad):
-        """Per-image (dy, dx) in [-pad, pad], [G, B] each."""
-        dy = hash32(keys[:, None], idx, epoch, 0) % (2 * pad + 1) - pad
-        dx = hash32(keys[:, None], idx, epoch, 1) % (2 * pad + 1) - pad
-        return dy, dx
+        """Per-image (dy, dx) in [-pad, pad], [G, B] each, both from one 32-bit draw."""
+        n = 2 * pad + 1
+        h = per_image(keys, idx, epoch)
+        return h % n - pad, (h // n) % n - pad
 
     def apply(self, x, idx, st, keys, epoch):
         if self.pad == 0:
@@ -71,7 +71,7 @@ class Flip(Treatment):
     per_epoch: ClassVar[bool] = True
 
     def apply(self, x, idx, st, keys, epoch):
-        flip = uniform(keys[:, None], idx, epoch, 7) < self.p  # [G, B]
+        flip = unit(per_image(keys, idx, epoch)) < self.p  # [G, B]
         # Only the flipped images move, as whole images (x is the pipeline's own: changed in place);
         # half the cost of a per-pixel gather over the batch.
         images = x.reshape(-1, *x.shape[2:])

@@ -5,7 +5,7 @@ test or both; overridable per use), a small per-member ``state`` computed once
 (a mask, a permutation, relabelled targets) and a batched ``apply`` that works
 on a whole group of members at once: ``x [G, B, C, H, W]`` float in [0, 1]
 (for the first treatment), ``idx [G, B]`` the images' indices in their split,
-``keys [G]`` the members' treatment keys. Randomness comes from
+``keys [G]`` the members' treatment keys (a CPU tensor: ``rng.per_image`` mixes them on the host). Randomness comes from
 ``petri.rng`` hashes of (key, epoch, index), never from the streams used for
 initial weights and data order.
 """

@@ -40,7 +40,7 @@ class _Group:
         self.all = members == list(range(K))  # covers the whole pack in order: no gather needed
         self.members = torch.tensor(members, device=device)
         self.steps = steps  # [member][step]
-        self.keys = [torch.tensor([k[i] for k in keys], dtype=torch.int64, device=device) for i in range(len(steps[0]))]
+        self.keys = [torch.tensor([k[i] for k in keys], dtype=torch.int64) for i in range(len(steps[0]))]  # CPU: hashed on the host
         self.states = [{n: torch.stack([s[i][n] for s in states]) for n in states[0][i]}
                        for i in range(len(steps[0]))]
 
@@ -55,8 +55,9 @@ class _Group:
             return call(ts[0], x, idx, self.states[i], self.keys[i])
         out = x.clone()
         for t in {t.model_dump_json(): t for t in ts}.values():
-            sel = torch.tensor([j for j, s in enumerate(ts) if s == t], device=x.device)
-            out[sel] = call(t, x[sel], idx[sel], {n: v[sel] for n, v in self.states[i].items()}, self.keys[i][sel])
+            rows = [j for j, s in enumerate(ts) if s == t]
+            sel = torch.tensor(rows, device=x.device)
+            out[sel] = call(t, x[sel], idx[sel], {n: v[sel] for n, v in self.states[i].items()}, self.keys[i][rows])
         return out
 
 
@@ -107,7 +108,7 @@ class Pipeline:
             if not t.on_labels:  # data-dependent state sees the images as the preceding treatments left them
                 one = {n: v[None] for n, v in states[-1].items()}
                 x = t.apply(x[None].clone(), torch.arange(len(x), device=x.device)[None], one,
-                            torch.tensor([keys[-1]], device=x.device), 0)[0]
+                            torch.tensor([keys[-1]]), 0)[0]
         return keys, states
 
     def _group(self, entries) -> _Group:

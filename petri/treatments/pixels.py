@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 
 import torch
 
-from ..rng import _mix32, hash32, normal
+from ..rng import _mix32, normal, per_image
 from .base import Treatment
 
 
@@ -44,9 +44,9 @@ class ShufflePixels(Treatment):
 
     def apply(self, x, idx, st, keys, epoch):
         G, B, C, H, W = x.shape
-        per_image = hash32(keys[:, None], idx)  # [G, B]: one key per image
+        image_keys = per_image(keys, idx)  # [G, B]: one key per image
         pixel = torch.arange(H * W, device=x.device, dtype=torch.int64) * 0x9E3779B9
-        perm = _mix32(per_image[:, :, None] ^ pixel).argsort(dim=-1)  # [G, B, H*W]
+        perm = _mix32(image_keys[:, :, None] ^ pixel).argsort(dim=-1)  # [G, B, H*W]
         return _gather_pixels(x, perm)
 
 
@@ -61,6 +61,5 @@ class GaussianImages(Treatment):
         flat = x.reshape(G, B, -1)
         std, mean = torch.std_mean(flat, dim=-1, keepdim=True)
         element = torch.arange(flat.shape[-1], device=x.device, dtype=torch.int64)
-        per_image = hash32(keys[:, None], idx)[:, :, None]  # [G, B, 1]: hash the key once per image
-        z = normal(per_image, element)  # [G, B, C*H*W]
+        z = normal(per_image(keys, idx)[:, :, None], element)  # the key hashed once per image  # [G, B, C*H*W]
         return z.mul_(std).add_(mean).reshape(x.shape)
