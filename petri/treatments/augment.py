@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar, Literal
 
 import torch
@@ -38,27 +39,33 @@ class Crop(Treatment):
             return x
         G, B, C, H, W = x.shape
         dy, dx = self.shifts(keys, idx, epoch, self.pad)  # [G, B]
-        # Source coordinates of each output row and column, with the padding resolved arithmetically
-        # (no padded copy); separable: whole rows move with one index_select, then columns with a
-        # gather whose index broadcasts over channels and rows (never a per-pixel index tensor).
-        rows, row_in = self._source(dy.reshape(-1, 1) + torch.arange(H, device=x.device), H)  # [GB, H]
-        cols, col_in = self._source(dx.reshape(-1, 1) + torch.arange(W, device=x.device), W)  # [GB, W]
-        plane = torch.arange(G * B * C, device=x.device).view(G * B, C, 1) * H  # first row of each image plane
-        out = x.reshape(-1, W).index_select(0, (plane + rows[:, None, :]).reshape(-1)).view(G * B, C, H, W)
-        out = out.gather(3, cols[:, None, None, :].expand(G * B, C, H, W))
+        # Separable: whole rows move with one index_select, then columns with a gather whose index
+        # broadcasts over channels and rows. The source row / column of every output coordinate,
+        # per shift, comes from a small table (the padding resolved once, never a padded copy).
+        row_src, row_in = _source_table(self.pad, self.mode, H, x.device)
+        col_src, col_in = _source_table(self.pad, self.mode, W, x.device)
+        ry, rx = (dy + self.pad).view(-1), (dx + self.pad).view(-1)  # table rows, [G*B]
+        planes = torch.arange(0, G * B * C * H, H, device=x.device).view(G * B, C, 1)  # each plane's first row
+        rows = (planes + row_src[ry][:, None, :]).view(-1)  # [G*B*C*H]
+        out = x.reshape(-1, W).index_select(0, rows).view(G * B, C, H, W)
+        out = out.gather(3, col_src[rx][:, None, None, :].expand(G * B, C, H, W))
         if self.mode == "constant":  # zero padding: pixels that came from outside the image
-            out = out * (row_in[:, None, :, None] & col_in[:, None, None, :])
+            out = out * (row_in[ry][:, None, :, None] & col_in[rx][:, None, None, :])
         return out.reshape(G, B, C, H, W)
 
-    def _source(self, i: torch.Tensor, n: int):
-        """Map padded coordinates to source indices in [0, n) for this padding mode."""
-        inside = (i >= 0) & (i < n)
-        if self.mode == "reflect":  # ... 2 1 | 0 1 2 ... n-1 | n-2 n-3 ...
-            i = i.abs()
-            i = torch.where(i > n - 1, 2 * (n - 1) - i, i)
-        else:  # replicate, or constant (masked afterwards)
-            i = i.clamp(0, n - 1)
-        return i, inside
+
+@functools.lru_cache(maxsize=64)
+def _source_table(pad: int, mode: str, n: int, device: torch.device):
+    """For each shift d in [-pad, pad] (row d + pad): the source index in [0, n) of each of the n
+    output coordinates, and whether it lies inside the image; [2·pad + 1, n] each."""
+    i = torch.arange(-pad, pad + 1)[:, None] + torch.arange(n)  # coordinates in the padded image
+    inside = (i >= 0) & (i < n)
+    if mode == "reflect":  # ... 2 1 | 0 1 2 ... n-1 | n-2 n-3 ...
+        i = i.abs()
+        i = torch.where(i > n - 1, 2 * (n - 1) - i, i)
+    else:  # replicate, or constant (masked afterwards)
+        i = i.clamp(0, n - 1)
+    return i.to(device), inside.to(device)
 
 
 class Flip(Treatment):
