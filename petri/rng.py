@@ -85,10 +85,15 @@ def uniform(key: int | torch.Tensor, *counters: int | torch.Tensor) -> torch.Ten
     return unit(hash32(key, *counters))
 
 
-def normal(key: int | torch.Tensor, *counters: int | torch.Tensor) -> torch.Tensor:
-    """Standard normal float32 numbers (Box-Muller over two hashed uniforms)."""
-    h1 = hash32(key, *counters)
+def normal(key: torch.Tensor, n: int) -> torch.Tensor:
+    """n standard normal float32 numbers per key (``key [..., 1]`` -> ``[..., n]``): Box-Muller on pairs
+    of hashed uniforms (u1, u2) -> r cos θ and r sin θ, r = sqrt(-2 log(1 - u1)), θ = 2π u2."""
+    m = (n + 1) // 2
+    h1 = hash32(key, torch.arange(m, device=key.device))  # [..., m]
     h2 = _mix32(h1 ^ 0x5BD1E995)  # a second, independent draw from one more mixing round
-    u1, u2 = unit(h1), unit(h2)
-    # sqrt(-2 log(1 - u1)) * cos(2 pi u2), in place
-    return u1.neg_().log1p_().mul_(-2.0).sqrt_().mul_(u2.mul_(2.0 * torch.pi).cos_())
+    r = unit(h1).neg_().log1p_().mul_(-2.0).sqrt_()
+    theta = unit(h2).mul_(2.0 * torch.pi)
+    z = torch.empty(*r.shape, 2, device=key.device)
+    torch.mul(r, theta.cos(), out=z[..., 0])
+    torch.mul(r, theta.sin_(), out=z[..., 1])
+    return z.view(*r.shape[:-1], 2 * m)[..., :n]

@@ -34,5 +34,9 @@ def test_draws_are_uniform_and_normal():
     for bit in range(32):  # every bit is a fair coin
         assert abs(((h >> bit) & 1).float().mean() - 0.5) < 0.01
     assert (u[0] < 0.5).logical_xor(u[1] < 0.5).float().mean().sub(0.5).abs() < 0.01  # members independent
-    z = normal(h[:, :, None], torch.arange(4))
+    z = normal(h[:, :20000, None], 5)  # [2, 20000, 5]: an odd count takes half a pair
+    assert z.shape == (2, 20000, 5)
     assert abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01
+    assert abs(z.pow(4).mean() - 3) < 0.1  # kurtosis of a normal
+    assert abs((z[..., 0] * z[..., 1]).mean()) < 0.02  # the two halves of a pair are uncorrelated
+    assert abs((z.abs() < 1.96).float().mean() - 0.95) < 0.01

@@ -29,7 +29,8 @@ from ..treatments import parse_treatment
 # 2: the optimiser update comes straight from PyTorch's fused kernel; the loss gradient is scaled once.
 # 3: dense layers with fewer than 16 outputs compute their products transposed (other summation order);
 #    dense BatchNorm reduces each feature in one pass (the same bits on any number of threads).
-# 4: crop, flip, shuffle_pixels and gaussian_images draw per image from rng.per_image (other random values).
+# 4: crop, flip, shuffle_pixels and gaussian_images draw per image from rng.per_image; gaussian_images uses
+#    both Box-Muller outputs and a two-pass std; shuffle_pixels breaks hash ties by pixel (other values).
 SEMANTICS = 4
 TOP_KEYS = {"name", "data", "seeds", "baseline", "recipe", "variants", "description", "profiles"}
 PROFILE_KEYS = {"recipe", "seeds", "description"}

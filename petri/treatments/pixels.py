@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
+import numpy as np
 import torch
 
 from ..rng import _mix32, normal, per_image
@@ -44,10 +45,21 @@ class ShufflePixels(Treatment):
 
     def apply(self, x, idx, st, keys, epoch):
         G, B, C, H, W = x.shape
-        image_keys = per_image(keys, idx)  # [G, B]: one key per image
-        pixel = torch.arange(H * W, device=x.device, dtype=torch.int64) * 0x9E3779B9
-        perm = _mix32(image_keys[:, :, None] ^ pixel).argsort(dim=-1)  # [G, B, H*W]
-        return _gather_pixels(x, perm)
+        n, bits = H * W, (H * W - 1).bit_length()
+        image_keys = per_image(keys, idx)[:, :, None]  # [G, B, 1]: one key per image
+        pixel = torch.arange(n, device=x.device, dtype=torch.int64)
+        # Each image's pixels ordered by a 32-bit hash of (image key, pixel), ties by pixel: the hash and
+        # the pixel packed into one int64, so sorting values (no indices) gives the permutation.
+        packed = _mix32(image_keys ^ pixel * 0x9E3779B9).bitwise_left_shift_(bits).bitwise_or_(pixel)
+        return _gather_pixels(x, _sort_rows(packed).bitwise_and_((1 << bits) - 1))
+
+
+def _sort_rows(t: torch.Tensor) -> torch.Tensor:
+    """Values sorted along the last axis. On the CPU numpy's (SIMD) sort is 2-3x faster than torch's;
+    the values here are distinct, so both give the same result."""
+    if t.device.type == "cpu":
+        return torch.from_numpy(np.sort(t.numpy(), axis=-1))
+    return t.sort(dim=-1).values
 
 
 class GaussianImages(Treatment):
@@ -59,7 +71,8 @@ class GaussianImages(Treatment):
     def apply(self, x, idx, st, keys, epoch):
         G, B = x.shape[:2]
         flat = x.reshape(G, B, -1)
-        std, mean = torch.std_mean(flat, dim=-1, keepdim=True)
-        element = torch.arange(flat.shape[-1], device=x.device, dtype=torch.int64)
-        z = normal(per_image(keys, idx)[:, :, None], element)  # the key hashed once per image  # [G, B, C*H*W]
+        mean = flat.mean(dim=-1, keepdim=True)  # two passes: 20x faster than torch.std_mean here
+        d = flat - mean
+        std = d.mul_(d).sum(dim=-1, keepdim=True).div_(flat.shape[-1] - 1).sqrt_()
+        z = normal(per_image(keys, idx)[:, :, None], flat.shape[-1])  # [G, B, C*H*W]
         return z.mul_(std).add_(mean).reshape(x.shape)
