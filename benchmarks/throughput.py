@@ -19,12 +19,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import petri.data
-from petri.models import MLP, MnistCNN, build
+from petri.models import MLP, MnistCNN
 from petri.train import Member, Recipe, train_pack
-from petri.train.loss import cross_entropy
-from petri.train.optim import Optimizer
-from petri.train.recipe import Adam
-from petri.treatments import Pipeline, parse_treatment
+from petri.treatments import parse_treatment
 
 
 def plain_mlp():
@@ -78,9 +75,12 @@ def petri_run(model, ds, epochs, batch, seeds, train_size=None):
     return per_member * len(seeds), [r.epochs[-1]["test_acc"] for r in results]
 
 
-def treatment_costs(ds, K=32, B=100, reps=30):
-    """Milliseconds to apply each treatment to a [K, B, 1, 28, 28] batch vs one K-member mlp training
-    step (batch conversion, forward, loss, backward and the Adam update, as in the training loop)."""
+def treatment_costs(ds, K=32, n=10000, reps=3):
+    """Each treatment's cost inside the training loop: a K-member mlp [64] pack (batch 100) trains one
+    epoch on n images with and without it, interleaved, the fastest of ``reps`` runs each. Returns the
+    untreated step (ms) and per treatment (name, extra ms per step, fraction of the untreated step):
+    what the treatment adds to a step as the loop runs it (shards, threads, caches shared with
+    training), not an isolated kernel time."""
     specs = {
         "invert": {"name": "invert"}, "sparsify": {"name": "sparsify", "threshold": 0.5},
         "standardize": {"name": "standardize"},
@@ -90,44 +90,18 @@ def treatment_costs(ds, K=32, B=100, reps=30):
         "shuffle_pixels": {"name": "shuffle_pixels"}, "gaussian_images": {"name": "gaussian_images"},
         "crop": {"name": "crop", "pad": 4}, "flip": {"name": "flip"},
     }
-    seeds = list(range(K))
-    idx = torch.randint(0, len(ds.train_y), (K, B))
-    raw = ds.train_x[idx]
-    net = build(MLP(hidden=[64]), (1, 28, 28), 10, seeds)
-    opt = Optimizer(Adam(), net.theta, [1e-3] * K, [0.0] * K)
-    live = (True,) * K
+    recipe = Recipe(model=MLP(hidden=[64]), batch_size=100, epochs=1, train_size=n, device="cpu")
 
-    def timed(fn, blocks=5):  # the fastest of several blocks: this machine's speed drifts between seconds
-        fn()
-        best = float("inf")
-        for _ in range(blocks):
-            t0 = time.perf_counter()
-            for _ in range(reps // blocks):
-                fn()
-            best = min(best, (time.perf_counter() - t0) / (reps // blocks) * 1e3)
-        return best
+    def step_ms(treatments):
+        r = train_pack(ds, recipe, [Member(s, treatments) for s in range(K)])
+        return 100 / r[0].epochs[-1]["images_per_s"] * 1e3
 
-    plain_pipe = Pipeline([[] for _ in seeds], seeds, (1, 28, 28), 10, ds.train_x, ds.train_y, "cpu")
-    buf = torch.empty(raw.shape)  # the loop converts each batch into one reused float buffer
-
-    def step():
-        x = plain_pipe.images(raw, idx, "train", 1, buf)
-        loss, g, _ = cross_entropy(net.forward(x, True), ds.train_y[idx])
-        net.backward(g)
-        opt.step(net.theta, net.grad, live)
-
-    step_ms = timed(step)
-    base_ms = timed(lambda: plain_pipe.images(raw, idx, "train", 1, buf))
-    rows = []
-    for name, spec in specs.items():
-        t = parse_treatment(spec)
-        pipe = Pipeline([[t] for _ in seeds], seeds, (1, 28, 28), 10, ds.train_x, ds.train_y, "cpu")
-        if t.on_labels:
-            ms = timed(lambda: pipe.labels(ds.train_y[idx], idx))
-        else:
-            ms = timed(lambda: pipe.images(raw, idx, "train", 1, buf)) - base_ms
-        rows.append((name, ms, ms / step_ms))
-    return step_ms, rows
+    best = {name: float("inf") for name in ["none", *specs]}
+    for _ in range(reps):  # interleaved: a drift of the machine's speed hits every treatment alike
+        for name in best:
+            best[name] = min(best[name], step_ms([] if name == "none" else [parse_treatment(specs[name])]))
+    base = best.pop("none")
+    return base, [(name, ms - base, (ms - base) / base) for name, ms in best.items()]
 
 
 def _median(xs):
@@ -174,10 +148,10 @@ def main():
     print(f"mnist_cnn batch 128: plain {cnn_plain:,.0f} img/s; petri K=1 {cnn[1]:,.0f} img/s "
           f"(ratio {cnn[1] / cnn_plain:.2f}); K=8 aggregate {cnn[8]:,.0f} img/s (ratio {cnn[8] / cnn_plain:.2f})")
 
-    step_ms, rows = treatment_costs(ds)
-    print(f"treatment cost on a [32, 100, 1, 28, 28] batch (one 32-member mlp step = {step_ms:.2f} ms):")
+    step_ms, rows = treatment_costs(ds, reps=1 if args.quick else 3)
+    print(f"treatment cost in the loop, 32-member mlp [64] pack, batch 100 (untreated step {step_ms:.2f} ms):")
     for name, ms, frac in rows:
-        print(f"  {name:16s} {ms:7.3f} ms  {100 * frac:5.1f} % of a step")
+        print(f"  {name:16s} {ms:+7.3f} ms per step  {100 * frac:+6.1f} %")
     print(f"single_mlp_ratio={single:.2f}")
     print(f"population_mlp_ratio={population:.2f}")
     print(f"cnn_k1_ratio={cnn[1] / cnn_plain:.2f}")
