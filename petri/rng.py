@@ -46,32 +46,44 @@ def _mix32_int(x: int) -> int:
     return x ^ (x >> 16)
 
 
+_PHI = 0x9E3779B9  # every counter is offset by the golden-ratio constant before mixing
+
+
+def _mix(x: int | torch.Tensor) -> int | torch.Tensor:
+    """_mix32 on the host for a Python int, on the device for a tensor (the same values)."""
+    return _mix32_int(x) if isinstance(x, int) else _mix32(x)
+
+
+def _absorb(h: int | torch.Tensor, c: int | torch.Tensor) -> int | torch.Tensor:
+    """Mix one counter into the hash ``h``; stays a Python int while both are ints."""
+    return _mix(h ^ _mix(c + _PHI if isinstance(c, int) else c.to(torch.int64) + _PHI))
+
+
+def _hash(key: int | torch.Tensor, *counters: int | torch.Tensor) -> int | torch.Tensor:
+    h = _mix(key ^ (key >> 32))
+    for c in counters:
+        h = _absorb(h, c)
+    return h
+
+
 def hash_int(key: int, *counters: int) -> int:
     """hash32 of Python ints, on the host (the same value as the tensor version)."""
-    h = _mix32_int(key ^ (key >> 32))
-    for c in counters:
-        h = _mix32_int(h ^ _mix32_int(c + 0x9E3779B9))
-    return h
+    return _hash(key, *counters)
 
 
 def per_image(keys: torch.Tensor, idx: torch.Tensor, *counters: int) -> torch.Tensor:
     """One uint32 (in int64) per member and image: ``keys [G]`` the members' keys (on the CPU),
     ``idx [G, B]`` image indices, ``counters`` ints such as the epoch. The keys and counters are
-    mixed on the host, so the batch costs two mixing rounds: _mix32(hash_int(key, *counters) ^
-    _mix32(idx + φ)), where φ is the golden-ratio constant every counter is offset by."""
+    mixed on the host, then the image index is absorbed (two tensor mixing rounds for the batch)."""
     member = torch.tensor([hash_int(k, *counters) for k in keys.tolist()], dtype=torch.int64, device=idx.device)
-    return _mix32(member[:, None] ^ _mix32(idx.to(torch.int64) + 0x9E3779B9))
+    return _absorb(member[:, None], idx)
 
 
 def hash32(key: int | torch.Tensor, *counters: int | torch.Tensor) -> torch.Tensor:
     """Hash a key and integer counters (broadcast together) to uint32 values in int64.
 
-    Python-int keys and counters are mixed on the host (same values): a per-image hash keyed by
-    (member, image, epoch) then costs two tensor mixes per tensor counter and one per int."""
-    h: int | torch.Tensor = _mix32_int(key ^ (key >> 32)) if isinstance(key, int) else _mix32(key ^ (key >> 32))
-    for c in counters:
-        m = _mix32_int(c + 0x9E3779B9) if isinstance(c, int) else _mix32(c.to(torch.int64) + 0x9E3779B9)
-        h = _mix32_int(h ^ m) if isinstance(h, int) and isinstance(m, int) else _mix32(h ^ m)
+    Python-int keys and counters are mixed on the host (same values) until the first tensor."""
+    h = _hash(key, *counters)
     return h if isinstance(h, torch.Tensor) else torch.tensor(h, dtype=torch.int64)
 
 

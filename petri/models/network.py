@@ -39,7 +39,7 @@ class Network:
         self.layers, self.in_shape, self.seeds = layers, tuple(in_shape), list(seeds)
         self.K, self.device = len(seeds), torch.device(device)
         decls = [(layer, d) for layer in layers for d in layer.params()]
-        self.P = sum(math.prod(d.shape) for _, d in decls)  # parameters per member
+        self.P = sum(layer.n_params() for layer in layers)  # parameters per member
         # Rows are padded to a multiple of ROW_ALIGN floats (zeros that stay zero): elementwise kernels then
         # never split a member's row into vector body + scalar tail differently for different K, which
         # keeps a member's numbers bitwise identical alone or packed.

@@ -150,9 +150,9 @@ class Pipeline:
     def labels(self, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """Training labels [K, N] after label treatments (members without them pass through)."""
         for g in self.label_groups:
-            part = g.run(0, y if g.all else y[g.members], idx if g.all else idx[g.members], 0, labels=True)
-            for i in range(1, len(g.steps[0])):
-                part = g.run(i, part, idx if g.all else idx[g.members], 0, labels=True)
+            part, gidx = (y, idx) if g.all else (y[g.members], idx[g.members])
+            for i in range(len(g.steps[0])):
+                part = g.run(i, part, gidx, 0, labels=True)
             if g.all:
                 y = part
             else:
