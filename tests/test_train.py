@@ -223,3 +223,26 @@ def test_a_failing_shard_stops_the_pack_promptly(mnist, monkeypatch):
     with pytest.raises(RuntimeError, match="shard failed"):
         train_pack(mnist, recipe, [Member(0), Member(1), Member(2)])
     assert steps[2] < 6000
+
+
+@pytest.mark.parametrize("input_bn", [False, True])
+def test_absorbed_pixel_permutation_equals_training_on_permuted_images(mnist, input_bn):
+    """An mlp takes permute_pixels into its first layer's weights instead of gathering every batch:
+    it must train as it would on images whose pixels really were permuted (up to summation order)."""
+    from dataclasses import replace
+
+    from petri.treatments.base import Context
+    from petri.treatments.pipeline import treatment_key
+
+    recipe = Recipe(model=MLP(hidden=[32], input_bn=input_bn), epochs=2, **SMALL)
+    t = parse_treatment({"name": "permute_pixels"})
+    perm = t.state(treatment_key(5, t, 0), Context((1, 28, 28), 10, mnist.train_y, None, torch.device("cpu")))["perm"]
+    permuted = replace(mnist, train_x=mnist.train_x.flatten(1)[:, perm].view_as(mnist.train_x),
+                       test_x=mnist.test_x.flatten(1)[:, perm].view_as(mnist.test_x))
+    absorbed, plain = train_pack(mnist, recipe, [Member(5, [t]), Member(5)])
+    by_hand = train_pack(permuted, recipe, [Member(5)])[0]
+    assert absorbed.epochs[-1]["test_loss"] != plain.epochs[-1]["test_loss"]  # the permutation did act
+    for a, b in zip(absorbed.epochs, by_hand.epochs):
+        for key in ("train_loss", "test_loss"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4), key
+        assert a["test_acc"] == pytest.approx(b["test_acc"], abs=2e-3)

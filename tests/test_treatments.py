@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from petri.errors import SpecError
 from petri.rng import derive_seed
 from petri.treatments import TREATMENTS, Pipeline, parse_treatment
+from petri.treatments.base import Context
+from petri.treatments.pipeline import treatment_key
 from petri.treatments.augment import Crop
 
 SHAPE = (1, 28, 28)
@@ -18,6 +20,10 @@ SHAPE = (1, 28, 28)
 def unit(x):
     """The pipeline's scaling of uint8 pixels to [0, 1]."""
     return x * (1.0 / 255)
+
+
+def _ctx(shape=SHAPE):
+    return Context(shape, 10, torch.zeros(1, dtype=torch.long), None, torch.device("cpu"))
 
 
 def pipe_for(ts, seeds, y=None, x=None):
@@ -101,14 +107,38 @@ def test_permute_pixels_bijection_same_for_train_test_and_members():
     x = torch.arange(28 * 28).reshape(1, 1, 28, 28).remainder(256).to(torch.uint8).repeat(2, 1, 1, 1)
     t = parse_treatment({"name": "permute_pixels"})
     pipe = pipe_for([[t], [t], [t]], [5, 5, 6])
-    seq = torch.arange(784).reshape(1, 1, 1, 28, 28).float().expand(3, 2, 1, 28, 28)
     st_ = pipe.groups["train"][0].states[0]["perm"]
     assert sorted(st_[0].tolist()) == list(range(784))  # a bijection
     assert torch.equal(st_[0], st_[1]) and not torch.equal(st_[0], st_[2])
     train = pipe.images(x[None].expand(3, -1, -1, -1, -1), torch.arange(2)[None].expand(3, -1), "train", 1)
     test = pipe.images(x, torch.arange(2), "test", 0)
     assert torch.equal(train, test)
-    assert seq.shape[0] == 3
+
+
+def test_static_prefix_composes_affines_and_permutations():
+    """[invert, permute, window, permute] becomes one per-pixel affine then one gather (channels move
+    together), equal to applying the four in turn; with absorb_order the gather is left to the model."""
+    shape = (3, 6, 5)
+    x = torch.randint(0, 256, (7, *shape), dtype=torch.uint8)
+    ts = [parse_treatment(s) for s in ({"name": "invert"}, {"name": "permute_pixels"},
+                                       {"name": "window_keep", "size": 3, "row": 1, "col": 2}, {"name": "permute_pixels"})]
+    y, idx = torch.zeros(7, dtype=torch.long), torch.arange(7)
+    pipe = Pipeline([ts, []], [4, 4], shape, 10, x, y, "cpu")
+    out = pipe.images(x, idx, "train", 1)
+    p1, p2 = (t.state(treatment_key(4, t, i), _ctx(shape))["perm"] for i, t in ((0, ts[1]), (1, ts[3])))
+    mask = torch.zeros(6, 5)
+    mask[1:4, 2:5] = 1
+    by_hand = (1 - unit(x)).flatten(2)[..., p1].view(7, *shape) * mask
+    by_hand = by_hand.flatten(2)[..., p2].view(7, *shape)
+    torch.testing.assert_close(out[0], by_hand, rtol=0, atol=1e-6)
+    assert torch.equal(out[1], unit(x)) and not pipe.absorbed
+    absorbing = Pipeline([ts, []], [4, 4], shape, 10, x, y, "cpu", absorb_order=True)
+    assert list(absorbing.absorbed) == [0] and torch.equal(absorbing.absorbed[0], p1[p2])
+    assert not absorbing.groups["train"] and not absorbing.groups["test"]
+    raw = absorbing.images(x, idx, "test", 0)
+    torch.testing.assert_close(raw[0].flatten(2)[..., p1[p2]].view(7, *shape), by_hand, rtol=0, atol=1e-6)
+    train_only = parse_treatment({"name": "permute_pixels", "splits": ["train"]})  # not the same for test
+    assert not Pipeline([[train_only]], [4], shape, 10, x, y, "cpu", absorb_order=True).absorbed
 
 
 def test_shuffle_pixels_keeps_multiset_and_differs_per_image():

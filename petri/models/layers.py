@@ -42,6 +42,7 @@ class Layer:
     """Base: no parameters, identity shape. Subclasses override what they need."""
 
     need_input_grad = True  # set False on layers before and at the first parameter layer
+    feature_wise = False  # treats each dense input feature alone: a reordering of the features passes through
 
     def params(self) -> list[ParamDecl]:
         return []
@@ -66,6 +67,11 @@ class Layer:
     def describe(self) -> str:
         return type(self).__name__
 
+    def reorder_inputs(self, k: int, order: torch.Tensor) -> None:
+        """Reindex member k's per-feature parameters so that, given x, it computes what it computed
+        on x[..., order] (only for feature-wise layers and Linear)."""
+        raise NotImplementedError
+
 
 class ToImage(Layer):
     """[K, B, C, H, W] -> [B, K*C, H, W] (entry into the convolutional layout)."""
@@ -83,9 +89,13 @@ class Flatten(Layer):
 
     def __init__(self, image_layout: bool):
         self.image_layout = image_layout
+        self.feature_wise = not image_layout
 
     def out_shape(self, in_shape):
         return (math.prod(in_shape),)
+
+    def reorder_inputs(self, k, order):
+        pass
 
     def forward(self, x, train):
         self.shape = x.shape
@@ -153,6 +163,10 @@ class Linear(Layer):
         gx = torch.bmm(gy, self.p["weight"].transpose(1, 2)) if self.need_input_grad else None
         self.x = None
         return gx
+
+    def reorder_inputs(self, k, order):  # x[order] W == x W' with W'[order] = W
+        w = self.p["weight"][k]
+        w.index_copy_(0, order, w.clone())
 
     def describe(self):
         return f"Linear({self.n_in}→{self.n_out})"
@@ -268,6 +282,13 @@ class BatchNorm(Layer):
     def __init__(self, features: int, image_layout: bool, noise: float = 0.0):
         self.features, self.image_layout, self.noise = features, image_layout, noise
         self.generators: list[torch.Generator] | None = None
+        self.feature_wise = not image_layout and noise == 0  # noise is drawn per position
+
+    def reorder_inputs(self, k, order):
+        f = self.features
+        for t in (self.p["weight"][k], self.p["bias"][k], self.running_mean[k * f:(k + 1) * f],
+                  self.running_var[k * f:(k + 1) * f]):
+            t.index_copy_(0, order, t.clone())
 
     def params(self):
         f = self.features

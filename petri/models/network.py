@@ -14,7 +14,7 @@ import math
 import torch
 
 from ..rng import derive_seed
-from .layers import BatchNorm, Dropout, Layer, ParamDecl
+from .layers import BatchNorm, Dropout, Layer, Linear, ParamDecl
 
 ROW_ALIGN = 256  # floats
 
@@ -87,6 +87,30 @@ class Network:
             g = layer.backward(g)
             if g is None:
                 break
+
+    def _input_layers(self) -> list[Layer] | None:
+        """The layers through the first Linear, if every layer before it is feature-wise."""
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, Linear):
+                return self.layers[:i + 1]
+            if not layer.feature_wise:
+                return None
+        return None
+
+    @property
+    def absorbs_input_order(self) -> bool:
+        """Whether a fixed reordering of a member's input pixels can be taken into its weights."""
+        return self._input_layers() is not None
+
+    def absorb_input_order(self, k: int, pixel_order: torch.Tensor) -> None:
+        """Member k, given images, computes from here on what it computed on the same images with their
+        pixels reordered, ``x[..., i] -> x[..., pixel_order[i]]`` (all channels of a pixel together).
+        Exact up to the GEMM's summation order: a permutation is a reparametrisation, the initial
+        weights only move, and SGD and Adam treat every weight alike."""
+        C, H, W = self.in_shape
+        order = (torch.arange(C, device=self.device)[:, None] * (H * W) + pixel_order.to(self.device)).view(-1)
+        for layer in self._input_layers():
+            layer.reorder_inputs(k, order)
 
     def summary(self) -> list[tuple[str, tuple[int, ...], int]]:
         """Per layer: description, output shape of one member, parameters per member."""

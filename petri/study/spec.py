@@ -31,7 +31,9 @@ from ..treatments import parse_treatment
 #    dense BatchNorm reduces each feature in one pass (the same bits on any number of threads).
 # 4: crop, flip, shuffle_pixels and gaussian_images draw per image from rng.per_image; gaussian_images uses
 #    both Box-Muller outputs and a two-pass std; shuffle_pixels breaks hash ties by pixel (other values).
-SEMANTICS = 4
+# 5: an mlp takes permute_pixels into its first layer's weights (other summation order); affines after a
+#    permutation fold into the conversion.
+SEMANTICS = 5
 TOP_KEYS = {"name", "data", "seeds", "baseline", "recipe", "variants", "description", "profiles"}
 PROFILE_KEYS = {"recipe", "seeds", "description"}
 

@@ -104,7 +104,9 @@ class _Shard:
         self.K, self.N = len(members), len(train.y)
         self.net = build(recipe.model, data.spec.shape, len(data.spec.classes), seeds, device)
         self.pipe = Pipeline([m.treatments for m in members], seeds, data.spec.shape, len(data.spec.classes),
-                             train.x, data.train_y.to(device), device)
+                             train.x, data.train_y.to(device), device, absorb_order=self.net.absorbs_input_order)
+        for k, order in self.pipe.absorbed.items():  # fixed pixel permutations, taken into the first layer
+            self.net.absorb_input_order(k, order)
         self.opt = Optimizer(recipe.optimizer, self.net.theta,
                              [m.lr if m.lr is not None else recipe.optimizer.lr for m in members],
                              [m.weight_decay if m.weight_decay is not None else recipe.optimizer.weight_decay

@@ -70,6 +70,12 @@ class Treatment(BaseModel):
         The pipeline folds a leading run of such treatments into the uint8 conversion."""
         return None
 
+    def permutation(self, st: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """``perm [H*W]`` if this treatment is the fixed pixel reordering x[..., i] -> x[..., perm[i]]
+        (all channels of a pixel move together). The pipeline composes a leading run of such and affine
+        treatments; a model whose first layer is dense may absorb the result into its weights."""
+        return None
+
     def apply(self, x: torch.Tensor, idx: torch.Tensor, st: dict[str, torch.Tensor],
               keys: torch.Tensor, epoch: int) -> torch.Tensor:
         """x [G, B, C, H, W] (owned by the pipeline: may be changed in place) -> treated images."""

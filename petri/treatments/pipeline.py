@@ -2,11 +2,13 @@
 
 Two mechanisms, both per split (train / test):
 
-1. **Folded affine prefix.** Leading treatments that are per-pixel affine maps
-   (invert, window_keep / window_drop, standardize) are composed, per member,
-   with the uint8 → [0, 1] conversion into one scale and shift ``[K, 1, C, H, W]``.
-   Converting a batch is then a single ``addcmul``: these treatments cost
-   nothing beyond the conversion every batch needs anyway.
+1. **Folded static prefix.** Leading treatments that are per-pixel affine maps
+   (invert, window_keep / window_drop, standardize) or fixed pixel permutations
+   (permute_pixels) are composed, per member, into one scale and shift
+   ``[K, 1, C, H, W]`` applied in the uint8 → [0, 1] conversion (a copy, a
+   multiply, an add: nothing beyond what every batch needs), followed by at most
+   one pixel permutation: a gather, or nothing at all when the model absorbs it
+   (a dense first layer takes the permutation into its weights' rows once).
 2. **Grouped tail.** The remaining image treatments run per *group*: members
    whose tails have the same treatment types in the same order. Their states
    are stacked and each treatment runs once on ``[G, B, C, H, W]``.
@@ -16,12 +18,14 @@ Label treatments (label_noise) transform the labels of a whole epoch at once.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 import torch
 
 from ..rng import derive_seed
 from .base import Context, Treatment
+from .pixels import PermutePixels
 
 SAMPLE = 2048  # training images used for data-dependent state (standardize: auto)
 
@@ -62,42 +66,74 @@ class _Group:
 
 
 class Pipeline:
-    """The treatments of K members for one data set."""
+    """The treatments of K members for one data set.
+
+    ``absorb_order``: the model can absorb a fixed reordering of its input pixels (its first
+    parameter layer is dense). A member's composed permutation, when it is the same for train and
+    test, is then not applied to the images but listed in ``absorbed`` for the model to take into
+    its first layer's weights: a gather of every pixel per step becomes a one-off reindexing.
+    """
 
     def __init__(self, treatments: list[list[Treatment]], seeds: list[int], shape, n_classes: int,
-                 train_x: torch.Tensor, train_y: torch.Tensor, device):
+                 train_x: torch.Tensor, train_y: torch.Tensor, device, absorb_order: bool = False):
         self.K, self.device, self.shape = len(seeds), device, tuple(shape)
         sample = train_x[:SAMPLE].to(device) * (1.0 / 255)
-        self.scale: dict[str, torch.Tensor | float] = {}
-        self.shift: dict[str, torch.Tensor | None] = {}
-        self.image_groups: dict[str, list[_Group]] = {}
-        self.label_groups: list[_Group] = []
+        folds: dict[str, list] = {}  # split -> per member (scale, shift, perm, image tail)
+        labels: dict[tuple, list] = {}
         for split in ("train", "test"):
-            scale = torch.full((self.K, 1, *shape), 1.0 / 255, device=device)
-            shift = torch.zeros((self.K, 1, *shape), device=device)
-            tails: dict[tuple, list] = {}
-            labels: dict[tuple, list] = {}
+            folds[split] = []
             for k, ts in enumerate(treatments):
                 active = [t for t in ts if t.acts_on(split)]
                 keys, states = self._states(active, seeds[k], shape, n_classes, sample, train_y)
-                n = 0  # fold the leading affine image treatments into (scale, shift)
-                for t, s in zip(active, states):
-                    aff = None if t.on_labels else t.affine(s)
-                    if aff is None:
-                        break
-                    scale[k] *= aff[0]
-                    shift[k] = shift[k] * aff[0] + aff[1]
-                    n += 1
-                tail = [(t, key, s) for t, key, s in list(zip(active, keys, states))[n:] if not t.on_labels]
+                steps = list(zip(active, keys, states))
+                folds[split].append(self._fold([s for s in steps if not s[0].on_labels]))
+                lab = [s for s in steps if s[0].on_labels]
+                if split == "train":
+                    labels.setdefault(tuple(type(t).__name__ for t, _, _ in lab), []).append((k, lab))
+        self.absorbed: dict[int, torch.Tensor] = {}  # member -> pixel order its model takes in (see above)
+        for k in range(self.K):
+            perms = [folds[split][k][2] for split in ("train", "test")]
+            if absorb_order and perms[0] is not None and perms[1] is not None and torch.equal(*perms):
+                self.absorbed[k] = perms[0]
+        self.scale: dict[str, torch.Tensor | float] = {}
+        self.shift: dict[str, torch.Tensor | None] = {}
+        self.image_groups: dict[str, list[_Group]] = {}
+        for split in ("train", "test"):
+            tails: dict[tuple, list] = {}
+            for k, (_, _, perm, tail) in enumerate(folds[split]):
+                if perm is not None and k not in self.absorbed:  # the composed permutation: one gather
+                    tail = [(PermutePixels(), 0, {"perm": perm}), *tail]
                 tails.setdefault(tuple(type(t).__name__ for t, _, _ in tail), []).append((k, tail))
-                lab = [(t, key, s) for t, key, s in zip(active, keys, states) if t.on_labels]
-                labels.setdefault(tuple(type(t).__name__ for t, _, _ in lab), []).append((k, lab))
+            scale = torch.stack([f[0] for f in folds[split]]).view(self.K, 1, *shape)
+            shift = torch.stack([f[1] for f in folds[split]]).view(self.K, 1, *shape)
             folded = bool((scale != 1.0 / 255).any() or (shift != 0).any())
             self.scale[split] = scale if folded else 1.0 / 255
             self.shift[split] = shift if bool((shift != 0).any()) else None
             self.image_groups[split] = [self._group(v) for s, v in tails.items() if s]
-            if split == "train":
-                self.label_groups = [self._group(v) for s, v in labels.items() if s]
+        self.label_groups = [self._group(v) for s, v in labels.items() if s]
+
+    def _fold(self, steps):
+        """A member's leading affine and permutation treatments, composed: (scale, shift) per pixel
+        [C, H*W] applied to the uint8 pixels, then the pixel order ``perm`` [H*W] (None: unchanged),
+        and the remaining image treatments."""
+        C = self.shape[0]
+        scale = torch.full((C, math.prod(self.shape[1:])), 1.0 / 255, device=self.device)
+        shift, perm = torch.zeros_like(scale), None
+        for n, (t, key, st) in enumerate(steps):
+            q = t.permutation(st)
+            if q is not None:
+                perm = q if perm is None else perm[q]  # x[perm][q] == x[perm[q]]
+                continue
+            aff = t.affine(st)
+            if aff is None:
+                return scale, shift, perm, steps[n:]
+            a, b = (torch.as_tensor(v, dtype=scale.dtype, device=self.device).expand(self.shape).reshape(scale.shape)
+                    for v in aff)
+            if perm is not None:  # it acts on permuted pixels: pixel i there is pixel perm[i] before
+                a, b = torch.empty_like(a).index_copy_(1, perm, a), torch.empty_like(b).index_copy_(1, perm, b)
+            scale = scale * a
+            shift = shift * a + b
+        return scale, shift, perm, []
 
     def _states(self, active, seed, shape, n_classes, sample, train_y):
         keys, states, seen, x = [], [], Counter(), sample

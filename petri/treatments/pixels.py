@@ -33,6 +33,9 @@ class PermutePixels(Treatment):
         g = torch.Generator().manual_seed(key)
         return {"perm": torch.randperm(h * w, generator=g).to(ctx.device)}
 
+    def permutation(self, st):
+        return st["perm"]
+
     def apply(self, x, idx, st, keys, epoch):
         return _gather_pixels(x, st["perm"][:, None, :])
 
