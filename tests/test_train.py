@@ -39,6 +39,19 @@ def test_member_alone_equals_member_in_pack_bitwise(mnist):
                 assert a[key] == b[key], key
 
 
+def test_augmented_member_alone_equals_member_in_pack_bitwise(mnist):
+    """crop and flip are done by reading the images (padded copies sized by the pack's largest pad,
+    one per mode in the pack): a member's numbers must not depend on who else is in its pack."""
+    recipe = Recipe(model=MLP(hidden=[32]), epochs=2, **SMALL)
+    aug = [parse_treatment({"name": "crop", "pad": 2}), parse_treatment({"name": "flip"})]
+    other = [parse_treatment({"name": "flip"}), parse_treatment({"name": "crop", "pad": 4, "mode": "constant"})]
+    alone = train_pack(mnist, recipe, [Member(7, aug)])[0]
+    packed = train_pack(mnist, recipe, [Member(1), Member(7, aug), Member(3, other)])[1]
+    for a, b in zip(alone.epochs, packed.epochs):
+        for key in ("train_loss", "train_acc", "test_loss", "test_acc"):
+            assert a[key] == b[key], key
+
+
 def test_conv_member_alone_vs_packed_close(mnist):
     recipe = Recipe(model=MnistCNN(), epochs=1, train_size=256, test_size=200, batch_size=64, device="cpu")
     alone = train_pack(mnist, recipe, [Member(4)])[0].epochs[-1]

@@ -263,3 +263,40 @@ def test_group_members_with_different_stateless_parameters():
     out = pipe.images(x[None].expand(3, -1, -1, -1, -1), torch.arange(8)[None].expand(3, -1), "train", 1)
     assert torch.equal(out[0], unit(x)) and torch.equal(out[2], unit(x))
     assert torch.equal(out[1], unit(x).flip(-1))
+
+
+def test_reader_does_leading_crop_and_flip_exactly_as_the_batch_treatments():
+    """Training images read with their leading crop / flip done by the read (padded copies of the data
+    set, W-byte windows) equal the same treatments run on the batch: every order, pad, mode and mix."""
+    shape = (3, 8, 6)
+    N = 40
+    x = torch.randint(0, 256, (N, *shape), dtype=torch.uint8)
+    y = torch.zeros(N, dtype=torch.long)
+
+    def t(name, **kw):
+        return parse_treatment({"name": name, **kw})
+
+    members = [[], [t("crop", pad=2)], [t("flip")], [t("crop", pad=3), t("flip", p=0.7)],
+               [t("flip"), t("crop", pad=1, mode="constant")], [t("crop", pad=2, mode="replicate"), t("invert")],
+               [t("crop", pad=3), t("flip", p=0.7)], [t("flip", p=1.0), t("window_drop", size=2, row=1, col=1)],
+               [t("invert"), t("crop", pad=2)]]
+    seeds = list(range(len(members)))
+    K, S, B = len(members), 3, 5
+    cache: dict = {}
+    read = Pipeline(members, seeds, shape, 10, x, y, "cpu", reader_cache=cache)
+    batch = Pipeline(members, seeds, shape, 10, x, y, "cpu")
+    assert len(read.groups["train"]) < len(batch.groups["train"])  # the reader took the leading steps over
+    pos = torch.stack([torch.randperm(N)[:S * B].view(S, B) for _ in range(K)], dim=1)  # [S, K, B]
+    ids = pos * 7 + 3  # indices in the full split: the draws' keys
+    buf = torch.empty(S * K * B * read.reader.image_bytes, dtype=torch.uint8)
+    for epoch in (1, 2):
+        raw = read.reader.read(pos, ids, epoch, buf).view(S, K, B, *shape)
+        for s in range(S):
+            got = read.images(raw[s], ids[s], "train", epoch)
+            want = batch.images(x[pos[s]], ids[s], "train", epoch)
+            assert torch.equal(got, want), s
+    assert len(cache) == 1  # one set of copies (modes reflect, constant, replicate; mirrored)
+    whole = Pipeline([[], [t("invert")]], [0, 1], shape, 10, x, y, "cpu", reader_cache={})
+    assert whole.reader.windows is None  # no crop / flip: whole images, one row each
+    raw = whole.reader.read(pos[:, :2], ids[:, :2], 1, buf)
+    assert torch.equal(raw.view(S, 2, B, *shape), x[pos[:, :2]])

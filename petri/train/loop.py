@@ -71,25 +71,25 @@ def evaluate(net, pipe: Pipeline, split: Split, batch_size: int) -> tuple[torch.
     return loss_sum / n, hits / n
 
 
-GATHER_BYTES = 4 << 20  # training images are gathered several steps at a time, up to this many bytes
+READ_BYTES = 4 << 20  # training images are read several steps at a time, up to this many bytes
 
 
-def _batches(flat_x: torch.Tensor, order: torch.Tensor, B: int, buf: torch.Tensor):
-    """Each step's images [K, B, F] (the last batch may be shorter), in the epoch's order [K, N].
+def _batches(reader, order: torch.Tensor, ids: torch.Tensor, epoch: int, B: int, buf: torch.Tensor):
+    """Each step's images, uint8 [K, B, C, H, W] (the last batch may be shorter), in the epoch's order
+    ``order [K, N]`` (``ids``: the same images' indices in the full split), read by the pipeline's reader.
 
-    Rows are gathered for several steps at once into ``buf``: one index_select of thousands of rows
+    Images are read for several steps at once into ``buf``: one index_select of thousands of rows
     costs a fraction of what many 100-row ones do. Each yielded batch is a view, valid until the next.
     """
-    (K, N), F = order.shape, flat_x.shape[1]
+    K, N = order.shape
     full = N // B
-    per_gather = max(1, buf.numel() // (K * B * F))
-    step_major = order[:, :full * B].reshape(K, full, B).transpose(0, 1)  # [steps, K, B]
-    for s0 in range(0, full, per_gather):
-        idx = step_major[s0:s0 + per_gather].reshape(-1)
-        yield from torch.index_select(flat_x, 0, idx, out=buf[:idx.numel() * F].view(-1, F)).view(-1, K, B, F)
+    per_read = max(1, buf.numel() // (K * B * reader.image_bytes))
+    step_major = [t[:, :full * B].reshape(K, full, B).transpose(0, 1) for t in (order, ids)]  # [steps, K, B]
+    for s0 in range(0, full, per_read):
+        pos, idx = (t[s0:s0 + per_read] for t in step_major)
+        yield from reader.read(pos, idx, epoch, buf).unflatten(0, (-1, K, B))
     if N > full * B:
-        idx = order[:, full * B:].reshape(-1)
-        yield torch.index_select(flat_x, 0, idx, out=buf[:idx.numel() * F].view(-1, F)).view(K, -1, F)
+        yield reader.read(order[None, :, full * B:], ids[None, :, full * B:], epoch, buf).unflatten(0, (K, -1))
 
 
 class _Shard:
@@ -97,14 +97,16 @@ class _Shard:
     and buffers; the pack's splits are shared (read only)."""
 
     def __init__(self, data: Dataset, recipe: Recipe, members: list[Member], results: list[Result],
-                 train: Split, val: Split | None, test: Split, device: torch.device, pack_size: int):
+                 train: Split, val: Split | None, test: Split, device: torch.device, pack_size: int,
+                 shared: dict):
         self.recipe, self.results, self.train, self.val, self.test = recipe, results, train, val, test
         self.pack_size = pack_size
         seeds = [m.seed for m in members]
         self.K, self.N = len(members), len(train.y)
         self.net = build(recipe.model, data.spec.shape, len(data.spec.classes), seeds, device)
         self.pipe = Pipeline([m.treatments for m in members], seeds, data.spec.shape, len(data.spec.classes),
-                             train.x, data.train_y.to(device), device, absorb_order=self.net.absorbs_input_order)
+                             train.x, data.train_y.to(device), device, absorb_order=self.net.absorbs_input_order,
+                             reader_cache=shared)
         for k, order in self.pipe.absorbed.items():  # fixed pixel permutations, taken into the first layer
             self.net.absorb_input_order(k, order)
         self.opt = Optimizer(recipe.optimizer, self.net.theta,
@@ -117,11 +119,10 @@ class _Shard:
         self.step = 0
         self.cancelled = False  # set by train_pack when the pack is abandoned (Ctrl-C, another shard failed)
         self.shape = data.spec.shape
-        self.flat_x = train.x.reshape(self.N, -1)  # [N, C*H*W] uint8 (4× less memory traffic than float)
-        F = self.flat_x.shape[1]
-        self.raw_buf = torch.empty(max(self.K * recipe.batch_size * F, GATHER_BYTES), dtype=torch.uint8,
-                                   device=device)
-        self.x_buf = torch.empty(self.K * recipe.batch_size * F, device=device)  # batch buffers, reused
+        # Training images stay uint8 until a batch is read (4× less memory traffic than float).
+        self.raw_buf = torch.empty(max(self.K * recipe.batch_size * self.pipe.reader.image_bytes, READ_BYTES),
+                                   dtype=torch.uint8, device=device)
+        self.x_buf = torch.empty(self.K * recipe.batch_size * math.prod(self.shape), device=device)  # reused
 
     @torch.no_grad()  # grad mode is per thread: shards may run on worker threads
     def train_epoch(self, epoch: int) -> None:
@@ -135,12 +136,11 @@ class _Shard:
         y_epoch = pipe.labels(train.y.index_select(0, flat_order).view(K, N), ids_epoch)  # after label treatments
         self.losses = torch.empty(K, steps, device=order.device)  # each step's batch loss per member
         self.hits = torch.zeros(K, dtype=torch.int64, device=order.device)
-        for s, raw in enumerate(_batches(self.flat_x, order, B, self.raw_buf)):  # raw: uint8 [K, B, C*H*W]
+        for s, raw in enumerate(_batches(pipe.reader, order, ids_epoch, epoch, B, self.raw_buf)):  # uint8 [K, B, C, H, W]
             if self.cancelled:
                 return
             ids, y = ids_epoch[:, s * B:(s + 1) * B], y_epoch[:, s * B:(s + 1) * B]
-            shape = (*raw.shape[:2], *self.shape)  # the last batch of an epoch may be short
-            x = pipe.images(raw.view(shape), ids, "train", epoch, self.x_buf[:raw.numel()].view(shape))  # float
+            x = pipe.images(raw, ids, "train", epoch, self.x_buf[:raw.numel()].view(raw.shape))  # float
             logits = self.net.forward(x, train=True)  # [K, B, classes]
             loss, g_logits, correct = cross_entropy(logits, y)
             self.net.backward(g_logits)
@@ -229,7 +229,8 @@ def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
     results = [Result() for _ in members]
     n = shard_count(len(members), device, _member_bytes(recipe, data.spec.shape, len(data.spec.classes)))
     bounds = [round(i * len(members) / n) for i in range(n + 1)]
-    shards = [_Shard(data, recipe, members[a:b], results[a:b], train, val, test, device, len(members))
+    shared: dict = {}  # the pack's padded copies of the training images, if a leading crop / flip needs them
+    shards = [_Shard(data, recipe, members[a:b], results[a:b], train, val, test, device, len(members), shared)
               for a, b in zip(bounds, bounds[1:])]
     with _runner(n) as run:
         try:

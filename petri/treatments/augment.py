@@ -64,13 +64,20 @@ def _source_table(pad: int, mode: str, n: int, device: torch.device):
     """For each shift d in [-pad, pad] (row d + pad): the source index in [0, n) of each of the n
     output coordinates, and whether it lies inside the image; [2·pad + 1, n] each."""
     i = torch.arange(-pad, pad + 1)[:, None] + torch.arange(n)  # coordinates in the padded image
+    src, inside = resolve(i, n, mode)
+    return src.to(device), inside.to(device)
+
+
+def resolve(i: torch.Tensor, n: int, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Coordinates ``i`` (possibly outside [0, n)) -> the source coordinate under the padding mode,
+    and whether ``i`` lies inside (constant padding: the pixel is zero where it does not)."""
     inside = (i >= 0) & (i < n)
     if mode == "reflect":  # ... 2 1 | 0 1 2 ... n-1 | n-2 n-3 ...
         i = i.abs()
         i = torch.where(i > n - 1, 2 * (n - 1) - i, i)
     else:  # replicate, or constant (masked afterwards)
         i = i.clamp(0, n - 1)
-    return i.to(device), inside.to(device)
+    return i, inside
 
 
 class Flip(Treatment):
@@ -82,8 +89,13 @@ class Flip(Treatment):
     default_splits: ClassVar[tuple[str, ...]] = ("train",)
     per_epoch: ClassVar[bool] = True
 
+    @staticmethod
+    def flips(keys, idx, epoch, p):
+        """Which images are flipped, [G, B] bool; ``p`` a float or per member [G, 1]."""
+        return unit(per_image(keys, idx, epoch)) < p
+
     def apply(self, x, idx, st, keys, epoch):
-        flip = unit(per_image(keys, idx, epoch)) < self.p  # [G, B]
+        flip = self.flips(keys, idx, epoch, self.p)  # [G, B]
         # Only the flipped images move, as whole images (x is the pipeline's own: changed in place);
         # half the cost of a per-pixel gather over the batch.
         images = x.reshape(-1, *x.shape[2:])

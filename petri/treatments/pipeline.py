@@ -1,6 +1,7 @@
 """Applying each member's treatments to a pack's batches, batched over members.
 
-Two mechanisms, both per split (train / test):
+Reading comes first: on the training split, a member's leading crop and flip are done by the
+read of its images from the data set (``rows.Reader``). Then two mechanisms, both per split:
 
 1. **Folded static prefix.** Leading treatments that are per-pixel affine maps
    (invert, window_keep / window_drop, standardize) or fixed pixel permutations
@@ -26,6 +27,7 @@ import torch
 from ..rng import derive_seed
 from .base import Context, Treatment
 from .pixels import PermutePixels
+from .rows import Reader, leading_reads
 
 SAMPLE = 2048  # training images used for data-dependent state (standardize: auto)
 
@@ -68,25 +70,34 @@ class _Group:
 class Pipeline:
     """The treatments of K members for one data set.
 
-    ``absorb_order``: the model can absorb a fixed reordering of its input pixels (its first
+    ``reader_cache``: the pack's cache of padded data-set copies; given, a member's leading crop and
+    flip on the training split are done by ``reader`` (see ``rows``), which then must read the
+    training batches. ``absorb_order``: the model can absorb a fixed reordering of its input pixels (its first
     parameter layer is dense). A member's composed permutation, when it is the same for train and
     test, is then not applied to the images but listed in ``absorbed`` for the model to take into
     its first layer's weights: a gather of every pixel per step becomes a one-off reindexing.
     """
 
     def __init__(self, treatments: list[list[Treatment]], seeds: list[int], shape, n_classes: int,
-                 train_x: torch.Tensor, train_y: torch.Tensor, device, absorb_order: bool = False):
+                 train_x: torch.Tensor, train_y: torch.Tensor, device, absorb_order: bool = False,
+                 reader_cache: dict | None = None):
         self.K, self.device, self.shape = len(seeds), device, tuple(shape)
         sample = train_x[:SAMPLE].to(device) * (1.0 / 255)
         folds: dict[str, list] = {}  # split -> per member (scale, shift, perm, image tail)
         labels: dict[tuple, list] = {}
+        leads: list[list] = []  # per member: the leading crop / flip that reading the images does
         for split in ("train", "test"):
             folds[split] = []
             for k, ts in enumerate(treatments):
                 active = [t for t in ts if t.acts_on(split)]
                 keys, states = self._states(active, seeds[k], shape, n_classes, sample, train_y)
                 steps = list(zip(active, keys, states))
-                folds[split].append(self._fold([s for s in steps if not s[0].on_labels]))
+                image = [s for s in steps if not s[0].on_labels]
+                if split == "train":
+                    n = leading_reads(image) if reader_cache is not None else 0
+                    leads.append([(t, key) for t, key, _ in image[:n]])
+                    image = image[n:]
+                folds[split].append(self._fold(image))
                 lab = [s for s in steps if s[0].on_labels]
                 if split == "train":
                     labels.setdefault(tuple(type(t).__name__ for t, _, _ in lab), []).append((k, lab))
@@ -111,6 +122,8 @@ class Pipeline:
             self.shift[split] = shift if bool((shift != 0).any()) else None
             self.image_groups[split] = [self._group(v) for s, v in tails.items() if s]
         self.label_groups = [self._group(v) for s, v in labels.items() if s]
+        # Training batches must come from here (their leading crop / flip is done by the read).
+        self.reader = Reader(train_x, leads, {} if reader_cache is None else reader_cache)
 
     def _fold(self, steps):
         """A member's leading affine and permutation treatments, composed: (scale, shift) per pixel
