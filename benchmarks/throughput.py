@@ -75,9 +75,10 @@ def petri_run(model, ds, epochs, batch, seeds, train_size=None):
     return per_member * len(seeds), [r.epochs[-1]["test_acc"] for r in results]
 
 
-def treatment_costs(ds, K=32, n=10000, reps=3):
+def treatment_costs(ds, K=32, n=10000, reps=5):
     """Each treatment's cost inside the training loop: a K-member mlp [64] pack (batch 100) trains one
-    epoch on n images with and without it, interleaved, the fastest of ``reps`` runs each. Returns the
+    epoch on n images without and then with it, ``reps`` times; the median of the paired relative
+    differences is reported (adjacent runs: the machine's drift cancels). Returns the median
     untreated step (ms) and per treatment (name, extra ms per step, fraction of the untreated step):
     what the treatment adds to a step as the loop runs it (shards, threads, caches shared with
     training), not an isolated kernel time."""
@@ -96,12 +97,14 @@ def treatment_costs(ds, K=32, n=10000, reps=3):
         r = train_pack(ds, recipe, [Member(s, treatments) for s in range(K)])
         return 100 / r[0].epochs[-1]["images_per_s"] * 1e3
 
-    best = {name: float("inf") for name in ["none", *specs]}
-    for _ in range(reps):  # interleaved: a drift of the machine's speed hits every treatment alike
-        for name in best:
-            best[name] = min(best[name], step_ms([] if name == "none" else [parse_treatment(specs[name])]))
-    base = best.pop("none")
-    return base, [(name, ms - base, (ms - base) / base) for name, ms in best.items()]
+    bases, extra = [], {name: [] for name in specs}
+    for _ in range(reps):
+        for name, spec in specs.items():
+            base = step_ms([])
+            extra[name].append(step_ms([parse_treatment(spec)]) / base - 1)
+            bases.append(base)
+    base = _median(bases)
+    return base, [(name, _median(f) * base, _median(f)) for name, f in extra.items()]
 
 
 def _median(xs):
@@ -148,7 +151,7 @@ def main():
     print(f"mnist_cnn batch 128: plain {cnn_plain:,.0f} img/s; petri K=1 {cnn[1]:,.0f} img/s "
           f"(ratio {cnn[1] / cnn_plain:.2f}); K=8 aggregate {cnn[8]:,.0f} img/s (ratio {cnn[8] / cnn_plain:.2f})")
 
-    step_ms, rows = treatment_costs(ds, reps=1 if args.quick else 3)
+    step_ms, rows = treatment_costs(ds, reps=1 if args.quick else 5)
     print(f"treatment cost in the loop, 32-member mlp [64] pack, batch 100 (untreated step {step_ms:.2f} ms):")
     for name, ms, frac in rows:
         print(f"  {name:16s} {ms:+7.3f} ms per step  {100 * frac:+6.1f} %")

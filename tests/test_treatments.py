@@ -265,9 +265,14 @@ def test_group_members_with_different_stateless_parameters():
     assert torch.equal(out[1], unit(x).flip(-1))
 
 
-def test_reader_does_leading_crop_and_flip_exactly_as_the_batch_treatments():
+@pytest.mark.parametrize("shifted", [True, False])
+def test_reader_does_leading_crop_and_flip_exactly_as_the_batch_treatments(shifted, monkeypatch):
     """Training images read with their leading crop / flip done by the read (padded copies of the data
-    set, W-byte windows) equal the same treatments run on the batch: every order, pad, mode and mix."""
+    set: one per horizontal shift, or one read as a strided view) equal the same treatments run on the
+    batch: every order, pad, mode and mix."""
+    from petri.treatments import rows
+
+    monkeypatch.setattr(rows, "SHIFTED_BYTES", 2 << 30 if shifted else 0)
     shape = (3, 8, 6)
     N = 40
     x = torch.randint(0, 256, (N, *shape), dtype=torch.uint8)
@@ -296,6 +301,7 @@ def test_reader_does_leading_crop_and_flip_exactly_as_the_batch_treatments():
             want = batch.images(x[pos[s]], ids[s], "train", epoch)
             assert torch.equal(got, want), s
     assert len(cache) == 1  # one set of copies (modes reflect, constant, replicate; mirrored)
+    assert read.reader.shifts == (7 if shifted else 1)
     whole = Pipeline([[], [t("invert")]], [0, 1], shape, 10, x, y, "cpu", reader_cache={})
     assert whole.reader.windows is None  # no crop / flip: whole images, one row each
     raw = whole.reader.read(pos[:, :2], ids[:, :2], 1, buf)

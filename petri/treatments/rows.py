@@ -3,12 +3,17 @@
 Without them, a batch is one ``index_select`` of whole images (rows of C·H·W bytes) from the
 ``[N, C·H·W]`` data set. When a member's image treatments start with ``crop`` and/or ``flip``,
 every image plane is read instead from a copy of the data set whose planes are padded by the
-largest crop pad on every side (one copy per crop mode in the pack), or from that copy's mirror
-image: the crop's shifts and the flip pick the copy and where the crop's first pixel lies, and one
-window of bytes from there to the crop's last pixel, rows W + 2P apart, holds the crop (a strided
-view that the uint8 -> float conversion reads). The copies are made once per pack and shared by its
-shards (for MNIST with crop pad 4 and flip: 2 × 78 MB), so these two treatments cost one index per
-image plane instead of passes over every pixel of the float batch.
+largest crop pad P on every side (per crop mode in the pack), or from that copy's mirror image. The
+crop's shifts and the flip pick the copy and where the crop's first pixel lies:
+
+* if they fit in ``SHIFTED_BYTES``, each copy is kept as its 2P + 1 horizontal crops (planes
+  H + 2P rows of W bytes), and a crop is H·W contiguous bytes: read and converted like an
+  untreated image (MNIST, crop pad 4 and flip: 18 copies, 1.1 GB);
+* else one copy W + 2P wide, and a crop is the window of bytes from its first pixel to its last,
+  rows W + 2P apart: a strided view that the uint8 -> float conversion reads, row by row.
+
+The copies are made once per pack and shared by its shards, so these two treatments cost one
+index per image plane instead of passes over every pixel of the float batch.
 
 The draws are ``Crop``'s and ``Flip``'s own, and pixels are only moved, so an image comes out
 exactly as if the treatments had run on the batch (tested).
@@ -33,6 +38,9 @@ def leading_reads(steps: list[tuple]) -> int:
     return len(seen)
 
 
+SHIFTED_BYTES = 2 << 30  # the most memory a pack spends on per-shift copies of its training images
+
+
 class Reader:
     """Reads the training images of a shard's members, doing their leading crop / flip."""
 
@@ -50,11 +58,15 @@ class Reader:
             return
         self.P = P = max((c.pad for c in crops), default=0)
         self.modes = sorted({c.mode for c in crops}) or ["reflect"]
-        key = (x.data_ptr(), tuple(x.shape), P, tuple(self.modes), self.mirror)
+        variants = len(self.modes) * (2 if self.mirror else 1)
+        # One copy per horizontal shift, if they fit: a crop is then H·W contiguous bytes (a plain
+        # uint8 -> float conversion); else one copy W + 2P wide, read as a strided view (rows of W).
+        self.shifts = 2 * P + 1 if variants * (2 * P + 1) * x.numel() * (H + 2 * P) // H <= SHIFTED_BYTES else 1
+        key = (x.data_ptr(), tuple(x.shape), P, tuple(self.modes), self.mirror, self.shifts)
         if key not in shared:
-            shared[key] = _copies(x, P, self.modes, self.mirror)
-        planes = shared[key]  # uint8 [copies · N · C, H + 2P, W + 2P]
-        self.width = W + 2 * P
+            shared[key] = _copies(x, P, self.modes, self.mirror, self.shifts)
+        planes = shared[key]  # uint8 [copies · N · C, H + 2P, width]
+        self.width = planes.shape[-1]
         self.plane = (H + 2 * P) * self.width  # bytes per padded plane
         self.window = (H - 1) * self.width + W  # bytes from a crop's first pixel to its last
         self.image_bytes = C * self.window
@@ -98,16 +110,21 @@ class Reader:
                 else:
                     whole[members] += part
         dy, dx, copy = (t.view(K, S, B).transpose(0, 1) for t in (dy, dx, copy))  # [S, K, B]
-        first = ((copy * self.N + pos) * (C * self.plane)).add_((dy + P) * self.width + dx + P)  # channel 0's crop
+        if self.shifts > 1:  # the shift's own copy, from its first column
+            copy, col = copy * self.shifts + dx + P, 0
+        else:  # the one copy, from column P + dx
+            col = dx + P
+        first = ((copy * self.N + pos) * (C * self.plane)).add_((dy + P) * self.width + col)  # channel 0's crop
         starts = first[..., None] + torch.arange(0, C * self.plane, self.plane, device=pos.device)  # [S, K, B, C]
         dst = out[:starts.numel() * self.window].view(-1, self.window)
         torch.index_select(self.windows, 0, starts.reshape(-1), out=dst)
         return dst.as_strided((n, C, H, W), (C * self.window, self.window, self.width, 1))
 
 
-def _copies(x: torch.Tensor, P: int, modes: list[str], mirror: bool) -> torch.Tensor:
+def _copies(x: torch.Tensor, P: int, modes: list[str], mirror: bool, shifts: int) -> torch.Tensor:
     """The images' planes padded by P on every side in each mode (each followed by its mirror image),
-    stacked: uint8 [copies · N · C, H + 2P, W + 2P]."""
+    stacked: uint8 [copies · N · C, H + 2P, W + 2P]; with ``shifts`` = 2P + 1, each of those cut
+    into its 2P + 1 horizontal crops instead, [copies · shifts · N · C, H + 2P, W]."""
     N, C, H, W = x.shape
     parts = []
     for mode in modes:
@@ -116,5 +133,6 @@ def _copies(x: torch.Tensor, P: int, modes: list[str], mirror: bool) -> torch.Te
         padded = x.index_select(2, rows.to(x.device)).index_select(3, cols.to(x.device))
         if mode == "constant":
             padded *= (row_in[:, None] & col_in).to(x.device, torch.uint8)
-        parts += [padded, padded.flip(-1)] if mirror else [padded]
-    return torch.cat(parts).view(-1, H + 2 * P, W + 2 * P)
+        for copy in [padded, padded.flip(-1)] if mirror else [padded]:
+            parts += [copy] if shifts == 1 else [copy[..., s:s + W] for s in range(shifts)]
+    return torch.cat(parts).view(-1, H + 2 * P, parts[0].shape[-1])
