@@ -95,17 +95,3 @@ def unit(h: torch.Tensor) -> torch.Tensor:
 def uniform(key: int | torch.Tensor, *counters: int | torch.Tensor) -> torch.Tensor:
     """Uniform float32 numbers in [0, 1) keyed by (key, counters...)."""
     return unit(hash32(key, *counters))
-
-
-def normal(key: torch.Tensor, n: int) -> torch.Tensor:
-    """n standard normal float32 numbers per key (``key [..., 1]`` -> ``[..., n]``): Box-Muller on pairs
-    of hashed uniforms (u1, u2) -> r cos θ and r sin θ, r = sqrt(-2 log(1 - u1)), θ = 2π u2."""
-    m = (n + 1) // 2
-    h1 = hash32(key, torch.arange(m, device=key.device))  # [..., m]
-    h2 = _mix32(h1 ^ 0x5BD1E995)  # a second, independent draw from one more mixing round
-    r = unit(h1).neg_().log1p_().mul_(-2.0).sqrt_()
-    theta = unit(h2).mul_(2.0 * torch.pi)
-    z = torch.empty(*r.shape, 2, device=key.device)
-    torch.mul(r, theta.cos(), out=z[..., 0])
-    torch.mul(r, theta.sin_(), out=z[..., 1])
-    return z.view(*r.shape[:-1], 2 * m)[..., :n]

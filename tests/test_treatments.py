@@ -154,6 +154,21 @@ def test_shuffle_pixels_keeps_multiset_and_differs_per_image():
     assert torch.equal(apply({"name": "shuffle_pixels"}, x, split="test"), unit(x))
 
 
+@pytest.mark.parametrize("name", ["shuffle_pixels", "gaussian_images"])
+def test_per_image_draws_follow_the_cell_seed_not_the_pack(name):
+    """Draws come from a shared pool through a per-cell bijection: a cell gets the same images alone
+    or beside others, another seed other images, and no two images of a cell share a draw."""
+    x = torch.randint(0, 256, (5, *SHAPE), dtype=torch.uint8)
+    same = x[:1].expand(600, -1, -1, -1).contiguous()  # one image under every index of the split
+    t = parse_treatment({"name": name})
+    idx = torch.arange(600)
+    alone = pipe_for([[t]], [3], x=same).images(same[None], idx[None], "train", 1)[0]
+    packed = pipe_for([[t], [t]], [1, 3], x=same).images(same[None].expand(2, -1, -1, -1, -1),
+                                                         idx[None].expand(2, -1), "train", 1)
+    assert torch.equal(packed[1], alone) and not torch.equal(packed[0], alone)
+    assert len({tuple(a.flatten().tolist()) for a in alone}) == 600  # 600 images, 600 draws
+
+
 def test_gaussian_images_match_mean_and_std():
     x = torch.randint(0, 256, (8, *SHAPE), dtype=torch.uint8)
     out = apply({"name": "gaussian_images"}, x)

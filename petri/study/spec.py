@@ -32,7 +32,8 @@ from ..treatments import parse_treatment
 # 4: crop, flip, shuffle_pixels and gaussian_images draw per image from rng.per_image; gaussian_images uses
 #    both Box-Muller outputs and a two-pass std; shuffle_pixels breaks hash ties by pixel (other values).
 # 5: an mlp takes permute_pixels into its first layer's weights (other summation order); affines after a
-#    permutation fold into the conversion.
+#    permutation fold into the conversion; shuffle_pixels and gaussian_images take each image's draw
+#    from a fixed pool, assigned by a per-cell random bijection (other values).
 SEMANTICS = 5
 TOP_KEYS = {"name", "data", "seeds", "baseline", "recipe", "variants", "description", "profiles"}
 PROFILE_KEYS = {"recipe", "seeds", "description"}
