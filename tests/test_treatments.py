@@ -299,7 +299,7 @@ def test_reader_does_leading_crop_and_flip_exactly_as_the_batch_treatments(shift
     members = [[], [t("crop", pad=2)], [t("flip")], [t("crop", pad=3), t("flip", p=0.7)],
                [t("flip"), t("crop", pad=1, mode="constant")], [t("crop", pad=2, mode="replicate"), t("invert")],
                [t("crop", pad=3), t("flip", p=0.7)], [t("flip", p=1.0), t("window_drop", size=2, row=1, col=1)],
-               [t("invert"), t("crop", pad=2)]]
+               [t("invert"), t("crop", pad=2)], [t("crop", pad=0), t("flip", p=0.3)]]
     seeds = list(range(len(members)))
     K, S, B = len(members), 3, 5
     cache: dict = {}
