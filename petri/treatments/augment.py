@@ -28,7 +28,7 @@ class Crop(Treatment):
             raise ValueError(f"reflect padding needs pad < image side; got pad={self.pad} for {h}×{w}")
 
     @staticmethod
-    def _draw(keys, idx, epoch, pad):
+    def draws(keys, idx, epoch, pad):
         """Per-image (dy + pad, dx + pad) in [0, 2·pad], [G, B] each, both from one 32-bit draw."""
         n = 2 * pad + 1
         h = per_image(keys, idx, epoch)
@@ -37,7 +37,7 @@ class Crop(Treatment):
     @staticmethod
     def shifts(keys, idx, epoch, pad):
         """Per-image (dy, dx) in [-pad, pad], [G, B] each."""
-        ry, rx = Crop._draw(keys, idx, epoch, pad)
+        ry, rx = Crop.draws(keys, idx, epoch, pad)
         return ry - pad, rx - pad
 
     def apply(self, x, idx, st, keys, epoch):
@@ -49,7 +49,7 @@ class Crop(Treatment):
         # per shift, comes from a small table (the padding resolved once, never a padded copy).
         row_src, row_in = _source_table(self.pad, self.mode, H, x.device)
         col_src, col_in = _source_table(self.pad, self.mode, W, x.device)
-        ry, rx = (r.view(-1) for r in self._draw(keys, idx, epoch, self.pad))  # table rows, [G*B]
+        ry, rx = (r.view(-1) for r in self.draws(keys, idx, epoch, self.pad))  # table rows, [G*B]
         planes = torch.arange(0, G * B * C * H, H, device=x.device).view(G * B, C, 1)  # each plane's first row
         rows = (planes + row_src[ry][:, None, :]).view(-1)  # [G*B*C*H]
         out = x.reshape(-1, W).index_select(0, rows).view(G * B, C, H, W)

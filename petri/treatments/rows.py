@@ -96,7 +96,7 @@ class Reader:
             g_dy = g_dx = g_copy = 0
             for t, key in zip(steps, keys):
                 if isinstance(t, Crop):
-                    ry, rx = Crop._draw(key, idx, epoch, t.pad)
+                    ry, rx = Crop.draws(key, idx, epoch, t.pad)
                     g_dy, g_dx = ry - t.pad, rx - t.pad
                     g_copy = g_copy + self.modes.index(t.mode) * (2 if self.mirror else 1)
                 else:  # a flip after the crop mirrors the window: it starts at P - dx in the mirror copy
