@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Optional
 
@@ -206,9 +207,7 @@ def _print_summary(directory: Path) -> None:
     from .report.tables import fmt_acc, load_current
 
     study, _, cells, epochs = load_current(directory)
-    counts: dict[str, int] = {}
-    for c in cells:
-        counts[c["status"]] = counts.get(c["status"], 0) + 1
+    counts = Counter(c["status"] for c in cells)
     console.print(f"{study.name}: {len(cells)} cells — " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
     table = Table(Column("variant", no_wrap=True), "point", "n", "test accuracy (mean ± 95 % CI)", "status")
     for r in summarize(cells, epochs, study.baseline):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 
 from .stats import Paired, holm, paired, t_interval
@@ -73,11 +74,8 @@ def summarize(cells: list[dict], epochs: list[dict], baseline: str) -> list[Row]
                 lens.append(len(es))
                 by_seed[c["seed"]] = es[-1]["test_acc"]
         mean, hw = t_interval(finals)
-        status: dict[str, int] = {}
-        for c in cs:
-            status[c["status"]] = status.get(c["status"], 0) + 1
         rows.append(Row(variant, json.loads(point), len(cs), len(finals), mean, hw,
-                        _mean(bests), _mean(losses), _mean(lens), status, by_seed))
+                        _mean(bests), _mean(losses), _mean(lens), dict(Counter(c["status"] for c in cs)), by_seed))
     _compare(rows, baseline)
     return rows
 

@@ -118,11 +118,10 @@ class _Shard:
         self.live = (True,) * self.K  # members still training: not stopped early, not diverged
         self.step = 0
         self.cancelled = False  # set by train_pack when the pack is abandoned (Ctrl-C, another shard failed)
-        self.shape = data.spec.shape
         # Training images stay uint8 until a batch is read (4× less memory traffic than float).
         self.raw_buf = torch.empty(max(self.K * recipe.batch_size * self.pipe.reader.image_bytes, READ_BYTES),
                                    dtype=torch.uint8, device=device)
-        self.x_buf = torch.empty(self.K * recipe.batch_size * math.prod(self.shape), device=device)  # reused
+        self.x_buf = torch.empty(self.K * recipe.batch_size * math.prod(data.spec.shape), device=device)  # reused
 
     @torch.no_grad()  # grad mode is per thread: shards may run on worker threads
     def train_epoch(self, epoch: int) -> None:

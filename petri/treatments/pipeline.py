@@ -97,10 +97,9 @@ class Pipeline:
                     n = leading_reads(image) if reader_cache is not None else 0
                     leads.append([(t, key) for t, key, _ in image[:n]])
                     image = image[n:]
-                folds[split].append(self._fold(image))
-                lab = [s for s in steps if s[0].on_labels]
-                if split == "train":
+                    lab = [s for s in steps if s[0].on_labels]
                     labels.setdefault(tuple(type(t).__name__ for t, _, _ in lab), []).append((k, lab))
+                folds[split].append(self._fold(image))
         self.absorbed: dict[int, torch.Tensor] = {}  # member -> pixel order its model takes in (see above)
         for k in range(self.K):
             perms = [folds[split][k][2] for split in ("train", "test")]

@@ -94,16 +94,17 @@ class Reader:
             every = len(members) == K
             idx = by_member if every else by_member[members]
             g_dy = g_dx = g_copy = 0
+            cropped = False
             for t, key in zip(steps, keys):
                 if isinstance(t, Crop):
                     ry, rx = Crop.draws(key, idx, epoch, t.pad)
-                    g_dy, g_dx = ry - t.pad, rx - t.pad
+                    g_dy, g_dx, cropped = ry - t.pad, rx - t.pad, True
                     g_copy = g_copy + self.modes.index(t.mode) * (2 if self.mirror else 1)
                 else:  # a flip after the crop mirrors the window: it starts at P - dx in the mirror copy
                     flipped = Flip.flips(key, idx, epoch, t.p)
                     g_copy = g_copy + flipped
-                    if any(isinstance(u, Crop) for u in steps[:steps.index(t)]):
-                        g_dx = torch.where(flipped, -g_dx, g_dx)  # (flip first: crop(flip x) keeps dx)
+                    if cropped:  # (flip first: crop(flip x) keeps dx)
+                        g_dx = torch.where(flipped, -g_dx, g_dx)
             for whole, part in ((dy, g_dy), (dx, g_dx), (copy, g_copy)):
                 if every:
                     whole += part
