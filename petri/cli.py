@@ -108,31 +108,37 @@ def train_cmd(
 
 @app.command("summary")
 def summary_cmd(
-    model: str = typer.Argument('{"name": "mlp", "hidden": [64]}', help="model spec as JSON"),
+    model: str = typer.Argument('{"name": "mlp", "hidden": [64]}',
+                                help='model as JSON: a preset (\'"mnist_cnn"\', \'{"name": "mlp", "hidden": [64]}\') or a list of layers'),
     data: str = typer.Option("mnist", help="data set (sets the input shape and class count)"),
 ):
     """Per-layer output shape and parameter count of one member (like Keras' model.summary)."""
-    from pydantic import ValidationError
-
     from .data import get_spec
     from .errors import SpecError
-    from .models import build, parse_model
-    from .study.spec import validation_error
+    from .models import parse_model
 
     try:
-        spec = parse_model(_json(model, "MODEL"))
-        dspec = get_spec(data)
-    except ValidationError as e:
-        fail(validation_error(e, "MODEL"))
+        spec = parse_model(_json(model, "MODEL"), "MODEL")
+        try:
+            dspec = get_spec(data)
+        except PetriError as e:
+            raise SpecError(f"--data: {e}") from None
+        spec.check(dspec.shape, len(dspec.classes), "MODEL")
     except PetriError as e:
-        fail(e if isinstance(e, SpecError) else SpecError(f"--data: {e}"))
-    net = build(spec, dspec.shape, len(dspec.classes), [0])
-    table = Table("layer", "output shape", Column("parameters", justify="right"))
-    for name, shape, params in net.summary():
-        table.add_row(name, "×".join(map(str, shape)), f"{params:,}")
+        fail(e)
     console.print(f"{spec.name} on {dspec.name} (input {'×'.join(map(str, dspec.shape))}, {len(dspec.classes)} classes)")
-    console.print(table)
-    console.print(f"total parameters per member: {net.P:,}")
+    console.print(summary_table(spec, dspec.shape, len(dspec.classes)))
+
+
+def summary_table(spec, shape, n_classes) -> Table:
+    """A model's layers as a rich table: layer, one member's output shape, parameters per member."""
+    rows = spec.summary(shape, n_classes)
+    table = Table("layer", "output shape", Column("parameters", justify="right"),
+                  caption=f"total parameters per member: {sum(r.params for r in rows if r.depth == 0):,}")
+    table.add_row("input", "×".join(map(str, shape)), "")
+    for r in rows:
+        table.add_row("  " * r.depth + r.label, "×".join(map(str, r.shape)), f"{r.params:,}")
+    return table
 
 
 @app.command("run")

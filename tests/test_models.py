@@ -7,23 +7,32 @@ import math
 import pytest
 import torch
 
-from petri.models import MLP, MODELS, VGG, MnistCNN, build
+from petri.models import MLP, MODELS, VGG, MnistCNN, build, parse_model
+from petri.models.compile import walk
 from petri.train.loss import cross_entropy
 
+RESNET_BLOCK = {"name": "residual", "layers": [{"name": "conv2d", "filters": 8, "stride": 2, "padding": 1},
+                                                {"name": "batch_norm"}, "relu", {"name": "conv2d", "filters": 8, "padding": 1}]}
 CASES = {
-    "mlp": (MLP(hidden=[16, 8], input_bn=True), (1, 28, 28)),
+    "mlp": (MLP(hidden=[16, 8], input_bn=True, bn=True, activation="tanh", dropout=0.2), (1, 28, 28)),
     "mnist_cnn": (MnistCNN(), (1, 28, 28)),
-    "vgg": (VGG(cfg=[8, "M", 16, "M"], fc=[32], bn=True, bn_noise=0.1, dropout=0.2), (3, 32, 32)),
+    "vgg": (VGG(cfg=[8, "M", 16, "M"], fc=[32], bn=True, bn_noise=0.1, dropout=0.2, pool="avg", activation="elu"),
+            (3, 32, 32)),
+    "layers": (parse_model([{"name": "conv2d", "filters": 6, "kernel": 5, "padding": "same"}, "tanh",
+                            {"name": "avg_pool"}, {"name": "layer_norm"}, RESNET_BLOCK, "silu",
+                            {"name": "dropout", "p": 0.2, "spatial": True}, "global_avg_pool",
+                            {"name": "dense", "units": 12}, {"name": "batch_norm", "noise": 0.1}, "gelu",
+                            {"name": "dropout", "p": 0.3}, {"name": "dense", "units": "classes"}]), (3, 16, 16)),
 }
 
 
 def test_every_registered_model_has_a_case():
-    assert set(CASES) == set(MODELS)
+    assert set(CASES) == {name for name, cls in MODELS.items() if not getattr(cls, "plugin", False)}
 
 
 def _autograd_grads(net, x, y):
     """Gradients of the same forward pass through torch.autograd, for comparison."""
-    decls = [(layer, d) for layer in net.layers for d in layer.params()]
+    decls = [(layer, d) for layer in walk(net.layers) for d in layer.params()]
     theta = net.theta.detach().clone().requires_grad_(True)
     saved = net.theta
     net.theta = theta
@@ -60,13 +69,17 @@ def test_shapes_nan_and_gradients(name):
 def test_mnist_cnn_parameter_count():
     net = build(MnistCNN(), (1, 28, 28), 10, [0])
     assert net.P == 1_199_882
-    assert sum(p for _, _, p in net.summary()) == 1_199_882
+    assert MnistCNN().n_params((1, 28, 28), 10) == 1_199_882
 
 
 def test_summary_shapes():
-    rows = build(MLP(hidden=[64]), (1, 28, 28), 10, [0]).summary()
-    assert [r[1] for r in rows] == [(784,), (64,), (64,), (10,)]
-    assert [r[2] for r in rows] == [0, 784 * 64 + 64, 0, 650]
+    rows = MLP(hidden=[64]).summary((1, 28, 28), 10)
+    assert [r.shape for r in rows] == [(784,), (64,), (64,), (10,)]
+    assert [r.params for r in rows] == [0, 784 * 64 + 64, 0, 650]
+    rows = CASES["layers"][0].summary((3, 16, 16), 10)
+    nested = [r for r in rows if r.depth == 1]
+    assert [r.label for r in nested][:2] == ["conv2d filters=8, kernel=3, stride=2, padding=1", "batch_norm"]
+    assert sum(r.params for r in rows if r.depth == 0) == build(CASES["layers"][0], (3, 16, 16), 10, [0]).P
 
 
 @pytest.mark.parametrize("scheme", ["torch", "glorot"])

@@ -216,7 +216,7 @@ def test_cli_bad_input_one_line_exit_nonzero_ledger_untouched(tmp_path, args, ms
 def test_cli_spec_error_exit_code_2(tmp_path):
     bad = _write(tmp_path, STUDY.replace("epochs = 2", "epochs = 0"))
     r = runner.invoke(app, ["run", str(bad), "--out", str(tmp_path / "o")])
-    assert r.exit_code == 2 and "recipe.epochs: Input should be greater than 0" in r.stderr
+    assert r.exit_code == 2 and "recipe.epochs: must be ≥ 1 (got 0)" in r.stderr
     assert not (tmp_path / "o" / "petri.sqlite").exists()
 
 
@@ -243,10 +243,14 @@ def test_cli_train_prints_epoch_log():
 
 def test_cli_model_summary():
     r = runner.invoke(app, ["summary", '{"name": "mnist_cnn"}'])
-    assert r.exit_code == 0 and "1,199,882" in r.output and "Conv2d(32→64" in r.output
+    assert r.exit_code == 0 and "1,199,882" in r.output and "conv2d filters=64, kernel=3" in r.output
     r = runner.invoke(app, ["summary", '{"name": "vgg", "cfg": [8, "M"], "fc": [16]}', "--data", "cifar-10"])
     assert r.exit_code == 0 and "3×32×32" in r.output
     r = runner.invoke(app, ["summary", '{"name": "mlp", "hidden": [0]}'])
-    assert r.exit_code == 2 and "MODEL.mlp.hidden[0]: Input should be greater than 0" in r.stderr
+    assert r.exit_code == 2 and "MODEL.hidden[0]: must be ≥ 1 (got 0)" in r.stderr
     r = runner.invoke(app, ["summary", '{"name": "resnet"}'])
-    assert r.exit_code == 2 and "'mlp', 'mnist_cnn', 'vgg'" in r.stderr
+    assert r.exit_code == 2 and "unknown model 'resnet'; known models: mlp, mnist_cnn, vgg, layers" in r.stderr
+    r = runner.invoke(app, ["summary", '["flatten", {"name": "dense", "units": 32}, "tanh", {"name": "dense", "units": "classes"}]'])
+    assert r.exit_code == 0 and "25,450" in r.output and "tanh" in r.output
+    r = runner.invoke(app, ["summary", '[{"name": "dense", "units": 10}]'])
+    assert r.exit_code == 2 and "MODEL.layers[0] (dense): dense needs a feature vector" in r.stderr

@@ -1,9 +1,19 @@
-"""Model families in stacked (population) form, a registry by name."""
+"""Models: the layer vocabulary, networks as layer lists, presets, and user modules; a registry by name."""
 
+from . import mlp, mnist_cnn, vgg, sequential  # noqa: F401,I001  (registers the models, in this order)
+from .base import MODELS, ModelSpec, SummaryRow, parse_model
+from .layers import LAYERS
 from .mlp import MLP
 from .mnist_cnn import MnistCNN
 from .network import Network
-from .registry import MODELS, ModelSpec, build, parse_model
+from .sequential import Layers
 from .vgg import VGG
 
-__all__ = ["MLP", "MODELS", "MnistCNN", "ModelSpec", "Network", "VGG", "build", "parse_model"]
+
+def build(spec: ModelSpec, in_shape, n_classes: int, seeds: list[int], device="cpu"):
+    """A population network of ``len(seeds)`` members of ``spec``."""
+    return spec.build(tuple(in_shape), n_classes, seeds, device)
+
+
+__all__ = ["LAYERS", "MLP", "MODELS", "Layers", "MnistCNN", "ModelSpec", "Network", "SummaryRow", "VGG",
+           "build", "parse_model"]

@@ -1,28 +1,32 @@
-"""`mlp`: fully connected ReLU network, optional BatchNorm on the flattened input."""
+"""`mlp`: a fully connected network, as a preset that expands into a layer list."""
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import Field, PositiveInt
 
-from .layers import BatchNorm, Flatten, Layer, Linear, ReLU
+from .base import MODELS, ModelSpec
+from .layers import LAYERS
+
+ACTIVATIONS = Literal["relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid", "silu"]
 
 
-class MLP(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+@MODELS.register
+class MLP(ModelSpec):
     name: Literal["mlp"] = "mlp"
     hidden: list[PositiveInt] = Field(default=[64], description="hidden layer widths, e.g. [64] or [50, 50]")
+    activation: ACTIVATIONS = Field(default="relu", description="non-linearity after each hidden layer")
+    bn: bool = Field(default=False, description="BatchNorm after each hidden dense layer (before the non-linearity)")
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="dropout after each hidden non-linearity")
     input_bn: bool = Field(default=False, description="BatchNorm on the flattened input")
-    init: Literal["torch", "glorot"] = "torch"
+    about = "flatten, [input BN], then per hidden width: dense, [BN], activation, [dropout]; dense to the classes"
 
-    def layers(self, in_shape: tuple[int, int, int], n_classes: int) -> list[Layer]:
-        n = math.prod(in_shape)
-        out: list[Layer] = [Flatten(image_layout=False)]
-        if self.input_bn:
-            out.append(BatchNorm(n, image_layout=False))
+    def layer_specs(self, in_shape, n_classes):
+        out = ["flatten"] + (["batch_norm"] if self.input_bn else [])
         for width in self.hidden:
-            out += [Linear(n, width), ReLU()]
-            n = width
-        return out + [Linear(n, n_classes)]
+            out += [{"name": "dense", "units": width}] + (["batch_norm"] if self.bn else []) + [self.activation]
+            if self.dropout:
+                out.append({"name": "dropout", "p": self.dropout})
+        out.append({"name": "dense", "units": "classes"})
+        return [LAYERS.parse(s, "mlp") for s in out]

@@ -1,28 +1,25 @@
-"""`mnist_cnn`: the Keras mnist_cnn example network (1,199,882 parameters on MNIST)."""
+"""`mnist_cnn`: the Keras mnist_cnn example network (1,199,882 parameters on MNIST), as a preset."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from .base import MODELS, ModelSpec
+from .layers import LAYERS
 
-from .layers import Conv2d, Dropout, Flatten, Layer, Linear, MaxPool2d, ReLU, ToImage
+LAYER_LIST = [
+    {"name": "conv2d", "filters": 32, "kernel": 3}, "relu",
+    {"name": "conv2d", "filters": 64, "kernel": 3}, "relu",
+    {"name": "max_pool", "kernel": 2}, {"name": "dropout", "p": 0.25},
+    "flatten", {"name": "dense", "units": 128}, "relu", {"name": "dropout", "p": 0.5},
+    {"name": "dense", "units": "classes"},
+]
 
 
-class MnistCNN(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+@MODELS.register
+class MnistCNN(ModelSpec):
     name: Literal["mnist_cnn"] = "mnist_cnn"
-    init: Literal["torch", "glorot"] = "torch"
+    about = "Keras' mnist_cnn: conv32, conv64 (3×3), max pool, dropout .25, dense 128, dropout .5, dense"
 
-    def layers(self, in_shape: tuple[int, int, int], n_classes: int) -> list[Layer]:
-        c, h, w = in_shape
-        flat = 64 * ((h - 4) // 2) * ((w - 4) // 2)
-        return [
-            ToImage(),
-            Conv2d(c, 32, 3), ReLU(),
-            Conv2d(32, 64, 3), ReLU(),
-            MaxPool2d(2), Dropout(0.25, image_layout=True),
-            Flatten(image_layout=True),
-            Linear(flat, 128), ReLU(), Dropout(0.5, image_layout=False),
-            Linear(128, n_classes),
-        ]
+    def layer_specs(self, in_shape, n_classes):
+        return [LAYERS.parse(s, "mnist_cnn") for s in LAYER_LIST]

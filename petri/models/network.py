@@ -14,7 +14,9 @@ import math
 import torch
 
 from ..rng import derive_seed
-from .layers import BatchNorm, Dropout, Layer, Linear, ParamDecl
+from .compile import member_state, walk
+from .layers import Layer, ParamDecl
+from .layers.dense import Linear
 
 ROW_ALIGN = 256  # floats
 
@@ -38,7 +40,7 @@ class Network:
                  init: str = "torch", device: torch.device | str = "cpu"):
         self.layers, self.in_shape, self.seeds = layers, tuple(in_shape), list(seeds)
         self.K, self.device = len(seeds), torch.device(device)
-        decls = [(layer, d) for layer in layers for d in layer.params()]
+        decls = [(layer, d) for layer in walk(layers) for d in layer.params()]
         self.P = sum(layer.n_params() for layer in layers)  # parameters per member
         # Rows are padded to a multiple of ROW_ALIGN floats (zeros that stay zero): elementwise kernels then
         # never split a member's row into vector body + scalar tail differently for different K, which
@@ -48,13 +50,13 @@ class Network:
         self.grad = torch.zeros(self.K, width, device=self.device)
         self._bind(decls)
         self._init(decls, init)
-        first = next((i for i, layer in enumerate(layers) if layer.params()), len(layers))
+        first = next((i for i, layer in enumerate(layers) if layer.n_params()), len(layers))
         for i, layer in enumerate(layers):
+            layer.need_input_grad = i > first  # nothing before the first parameter needs a gradient
+        for i, layer in enumerate(walk(layers)):
             layer.K = self.K
-            layer.need_input_grad = i > first
-            if isinstance(layer, BatchNorm):
-                layer.init_buffers(self.K, self.device)
-            if isinstance(layer, (Dropout, BatchNorm)):  # dropout masks and BN noise: own stream per member
+            layer.init_buffers(self.K, self.device)
+            if hasattr(layer, "generators"):  # dropout masks and BN noise: own stream per member and layer
                 layer.generators = [torch.Generator(device=self.device).manual_seed(derive_seed(s, "noise", i))
                                     for s in self.seeds]
 
@@ -65,7 +67,7 @@ class Network:
             views.setdefault(id(layer), {})[d.name] = self.theta[:, offset:offset + n].view(self.K, *d.shape)
             grads.setdefault(id(layer), {})[d.name] = self.grad[:, offset:offset + n].view(self.K, *d.shape)
             offset += n
-        for layer in self.layers:
+        for layer in walk(self.layers):
             layer.bind(views.get(id(layer), {}), grads.get(id(layer), {}))
 
     def _init(self, decls, scheme: str) -> None:
@@ -112,10 +114,6 @@ class Network:
         for layer in self._input_layers():
             layer.reorder_inputs(k, order)
 
-    def summary(self) -> list[tuple[str, tuple[int, ...], int]]:
-        """Per layer: description, output shape of one member, parameters per member."""
-        rows, shape = [], self.in_shape
-        for layer in self.layers:
-            shape = layer.out_shape(shape)
-            rows.append((layer.describe(), shape, layer.n_params()))
-        return rows
+    def member_state(self, k: int) -> dict[str, torch.Tensor]:
+        """Member k's weights and buffers, keyed as the state_dict of its plain ``torch.nn`` form."""
+        return member_state(self.layers, k)

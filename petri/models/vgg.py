@@ -1,25 +1,29 @@
-"""`vgg`: VGG-like CNN from a config list, BatchNorm before each non-linearity on/off."""
+"""`vgg`: a VGG-like CNN from a config list, as a preset that expands into a layer list."""
 
 from __future__ import annotations
 
 from typing import Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt, field_validator
+from pydantic import Field, NonNegativeFloat, PositiveInt, field_validator
 
-from .layers import BatchNorm, Conv2d, Dropout, Flatten, Layer, Linear, MaxPool2d, ReLU, ToImage
+from .base import MODELS, ModelSpec
+from .layers import LAYERS
+from .mlp import ACTIVATIONS
 
 
-class VGG(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+@MODELS.register
+class VGG(ModelSpec):
     name: Literal["vgg"] = "vgg"
     cfg: list[Union[PositiveInt, Literal["M"]]] = Field(
         default=[64, 64, "M", 128, 128, "M", 256, 256, "M"],
-        description="conv widths (3×3, padding 1) and 'M' for 2×2 max-pooling")
+        description="conv widths (3×3, padding 1) and \"M\" for 2×2 pooling")
     fc: list[PositiveInt] = Field(default=[512], description="hidden fully connected widths")
     bn: bool = Field(default=True, description="BatchNorm before each non-linearity (never in the last layer)")
     bn_noise: NonNegativeFloat = Field(default=0.0, description="σ of Gaussian noise added after BN (training only)")
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="dropout before each hidden FC layer")
-    init: Literal["torch", "glorot"] = "torch"
+    activation: ACTIVATIONS = Field(default="relu", description="the non-linearity")
+    pool: Literal["max", "avg"] = Field(default="max", description="what \"M\" pools with")
+    about = "VGG-like: per cfg entry a 3×3 conv, [BN], activation, or a 2×2 pool; then dense layers"
 
     @field_validator("cfg")
     @classmethod
@@ -28,27 +32,18 @@ class VGG(BaseModel):
             raise ValueError("cfg needs at least one convolution width")
         return v
 
-    def layers(self, in_shape: tuple[int, int, int], n_classes: int) -> list[Layer]:
-        c, h, w = in_shape
-        out: list[Layer] = [ToImage()]
+    def layer_specs(self, in_shape, n_classes):
+        bn = [{"name": "batch_norm", "noise": self.bn_noise}] if self.bn else []
+        out: list = []
         for item in self.cfg:
             if item == "M":
-                out.append(MaxPool2d(2))
-                h, w = h // 2, w // 2
-                continue
-            out.append(Conv2d(c, item, 3, padding=1))
-            if self.bn:
-                out.append(BatchNorm(item, image_layout=True, noise=self.bn_noise))
-            out.append(ReLU())
-            c = item
-        out.append(Flatten(image_layout=True))
-        n = c * h * w
+                out.append({"name": f"{self.pool}_pool", "kernel": 2})
+            else:
+                out += [{"name": "conv2d", "filters": item, "kernel": 3, "padding": 1}, *bn, self.activation]
+        out.append("flatten")
         for width in self.fc:
             if self.dropout:
-                out.append(Dropout(self.dropout, image_layout=False))
-            out.append(Linear(n, width))
-            if self.bn:
-                out.append(BatchNorm(width, image_layout=False, noise=self.bn_noise))
-            out.append(ReLU())
-            n = width
-        return out + [Linear(n, n_classes)]
+                out.append({"name": "dropout", "p": self.dropout})
+            out += [{"name": "dense", "units": width}, *bn, self.activation]
+        out.append({"name": "dense", "units": "classes"})
+        return [LAYERS.parse(s, "vgg") for s in out]

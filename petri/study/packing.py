@@ -8,13 +8,11 @@ optimiser kind, schedule, ...). K per pack comes from a memory budget.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 
 import torch
 
 from ..data import get_spec
-from ..models.layers import Layer
 from ..train.loop import Member, resolve_device
 from ..train.recipe import Recipe
 from .spec import Cell
@@ -41,13 +39,8 @@ def member_bytes(recipe: Recipe, data: str) -> int:
     """Rough memory per member: parameters ×5 (weights, grads, two moments, scratch) plus
     activations of one training batch ×3 (kept for backward, gradients, temporaries)."""
     dspec = get_spec(data)
-    layers: list[Layer] = recipe.model.layers(dspec.shape, len(dspec.classes))
-    shape, acts, params = dspec.shape, math.prod(dspec.shape), 0
-    for layer in layers:
-        shape = layer.out_shape(shape)
-        acts += math.prod(shape)
-        params += layer.n_params()
-    return 4 * (5 * params + 3 * acts * recipe.batch_size)
+    shape, n = dspec.shape, len(dspec.classes)
+    return 4 * (5 * recipe.model.n_params(shape, n) + 3 * recipe.model.activations(shape, n) * recipe.batch_size)
 
 
 CPU_BUDGET = 256 << 20  # bytes: on CPU a pack pays off while its working set stays near the caches

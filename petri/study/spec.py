@@ -22,6 +22,8 @@ from pydantic import ValidationError
 
 from ..data import get_spec
 from ..errors import PetriError, SpecError
+from ..models import parse_model
+from ..specs import canonical, fmt_loc, translate
 from ..train.recipe import Recipe
 from ..treatments import parse_treatment
 
@@ -34,7 +36,9 @@ from ..treatments import parse_treatment
 # 5: an mlp takes permute_pixels into its first layer's weights (other summation order); affines after a
 #    permutation fold into the conversion; shuffle_pixels and gaussian_images take each image's draw
 #    from a fixed pool, assigned by a per-cell random bijection (other values).
-SEMANTICS = 5
+# 6: a cell's config is hashed without the fields at their defaults (adding an optional field no longer
+#    re-keys stored cells); models are layer lists (the presets train the same numbers as before).
+SEMANTICS = 6
 TOP_KEYS = {"name", "data", "seeds", "baseline", "recipe", "variants", "description", "profiles"}
 PROFILE_KEYS = {"recipe", "seeds", "description"}
 
@@ -73,58 +77,40 @@ class Study:
     data_override: str | None = None
 
 
-def _fmt_loc(loc) -> str:
-    out = ""
-    for p in loc:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out
-
-
-def validation_error(e: ValidationError, where: str) -> SpecError:
-    """A pydantic error as one SpecError line: the field's path under ``where``, the message, the input."""
-    err = e.errors()[0]
-    loc = [p for p in err["loc"] if p not in ("function-after", "function-plain")]
-    field = f"{where}.{_fmt_loc(loc)}" if loc else where
-    allowed = ""
-    ctx = err.get("ctx") or {}
-    if "expected" in ctx:
-        allowed = f"; allowed: {ctx['expected']}"
-    return SpecError(f"{field}: {err['msg']} (got {err.get('input')!r}){allowed}")
-
-
 def recipe_from_dict(d: dict, where: str = "recipe") -> Recipe:
     if not isinstance(d, dict):
         raise SpecError(f"{where}: must be a table")
     if "model" not in d:
-        raise SpecError(f"{where}.model: missing; a model spec such as {{ name = \"mlp\", hidden = [64] }}")
-    if isinstance(d.get("model"), dict) and d["model"].get("name") not in (None, *_model_names()):
-        raise SpecError(f"{where}.model.name: unknown model {d['model'].get('name')!r}; "
-                        f"known models: {', '.join(_model_names())}")
-    if isinstance(d.get("optimizer"), dict) and d["optimizer"].get("name") not in ("adam", "sgd"):
-        raise SpecError(f"{where}.optimizer.name: unknown optimiser {d['optimizer'].get('name')!r}; "
-                        "known optimisers: adam, sgd")
+        raise SpecError(f"{where}.model: missing; a model such as {{ name = \"mlp\", hidden = [64] }} or a list of layers")
+    d = dict(d, model=parse_model(d["model"], f"{where}.model"))
     try:
         return Recipe.model_validate(d)
     except ValidationError as e:
-        raise validation_error(e, where) from None
-
-
-def _model_names():
-    from ..models import MODELS
-
-    return list(MODELS)
+        raise translate(e, where) from None
 
 
 def _merge(base: dict, over: dict) -> dict:
     """Deep merge of recipe dicts; a sub-table with a different ``name`` replaces the base one."""
     out = copy.deepcopy(base)
     for k, v in over.items():
+        if k == "model":  # a list of layers or a bare name is a model table too
+            v, out[k] = _model_table(v), _model_table(out.get(k))
         if isinstance(v, dict) and isinstance(out.get(k), dict) and not _is_axis(v) \
                 and v.get("name", out[k].get("name")) == out[k].get("name"):
             out[k] = _merge(out[k], v)
         else:
             out[k] = copy.deepcopy(v)
     return out
+
+
+def _model_table(v):
+    if isinstance(v, list):
+        return {"name": "layers", "layers": v}
+    if isinstance(v, str):
+        return {"name": v}
+    if isinstance(v, dict) and "layers" in v and "name" not in v and not _is_axis(v):
+        return {"name": "layers", **v}
+    return v
 
 
 def _is_axis(v) -> bool:
@@ -151,7 +137,7 @@ def _axis_values(v: dict, where: str) -> list:
 
 def _find_axes(node, path, where, out):
     if _is_axis(node):
-        out.append((path, _axis_values(node, f"{where}{_fmt_loc(path) and '.' + _fmt_loc(path) if path else ''}")))
+        out.append((path, _axis_values(node, f"{where}{fmt_loc(path) and '.' + fmt_loc(path) if path else ''}")))
     elif isinstance(node, dict):
         for k, v in node.items():
             _find_axes(v, path + [k], where, out)
@@ -172,7 +158,7 @@ def _labels(paths: list[list]) -> list[str]:
     for depth in range(2, 6):
         if len(set(labels)) == len(labels):
             break
-        labels = [_fmt_loc(p[-depth:]) if labels.count(lab) > 1 else lab for p, lab in zip(paths, labels)]
+        labels = [fmt_loc(p[-depth:]) if labels.count(lab) > 1 else lab for p, lab in zip(paths, labels)]
     return labels
 
 
@@ -245,6 +231,7 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
                 except ValueError as e:
                     raise SpecError(f"{vwhere}.treatments[{i}] ({t.name}): {e}") from None
             _check_sizes(recipe, dspec, vwhere)
+            recipe.model.check(dspec.shape, len(dspec.classes), f"{vwhere}.recipe.model")
             point = tuple(zip(labels, combo))
             for seed in seeds:
                 h, config = cell_hash(_config(data, dspec, recipe, ts, seed))
@@ -279,9 +266,11 @@ def _apply_profile(raw: dict, profile: str | None, where: str) -> dict:
 
 
 def _config(data, dspec, recipe: Recipe, ts, seed) -> dict:
-    r = recipe.model_dump(mode="json", exclude={"device", "eval_batch_size"})  # neither changes what is learned
+    r = canonical(recipe)
+    for unlearned in ("device", "eval_batch_size"):  # neither changes what is learned
+        r.pop(unlearned, None)
     return {"data": data, "data_md5": [f.md5 for f in dspec.files], "recipe": r,
-            "treatments": [t.model_dump(mode="json") for t in ts], "seed": seed, "semantics": SEMANTICS}
+            "treatments": [canonical(t) for t in ts], "seed": seed, "semantics": SEMANTICS}
 
 
 def _check_sizes(recipe: Recipe, dspec, where):

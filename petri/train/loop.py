@@ -23,7 +23,6 @@ from typing import Callable
 import torch
 
 from ..data import Dataset
-from ..models import build
 from ..rng import derive_seed
 from ..treatments.base import Treatment
 from ..treatments.pipeline import Pipeline
@@ -103,7 +102,7 @@ class _Shard:
         self.pack_size = pack_size
         seeds = [m.seed for m in members]
         self.K, self.N = len(members), len(train.y)
-        self.net = build(recipe.model, data.spec.shape, len(data.spec.classes), seeds, device)
+        self.net = recipe.model.build(data.spec.shape, len(data.spec.classes), seeds, device)
         self.pipe = Pipeline([m.treatments for m in members], seeds, data.spec.shape, len(data.spec.classes),
                              train.x, data.train_y.to(device), device, absorb_order=self.net.absorbs_input_order,
                              reader_cache=shared)
@@ -196,8 +195,7 @@ def shard_count(K: int, device: torch.device, member_bytes: int) -> int:
 
 
 def _member_bytes(recipe: Recipe, shape: tuple[int, ...], n_classes: int) -> int:
-    params = sum(layer.n_params() for layer in recipe.model.layers(shape, n_classes))
-    return 4 * (4 * params + recipe.batch_size * math.prod(shape))
+    return 4 * (4 * recipe.model.n_params(shape, n_classes) + recipe.batch_size * math.prod(shape))
 
 
 @contextmanager

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+from pydantic import BeforeValidator, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, SerializeAsAny, model_validator
 
-from ..models import ModelSpec
+from ..models import ModelSpec, parse_model
+from ..specs import Spec as _Spec
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+def _named(v):
+    """A bare name stands for a table with only that name: schedule = "cosine"."""
+    return {"name": v} if isinstance(v, str) else v
 
 
 class Adam(_Spec):
@@ -26,6 +28,15 @@ class Adam(_Spec):
     weight_decay: NonNegativeFloat = Field(default=0.0, description="L2 penalty added to the gradient")
 
 
+class AdamW(_Spec):
+    name: Literal["adamw"] = "adamw"
+    lr: PositiveFloat = Field(default=1e-3, description="learning rate")
+    beta1: float = Field(default=0.9, ge=0.0, lt=1.0)
+    beta2: float = Field(default=0.999, ge=0.0, lt=1.0)
+    eps: PositiveFloat = 1e-8
+    weight_decay: NonNegativeFloat = Field(default=1e-2, description="decoupled: weights shrink by lr × this per step")
+
+
 class SGD(_Spec):
     name: Literal["sgd"] = "sgd"
     lr: PositiveFloat = Field(default=0.01, description="learning rate")
@@ -34,7 +45,18 @@ class SGD(_Spec):
     weight_decay: NonNegativeFloat = Field(default=0.0, description="L2 penalty added to the gradient")
 
 
-OptimizerSpec = Annotated[Union[Adam, SGD], Field(discriminator="name")]
+class RMSprop(_Spec):
+    name: Literal["rmsprop"] = "rmsprop"
+    lr: PositiveFloat = Field(default=1e-2, description="learning rate")
+    alpha: float = Field(default=0.99, ge=0.0, lt=1.0, description="smoothing of the squared-gradient average")
+    eps: PositiveFloat = 1e-8
+    momentum: float = Field(default=0.0, ge=0.0, lt=1.0)
+    centered: bool = Field(default=False, description="divide by the gradient's estimated variance, not its raw second moment")
+    weight_decay: NonNegativeFloat = Field(default=0.0, description="L2 penalty added to the gradient")
+
+
+OPTIMIZERS = {cls.model_fields["name"].default: cls for cls in (Adam, AdamW, SGD, RMSprop)}
+OptimizerSpec = Annotated[Union[tuple(OPTIMIZERS.values())], Field(discriminator="name"), BeforeValidator(_named)]
 
 
 class Schedule(_Spec):
@@ -62,9 +84,9 @@ class EarlyStopping(_Spec):
 
 
 class Recipe(_Spec):
-    model: ModelSpec
+    model: Annotated[SerializeAsAny[ModelSpec], BeforeValidator(parse_model)]
     optimizer: OptimizerSpec = Adam()
-    schedule: Schedule = Schedule()
+    schedule: Annotated[Schedule, BeforeValidator(_named)] = Schedule()
     batch_size: PositiveInt = Field(default=100, description="images per step")
     epochs: PositiveInt = Field(default=1, description="epoch budget")
     early_stopping: Optional[EarlyStopping] = None
