@@ -82,8 +82,8 @@ def train_cmd(
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
 ):
     """Train one model and print its per-epoch log (no study, no ledger)."""
-    from .study.spec import recipe_from_dict
     from .data import load
+    from .study.spec import recipe_from_dict
     from .train import Member, train_pack
 
     try:
@@ -104,6 +104,40 @@ def train_cmd(
 
     result = train_pack(ds, recipe, [Member(seed)], on_epoch=log)[0]
     console.print(f"status: {result.status}")
+
+
+@app.command("models")
+def models_cmd(name: Optional[str] = typer.Argument(None, help="a preset, layer or optimizer to describe in full")):
+    """Presets, layers and optimizers: their parameters with types, defaults and descriptions."""
+    from rich.markup import escape
+
+    from .errors import SpecError
+    from .models import LAYERS, MODELS
+    from .specs import describe_fields
+    from .train.recipe import OPTIMIZERS
+
+    kinds = {"model": MODELS, "layer": LAYERS, "optimizer": OPTIMIZERS}
+    if name is not None:
+        found = [(kind, reg[name]) for kind, reg in kinds.items() if name in reg]
+        if not found:
+            fail(SpecError(f"NAME: {name!r} is no model, layer or optimizer; known: "
+                           + "; ".join(f"{k}s: {r.known()}" for k, r in kinds.items())))
+        for kind, cls in found:
+            console.print(f"[bold]{name}[/bold] ({kind}): {escape(getattr(cls, 'about', '') or cls.__doc__ or '')}")
+            table = Table("parameter", "type", "default", "description")
+            for row in describe_fields(cls):
+                table.add_row(*map(escape, row))
+            console.print(table)
+        return
+    for kind, reg in kinds.items():
+        table = Table(Column(kind, no_wrap=True), "parameters (default)", "what it is", title=f"{kind}s")
+        for n, cls in reg.items():
+            params = ", ".join(p if d == "required" else f"{p}={d}" for p, _, d, _ in describe_fields(cls))
+            table.add_row(n, escape(params) or "—", escape(getattr(cls, "about", "") or (cls.__doc__ or "").split("\n")[0]))
+        console.print(table)
+    console.print("`petri models NAME` describes one in full. A study writes a network as "
+                  "model = [\"flatten\", { name = \"dense\", units = 64 }, \"relu\", { name = \"dense\", units = \"classes\" }]",
+                  markup=False, highlight=False)
 
 
 @app.command("summary")

@@ -10,11 +10,14 @@ names the place (``model.layers[3].kernel``), what is wrong and what is allowed.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
 
+from annotated_types import Ge
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import SpecError
+
+PositiveInt = Annotated[int, Ge(1)]  # (pydantic's says "> 0"; petri says "≥ 1")
 
 ECHO = 60  # characters of a bad value echoed back in an error (a study file may hold huge values)
 
@@ -43,8 +46,6 @@ def _message(err: dict, cls: type[BaseModel] | None) -> str:
     if t in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
         op = {"greater_than_equal": "≥", "greater_than": ">", "less_than_equal": "≤", "less_than": "<"}[t]
         bound = next(iter(ctx.values()))
-        if type(bound) is int and op in (">", "<"):  # integers: say the bound itself
-            op, bound = ("≥", bound + 1) if op == ">" else ("≤", bound - 1)
         return f"must be {op} {bound}"
     if t in ("int_type", "int_parsing", "int_from_float"):
         return "must be an integer"
@@ -75,10 +76,16 @@ def _message(err: dict, cls: type[BaseModel] | None) -> str:
     return err["msg"]
 
 
+def _branch(p) -> bool:
+    """A loc segment that names a union branch or validator, not a field ("float", "literal['auto']")."""
+    return isinstance(p, str) and ("[" in p or "(" in p or p.startswith("function-")
+                                   or p in ("float", "int", "str", "bool", "list", "dict", "tuple", "none"))
+
+
 def translate(e: ValidationError, where: str, cls: type[BaseModel] | None = None) -> SpecError:
     """A pydantic error as one SpecError line: the field's path under ``where``, what is allowed, the input."""
     err = e.errors()[0]
-    loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+    loc = [p for p in err["loc"] if not _branch(p)]
     field = f"{where}.{fmt_loc(loc)}" if loc and where else (fmt_loc(loc) or where)
     quiet = err["type"] in ("missing", "extra_forbidden") or not loc  # a whole-table check: no value to echo
     got = "" if quiet else f" (got {echo(err.get('input'))})"
@@ -167,3 +174,47 @@ def _same(a, b) -> bool:
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
     return type(a) in (int, float) and type(b) in (int, float) and a == b or a == b and type(a) is type(b)
+
+
+def type_name(annotation: Any, metadata=()) -> str:
+    """A field's type as a user reads it: "integer ≥ 1", "relu | tanh", "list of integer ≥ 1"."""
+    import typing
+
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return type_name(args[0], args[1:])
+    if origin is typing.Literal:
+        return " | ".join(f'"{a}"' if isinstance(a, str) else str(a) for a in args)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        parts = [type_name(a) for a in args if a is not type(None)]
+        return " | ".join(parts) + (" (optional)" if type(None) in args else "")
+    if origin in (list, tuple):
+        return f"list of {type_name(args[0]) if args else 'values'}"
+    base = {int: "integer", float: "number", bool: "true | false", str: "text"}.get(annotation)
+    if base is None:
+        base = getattr(annotation, "__name__", str(annotation))
+        return "layers" if base in ("LayerSpec", "SerializeAsAny") else base
+    bounds = []
+    for m in metadata:
+        for attr, op in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<")):
+            v = getattr(m, attr, None)
+            if v is not None:
+                bounds.append(f"{op} {v}")
+    return base + (" " + ", ".join(bounds) if bounds else "")
+
+
+def describe_fields(cls: type[BaseModel]) -> list[tuple[str, str, str, str]]:
+    """(parameter, type, default, description) of a spec class, ``name`` left out."""
+    rows = []
+    for fname, f in cls.model_fields.items():
+        if fname == "name":
+            continue
+        default = "required" if f.is_required() else json_text(f.get_default(call_default_factory=True))
+        rows.append((fname, type_name(f.annotation, f.metadata), default, f.description or ""))
+    return rows
+
+
+def json_text(v: Any) -> str:
+    import json
+
+    return json.dumps(v, ensure_ascii=False) if v is not None else "—"

@@ -93,11 +93,11 @@ BAD = [
     (BASE.replace("[recipe]", "[recipe"), r"malformed TOML: .*line \d+, column \d+"),
     (BASE.replace('data = "mnist"', 'data = "mnits"'), r"data: unknown data set 'mnits'; known data sets: mnist, fashion-mnist, cifar-10"),
     (BASE.replace('name = "mlp"', 'name = "mpl"'), r"recipe.model: unknown model 'mpl'; known models: mlp, mnist_cnn, vgg, layers"),
-    (BASE.replace('name = "adam"', 'name = "adamx"'), r'recipe.optimizer: unknown name "adamx"; known: "adam", "adamw", "sgd", "rmsprop"'),
+    (BASE.replace('name = "adam"', 'name = "adamx"'), r"recipe.optimizer: unknown optimizer 'adamx'; known optimizers: adam, adamw, sgd, rmsprop"),
     (BASE + '[variants.x]\ntreatments = [{ name = "blur" }]\n', r"variants.x.treatments\[0\]: unknown treatment 'blur'; known treatments: invert"),
     (BASE.replace("epochs = 1", 'epochs = "four"'), r"recipe.epochs: must be an integer \(got 'four'\)"),
     (BASE.replace("epochs = 1", "epochs = 0"), r"recipe.epochs: must be ≥ 1 \(got 0\)"),
-    (BASE + '[variants.x]\ntreatments = [{ name = "label_noise", p = 1.5 }]\n', r"treatment 'label_noise', parameter 'p': Input should be less than or equal to 1"),
+    (BASE + '[variants.x]\ntreatments = [{ name = "label_noise", p = 1.5 }]\n', r"variants.x.treatments\[0\].p: must be ≤ 1.0 \(got 1.5\)"),
     (BASE + '[variants.x]\ntreatments = [{ name = "window_keep", size = 9, row = 25, col = 0 }]\n', r"treatments\[0\] \(window_keep\): window size=9 at row=25.*allowed: row \+ size <= 28"),
     (BASE.replace("batch_size = 100", "batch_size = 5000"), r"batch_size: 5000 exceeds the 1000 training images; allowed: 1..1000"),
     (BASE.replace('baseline = "original"', 'baseline = "orig"'), r"baseline: 'orig' is not a variant; variants: original"),
@@ -207,3 +207,54 @@ def test_val_monitor_needs_a_validation_split():
     with pytest.raises(SpecError, match=r"recipe: early_stopping.monitor 'val_acc' needs val_size > 0; allowed without a validation split: test_acc, test_loss$"):
         parse_study(text)
     assert parse_study(text.replace("test_size = 500", "test_size = 500\nval_size = 200")).cells
+
+
+def test_adding_a_field_with_a_default_keeps_cell_hashes(monkeypatch):
+    """A cell is hashed without the fields at their defaults: a new optional field orphans no ledger."""
+    from pydantic import Field
+
+    from petri.models import MLP, MODELS
+
+    before = [c.hash for c in parse_study(BASE).cells]
+
+    class Grown(MLP):
+        new_knob: float = Field(default=0.5)
+
+    monkeypatch.setitem(MODELS.classes, "mlp", Grown)
+    after = parse_study(BASE).cells
+    assert isinstance(after[0].recipe.model, Grown)
+    assert [c.hash for c in after] == before
+    knob = parse_study(BASE.replace("hidden = [16]", "hidden = [16], new_knob = 0.7")).cells
+    assert {c.hash for c in knob}.isdisjoint(before)
+    explicit = parse_study(BASE.replace("hidden = [16]", "hidden = [16], activation = \"relu\", init = \"torch\""))
+    assert [c.hash for c in explicit.cells] == before  # a default written out is the same cell
+
+
+def test_layer_lists_sweep_and_override():
+    text = BASE.replace('model = { name = "mlp", hidden = [16] }',
+                        'model = ["flatten", { name = "dense", units = { values = [16, 32] } }, '
+                        '{ values = ["relu", "tanh"] }, { name = "dense", units = "classes" }]')
+    text = text.replace("epochs = 1", 'epochs = 1\nschedule = "cosine"') + """
+[variants.bn]
+recipe = { model = { layers = ["flatten", { name = "dense", units = 16 }, "batch_norm", "relu",
+                                { name = "dense", units = "classes" }] }, optimizer = "adamw" }
+"""
+    s = parse_study(text)
+    orig = [c for c in s.cells if c.variant == "original"]
+    assert len(orig) == 8 and {c.point for c in orig} == {
+        (("units", u), ("layers[2]", a)) for u in (16, 32) for a in ("relu", "tanh")}
+    tanh32 = next(c for c in orig if c.point == (("units", 32), ("layers[2]", "tanh")))
+    assert [type(x).__name__ for x in tanh32.recipe.model.layers] == ["FlattenSpec", "Dense", "Tanh", "Dense"]
+    assert tanh32.recipe.model.layers[1].units == 32 and tanh32.recipe.schedule.name == "cosine"
+    bn = [c for c in s.cells if c.variant == "bn"][0]
+    assert bn.recipe.model.layers[2].name == "batch_norm" and bn.recipe.optimizer.name == "adamw"
+    assert len({c.hash for c in s.cells}) == len(s.cells)
+
+
+def test_layer_list_errors_name_the_variant_and_layer():
+    text = BASE + '[variants.x]\nrecipe = { model = ["flatten", { name = "conv2d", filters = 4 }] }\n'
+    with pytest.raises(SpecError, match=r"variants.x.recipe.model.layers\[1\] \(conv2d\): conv2d needs an image"):
+        parse_study(text)
+    text = BASE + '[variants.x]\nrecipe = { model = [{ name = "conv2d", filters = 4, kernel = 0 }] }\n'
+    with pytest.raises(SpecError, match=r"variants.x.recipe.model.layers\[0\].kernel: must be ≥ 1 \(got 0\)"):
+        parse_study(text)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from petri.models import MLP, MnistCNN, build
-from petri.train import SGD, Adam, EarlyStopping, Member, Recipe, Schedule, train_pack
+from petri.train import SGD, Adam, AdamW, RMSprop, EarlyStopping, Member, Recipe, Schedule, train_pack
 from petri.train.early_stop import Stopper
 from petri.train.optim import Optimizer, lr_factor
 from petri.treatments import parse_treatment
@@ -116,6 +116,10 @@ def _torch_reference(spec, seed, steps, opt_factory, mnist):
     (SGD(lr=0.1, momentum=0.9, weight_decay=1e-4), lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=1e-4)),
     (SGD(lr=0.1, momentum=0.9, nesterov=True), lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True)),
     (SGD(lr=0.05), lambda p: torch.optim.SGD(p, lr=0.05)),
+    (AdamW(lr=1e-2, weight_decay=0.1), lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.1)),
+    (RMSprop(lr=1e-3, weight_decay=1e-3), lambda p: torch.optim.RMSprop(p, lr=1e-3, weight_decay=1e-3)),
+    (RMSprop(lr=1e-3, momentum=0.9, centered=True, alpha=0.9),
+     lambda p: torch.optim.RMSprop(p, lr=1e-3, momentum=0.9, centered=True, alpha=0.9)),
 ])
 def test_optimisers_match_torch_optim(spec, factory, mnist):
     ref, ours = _torch_reference(spec, 0, 5, factory, mnist)
@@ -129,7 +133,8 @@ def test_per_member_learning_rates():
     assert theta[:, 0].tolist() == pytest.approx([0.9, 0.8, 1.0])
 
 
-@pytest.mark.parametrize("spec", [Adam(lr=0.1), SGD(lr=0.1, momentum=0.9)])
+@pytest.mark.parametrize("spec", [Adam(lr=0.1), SGD(lr=0.1, momentum=0.9), AdamW(lr=0.1),
+                                  RMSprop(lr=0.1, momentum=0.5, centered=True)])
 def test_frozen_members_keep_parameters_and_state(spec):
     theta = torch.ones(4, 256)
     opt = Optimizer(spec, theta, [0.1, 0.2, 0.1, 0.1], [0.0, 0.0, 0.0, 0.01])
@@ -138,8 +143,7 @@ def test_frozen_members_keep_parameters_and_state(spec):
     opt.step(theta, torch.ones(4, 256), (True, True, True, True))
 
     def member_2():  # its parameters and every [K, P] optimiser state tensor
-        return [t[2].clone() for t in (theta, *(v for v in vars(opt).values()
-                                                if isinstance(v, torch.Tensor) and v.dim() == 2))]
+        return [t[2].clone() for t in (theta, *opt.state.values())]
 
     before = member_2()
     for _ in range(3):

@@ -226,11 +226,12 @@ def test_registry_complete():
 
 
 @pytest.mark.parametrize("spec,msg", [
-    ({"name": "label_noise", "p": 1.5}, r"treatment 'label_noise', parameter 'p': Input should be less than or equal to 1"),
-    ({"name": "window_keep", "size": 0, "row": 0, "col": 0}, r"treatment 'window_keep', parameter 'size': Input should be greater than 0"),
+    ({"name": "label_noise", "p": 1.5}, r"^treatment.p: must be ≤ 1.0 \(got 1.5\)$"),
+    ({"name": "window_keep", "size": 0, "row": 0, "col": 0}, r"^treatment.size: must be ≥ 1 \(got 0\)$"),
     ({"name": "invertt"}, r"unknown treatment 'invertt'; known treatments: invert, sparsify"),
-    ({"name": "sparsify", "threshold": 1.0}, r"parameter 'threshold': Input should be less than 1"),
-    ({"name": "invert", "strength": 2}, r"parameter 'strength': Extra inputs are not permitted"),
+    ({"name": "sparsify", "threshold": 1.0}, r"^treatment.threshold: must be < 1.0 \(got 1.0\)$"),
+    ({"name": "invert", "strength": 2}, r"^treatment.strength: unknown field; allowed: splits$"),
+    ({"name": "standardize", "mean": float("nan")}, r"^treatment.mean: must be a finite number"),
 ])
 def test_parameter_errors_are_one_line(spec, msg):
     with pytest.raises(SpecError, match=msg) as e:

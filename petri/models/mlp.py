@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field
 
+from ..specs import PositiveInt
 from .base import MODELS, ModelSpec
 from .layers import LAYERS
 

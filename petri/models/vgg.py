@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal, Union
 
-from pydantic import Field, NonNegativeFloat, PositiveInt, field_validator
+from pydantic import Field, NonNegativeFloat, field_validator
 
+from ..specs import PositiveInt
 from .base import MODELS, ModelSpec
 from .layers import LAYERS
 from .mlp import ACTIVATIONS

@@ -24,7 +24,7 @@ from ..data import get_spec
 from ..errors import PetriError, SpecError
 from ..models import parse_model
 from ..specs import canonical, fmt_loc, translate
-from ..train.recipe import Recipe
+from ..train.recipe import Recipe, parse_optimizer
 from ..treatments import parse_treatment
 
 # Bump when a change alters what training computes: old cells get new hashes.
@@ -83,6 +83,8 @@ def recipe_from_dict(d: dict, where: str = "recipe") -> Recipe:
     if "model" not in d:
         raise SpecError(f"{where}.model: missing; a model such as {{ name = \"mlp\", hidden = [64] }} or a list of layers")
     d = dict(d, model=parse_model(d["model"], f"{where}.model"))
+    if "optimizer" in d:
+        d["optimizer"] = parse_optimizer(d["optimizer"], f"{where}.optimizer")
     try:
         return Recipe.model_validate(d)
     except ValidationError as e:
@@ -154,7 +156,7 @@ def _set(node, path, value):
 
 def _labels(paths: list[list]) -> list[str]:
     """Short axis labels: the last key, or more of the path where two would clash."""
-    labels = [str(p[-1]) for p in paths]
+    labels = [fmt_loc(p[-2:]) if isinstance(p[-1], int) and len(p) > 1 else str(p[-1]) for p in paths]  # layers[2]
     for depth in range(2, 6):
         if len(set(labels)) == len(labels):
             break
@@ -216,6 +218,8 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
         if not isinstance(treatments, list) or not all(isinstance(t, dict) for t in treatments):
             raise SpecError(f"{vwhere}.treatments: must be a list of tables like {{ name = \"invert\" }}")
         tree = {"recipe": _merge(base, v.get("recipe", {})), "treatments": treatments}
+        if "model" in tree["recipe"]:
+            tree["recipe"]["model"] = _model_table(tree["recipe"]["model"])
         axes: list = []
         _find_axes(tree, [], vwhere, axes)
         labels = _labels([p for p, _ in axes])

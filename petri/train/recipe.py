@@ -6,11 +6,20 @@ set is a cell; its resolved JSON is hashed for identity and stored with results.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Literal, Optional
 
-from pydantic import BeforeValidator, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, SerializeAsAny, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    SerializeAsAny,
+    model_validator,
+)
 
 from ..models import ModelSpec, parse_model
+from ..specs import PositiveInt, Registry
 from ..specs import Spec as _Spec
 
 
@@ -19,7 +28,18 @@ def _named(v):
     return {"name": v} if isinstance(v, str) else v
 
 
-class Adam(_Spec):
+class OptimizerSpec(_Spec):
+    name: str
+    lr: float
+
+
+OPTIMIZERS = Registry("optimizer")
+
+
+@OPTIMIZERS.register
+class Adam(OptimizerSpec):
+    """Adam (L2 weight decay added to the gradient)"""
+
     name: Literal["adam"] = "adam"
     lr: PositiveFloat = Field(default=1e-3, description="learning rate")
     beta1: float = Field(default=0.9, ge=0.0, lt=1.0)
@@ -28,7 +48,10 @@ class Adam(_Spec):
     weight_decay: NonNegativeFloat = Field(default=0.0, description="L2 penalty added to the gradient")
 
 
-class AdamW(_Spec):
+@OPTIMIZERS.register
+class AdamW(OptimizerSpec):
+    """AdamW (decoupled weight decay)"""
+
     name: Literal["adamw"] = "adamw"
     lr: PositiveFloat = Field(default=1e-3, description="learning rate")
     beta1: float = Field(default=0.9, ge=0.0, lt=1.0)
@@ -37,7 +60,10 @@ class AdamW(_Spec):
     weight_decay: NonNegativeFloat = Field(default=1e-2, description="decoupled: weights shrink by lr × this per step")
 
 
-class SGD(_Spec):
+@OPTIMIZERS.register
+class SGD(OptimizerSpec):
+    """stochastic gradient descent, optional (Nesterov) momentum"""
+
     name: Literal["sgd"] = "sgd"
     lr: PositiveFloat = Field(default=0.01, description="learning rate")
     momentum: float = Field(default=0.0, ge=0.0, lt=1.0)
@@ -45,7 +71,10 @@ class SGD(_Spec):
     weight_decay: NonNegativeFloat = Field(default=0.0, description="L2 penalty added to the gradient")
 
 
-class RMSprop(_Spec):
+@OPTIMIZERS.register
+class RMSprop(OptimizerSpec):
+    """RMSprop, optional momentum and centring"""
+
     name: Literal["rmsprop"] = "rmsprop"
     lr: PositiveFloat = Field(default=1e-2, description="learning rate")
     alpha: float = Field(default=0.99, ge=0.0, lt=1.0, description="smoothing of the squared-gradient average")
@@ -55,8 +84,10 @@ class RMSprop(_Spec):
     weight_decay: NonNegativeFloat = Field(default=0.0, description="L2 penalty added to the gradient")
 
 
-OPTIMIZERS = {cls.model_fields["name"].default: cls for cls in (Adam, AdamW, SGD, RMSprop)}
-OptimizerSpec = Annotated[Union[tuple(OPTIMIZERS.values())], Field(discriminator="name"), BeforeValidator(_named)]
+
+def parse_optimizer(data, where: str = "optimizer") -> OptimizerSpec:
+    """An optimiser from a table ({ name = "sgd", lr = 0.1 }) or a bare name ("adamw")."""
+    return OPTIMIZERS.parse(data, where)
 
 
 class Schedule(_Spec):
@@ -85,7 +116,7 @@ class EarlyStopping(_Spec):
 
 class Recipe(_Spec):
     model: Annotated[SerializeAsAny[ModelSpec], BeforeValidator(parse_model)]
-    optimizer: OptimizerSpec = Adam()
+    optimizer: Annotated[SerializeAsAny[OptimizerSpec], BeforeValidator(parse_optimizer)] = Adam()
     schedule: Annotated[Schedule, BeforeValidator(_named)] = Schedule()
     batch_size: PositiveInt = Field(default=100, description="images per step")
     epochs: PositiveInt = Field(default=1, description="epoch budget")

@@ -2,6 +2,6 @@
 
 from .base import Treatment
 from .pipeline import Pipeline
-from .registry import TREATMENTS, TreatmentSpec, parse_treatment
+from .registry import TREATMENTS, parse_treatment
 
-__all__ = ["TREATMENTS", "Pipeline", "Treatment", "TreatmentSpec", "parse_treatment"]
+__all__ = ["TREATMENTS", "Pipeline", "Treatment", "parse_treatment"]

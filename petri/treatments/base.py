@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import field_validator
+
+from ..specs import Spec
 
 Split = Literal["train", "test"]
 
@@ -32,8 +34,7 @@ class Context:
     device: torch.device
 
 
-class Treatment(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Treatment(Spec):
 
     name: str
     splits: tuple[Split, ...] | None = None  # None: the treatment's default splits

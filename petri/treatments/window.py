@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import Field, PositiveInt
+from pydantic import Field
 
+from ..specs import PositiveInt
 from .base import Treatment
 
 

@@ -6,9 +6,10 @@ from typing import Literal, Union
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, NonNegativeInt, PositiveInt
+from pydantic import Field, NonNegativeInt
 from torch import nn
 
+from ...specs import PositiveInt
 from .base import Layer, LayerSpec, ParamDecl, needs_image, register_layer
 
 aten = torch.ops.aten

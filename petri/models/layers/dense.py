@@ -7,9 +7,10 @@ from contextlib import contextmanager
 from typing import Literal, Union
 
 import torch
-from pydantic import Field, PositiveInt
+from pydantic import Field
 from torch import nn
 
+from ...specs import PositiveInt
 from .base import Layer, LayerSpec, ParamDecl, needs_features, register_layer
 
 # Layers with fewer outputs than this (a classifier's last layer) compute their products transposed:

@@ -6,9 +6,10 @@ from typing import Literal, Optional
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, NonNegativeInt, PositiveInt
+from pydantic import Field, NonNegativeInt
 from torch import nn
 
+from ...specs import PositiveInt
 from .base import Layer, LayerSpec, needs_image, register_layer
 
 aten = torch.ops.aten
