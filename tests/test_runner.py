@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 
 from petri.cli import app
 from petri.errors import StoreError
-from petri.study.ledger import Ledger
 from petri.study.runner import run_study
 from petri.study.spec import parse_study
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,8 +12,6 @@ from hypothesis import strategies as st
 from petri.errors import PetriError, SpecError
 from petri.study.packing import make_packs
 from petri.study.spec import load_study, parse_study
-
-from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 

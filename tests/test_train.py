@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from petri.models import MLP, MnistCNN, build
-from petri.train import SGD, Adam, AdamW, RMSprop, EarlyStopping, Member, Recipe, Schedule, train_pack
+from petri.train import SGD, Adam, AdamW, EarlyStopping, Member, Recipe, RMSprop, Schedule, train_pack
 from petri.train.early_stop import Stopper
 from petri.train.optim import Optimizer, lr_factor
 from petri.treatments import parse_treatment

@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from petri.errors import SpecError
 from petri.rng import derive_seed
 from petri.treatments import TREATMENTS, Pipeline, parse_treatment
+from petri.treatments.augment import Crop
 from petri.treatments.base import Context
 from petri.treatments.pipeline import treatment_key
-from petri.treatments.augment import Crop
 
 SHAPE = (1, 28, 28)
 

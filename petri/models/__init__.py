@@ -1,7 +1,8 @@
 """Models: the layer vocabulary, networks as layer lists, presets, and user modules; a registry by name."""
 
 from . import mlp, mnist_cnn, vgg, sequential  # noqa: F401,I001  (registers the models, in this order)
-from .base import MODELS, ModelSpec, SummaryRow, parse_model
+from .plugin import ModuleNetwork, PluginModel, register_model
+from .base import MODELS, LayerModel, ModelSpec, SummaryRow, parse_model
 from .layers import LAYERS
 from .mlp import MLP
 from .mnist_cnn import MnistCNN
@@ -15,5 +16,5 @@ def build(spec: ModelSpec, in_shape, n_classes: int, seeds: list[int], device="c
     return spec.build(tuple(in_shape), n_classes, seeds, device)
 
 
-__all__ = ["LAYERS", "MLP", "MODELS", "Layers", "MnistCNN", "ModelSpec", "Network", "SummaryRow", "VGG",
-           "build", "parse_model"]
+__all__ = ["LAYERS", "MLP", "MODELS", "LayerModel", "Layers", "MnistCNN", "ModelSpec", "Network", "SummaryRow", "VGG",
+           "ModuleNetwork", "PluginModel", "build", "parse_model", "register_model"]

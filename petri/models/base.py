@@ -9,6 +9,7 @@ questions: does it fit this data (``check``), what does it look like (``summary`
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -36,12 +37,43 @@ class SummaryRow:
 
 
 class ModelSpec(Spec):
+    """What every model answers; ``LayerModel`` (the built-in ones) and ``PluginModel`` (a user's module)."""
+
     name: str
+    about: ClassVar[str] = ""
+    plugin: ClassVar[bool] = False
+
+    def check(self, in_shape: Shape, n_classes: int, where: str = "model") -> None:
+        raise NotImplementedError
+
+    def summary(self, in_shape: Shape, n_classes: int) -> list[SummaryRow]:
+        raise NotImplementedError
+
+    def build(self, in_shape: Shape, n_classes: int, seeds: list[int], device: torch.device | str = "cpu"):
+        raise NotImplementedError
+
+    def module(self, in_shape: Shape, n_classes: int) -> nn.Module:
+        """One member as a plain ``torch.nn`` module."""
+        raise NotImplementedError
+
+    def code_id(self) -> str | None:
+        """Identity of the code behind the model, when it is not petri's (part of a cell's hash)."""
+        return None
+
+    def n_params(self, in_shape: Shape, n_classes: int) -> int:
+        return sum(r.params for r in self.summary(in_shape, n_classes) if r.depth == 0)
+
+    def activations(self, in_shape: Shape, n_classes: int) -> int:
+        """Floats of one image's activations through the network (memory estimates)."""
+        return math.prod(in_shape) + sum(math.prod(r.shape) for r in self.summary(in_shape, n_classes))
+
+
+class LayerModel(ModelSpec):
+    """A network written as a layer list (``layers``) or expanding into one (the presets)."""
+
     init: Literal["torch", "glorot"] = Field(
         default="torch", description="initial weights: torch (PyTorch's default) or glorot (Keras' glorot_uniform)")
-    about: ClassVar[str] = ""
 
-    # --- layer-list models (every built-in one) ---------------------------------------------
     def layer_specs(self, in_shape: Shape, n_classes: int) -> list[LayerSpec]:
         raise NotImplementedError
 
@@ -70,17 +102,8 @@ class ModelSpec(Spec):
         return Network(layers, in_shape, seeds, init=self.init, device=device)
 
     def module(self, in_shape: Shape, n_classes: int) -> nn.Module:
-        """One member as standard ``torch.nn`` layers (what ``member_state`` fills)."""
+        """One member as standard ``torch.nn`` layers (what ``Network.member_state`` fills)."""
         return modules(self.resolved(in_shape, n_classes), tuple(in_shape))
-
-    def n_params(self, in_shape: Shape, n_classes: int) -> int:
-        return sum(r.params for r in self.summary(in_shape, n_classes) if r.depth == 0)
-
-    def activations(self, in_shape: Shape, n_classes: int) -> int:
-        """Floats of one image's activations through the network (memory estimates)."""
-        import math
-
-        return math.prod(in_shape) + sum(math.prod(r.shape) for r in self.summary(in_shape, n_classes))
 
 
 def _rows(specs: list[LayerSpec], shape: Shape, depth: int) -> list[SummaryRow]:

@@ -7,14 +7,14 @@ from typing import Literal
 from pydantic import Field
 
 from ..specs import PositiveInt
-from .base import MODELS, ModelSpec
+from .base import MODELS, LayerModel
 from .layers import LAYERS
 
 ACTIVATIONS = Literal["relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid", "silu"]
 
 
 @MODELS.register
-class MLP(ModelSpec):
+class MLP(LayerModel):
     name: Literal["mlp"] = "mlp"
     hidden: list[PositiveInt] = Field(default=[64], description="hidden layer widths, e.g. [64] or [50, 50]")
     activation: ACTIVATIONS = Field(default="relu", description="non-linearity after each hidden layer")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .base import MODELS, ModelSpec
+from .base import MODELS, LayerModel
 from .layers import LAYERS
 
 LAYER_LIST = [
@@ -17,7 +17,7 @@ LAYER_LIST = [
 
 
 @MODELS.register
-class MnistCNN(ModelSpec):
+class MnistCNN(LayerModel):
     name: Literal["mnist_cnn"] = "mnist_cnn"
     about = "Keras' mnist_cnn: conv32, conv64 (3×3), max pool, dropout .25, dense 128, dropout .5, dense"
 

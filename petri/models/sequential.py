@@ -6,12 +6,12 @@ from typing import Literal
 
 from pydantic import Field, SerializeAsAny
 
-from .base import MODELS, ModelSpec
+from .base import MODELS, LayerModel
 from .layers import LayerSpec
 
 
 @MODELS.register
-class Layers(ModelSpec):
+class Layers(LayerModel):
     name: Literal["layers"] = "layers"
     layers: list[SerializeAsAny[LayerSpec]] = Field(
         min_length=1, description='the network in order, e.g. ["flatten", { name = "dense", units = 64 }, "relu", ...]')

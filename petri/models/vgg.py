@@ -7,13 +7,13 @@ from typing import Literal, Union
 from pydantic import Field, NonNegativeFloat, field_validator
 
 from ..specs import PositiveInt
-from .base import MODELS, ModelSpec
+from .base import MODELS, LayerModel
 from .layers import LAYERS
 from .mlp import ACTIVATIONS
 
 
 @MODELS.register
-class VGG(ModelSpec):
+class VGG(LayerModel):
     name: Literal["vgg"] = "vgg"
     cfg: list[Union[PositiveInt, Literal["M"]]] = Field(
         default=[64, 64, "M", 128, 128, "M", 256, 256, "M"],

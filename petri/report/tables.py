@@ -12,11 +12,14 @@ from ..study.spec import Study, parse_study
 
 def last_study(ledger: Ledger) -> Study | None:
     """The study as last run (file text, profile, data override), re-parsed; None if never run."""
-    row = ledger.db.execute("SELECT study_text, profile, data_override FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+    row = ledger.query("SELECT * FROM runs ORDER BY id DESC LIMIT 1")
     if not row:
         return None
+    row = row[0]
+    base_dir = Path(row["study_path"]).parent if row.get("study_path") else None  # plugins relative to the file
     try:
-        return parse_study(row[0], f"{ledger.study_name()} (as last run)", row[2], row[1])
+        return parse_study(row["study_text"], f"{ledger.study_name()} (as last run)", row["data_override"],
+                           row["profile"], base_dir)
     except PetriError as e:
         raise StoreError(f"{ledger.path}: the stored study file no longer parses ({e})") from None
 

@@ -10,10 +10,12 @@
 from __future__ import annotations
 
 import os
+import pickle
 import traceback
 from typing import Callable
 
 from ..data import data_root, load
+from ..plugins import load as load_plugins
 from ..train.loop import Result, resolve_device, train_pack
 from .packing import Pack
 
@@ -43,12 +45,16 @@ def run_local(packs: list[Pack], data: str, on_start: OnStart, on_epoch: OnEpoch
         on_done(pack, results, None)
 
 
-def _train_task(data: str, root: str, pack: Pack) -> list[Result]:
+def _train_task(data: str, root: str, plugins: list[str], pack_blob: bytes) -> list[Result]:
+    """On a Ray worker: the study's plugins are imported first, so that a pack naming a user's model
+    unpickles (its spec class and factory are found by reference)."""
+    load_plugins(plugins)
+    pack = pickle.loads(pack_blob)
     return train_pack(load(data, root), pack.recipe, pack.members())
 
 
 def run_ray(packs: list[Pack], data: str, on_start: OnStart, on_epoch: OnEpoch, on_done: OnDone,
-            address: str | None = None) -> None:
+            address: str | None = None, plugins: list[str] | None = None) -> None:
     import ray
 
     from ..errors import PetriError
@@ -64,7 +70,7 @@ def run_ray(packs: list[Pack], data: str, on_start: OnStart, on_epoch: OnEpoch, 
     for pack in packs:
         gpus = 1 if resolve_device(pack.recipe.device).type == "cuda" else 0
         task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_train_task)
-        futures[task.remote(data, root, pack)] = pack
+        futures[task.remote(data, root, plugins or [], pickle.dumps(pack))] = pack
         on_start(pack)
     pending = list(futures)
     while pending:

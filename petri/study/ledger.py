@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
   id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL NOT NULL, finished REAL, status TEXT NOT NULL,
   petri_version TEXT, git_commit TEXT, torch_version TEXT, device TEXT, host TEXT, executor TEXT,
-  study_text TEXT NOT NULL, profile TEXT, data_override TEXT);
+  study_text TEXT NOT NULL, profile TEXT, data_override TEXT, study_path TEXT);
 CREATE TABLE IF NOT EXISTS cells (
   hash TEXT PRIMARY KEY, variant TEXT NOT NULL, point TEXT NOT NULL, seed INTEGER NOT NULL,
   config TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending', started REAL, finished REAL,
@@ -59,6 +59,9 @@ class Ledger:
             self.db.execute("PRAGMA synchronous=NORMAL")
             if create:
                 self.db.executescript(SCHEMA)
+                columns = {r[1] for r in self.db.execute("PRAGMA table_info(runs)")}
+                if "study_path" not in columns:  # a ledger from before plugins
+                    self.db.execute("ALTER TABLE runs ADD COLUMN study_path TEXT")
             tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path}: not a petri ledger ({e})") from None
@@ -96,13 +99,16 @@ class Ledger:
                                                [("study", name), ("schema", str(SCHEMA_VERSION))]))
 
     # --- runs and cells -----------------------------------------------------------------
-    def start_run(self, facts: dict, study_text: str, profile: str | None = None, data_override: str | None = None) -> int:
+    def start_run(self, facts: dict, study_text: str, profile: str | None = None, data_override: str | None = None,
+                  study_path: str | None = None) -> int:
         def go(db):
             cur = db.execute(
                 "INSERT INTO runs (started, status, petri_version, git_commit, torch_version, device, host,"
-                " executor, study_text, profile, data_override) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " executor, study_text, profile, data_override, study_path)"
+                " VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (time.time(), facts.get("petri_version"), facts.get("git_commit"), facts.get("torch_version"),
-                 facts.get("device"), facts.get("host"), facts.get("executor"), study_text, profile, data_override))
+                 facts.get("device"), facts.get("host"), facts.get("executor"), study_text, profile, data_override,
+                 study_path))
             return cur.lastrowid
         return self._tx(go)
 

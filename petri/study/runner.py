@@ -65,7 +65,8 @@ def run_study(study: Study, out: str | Path, executor: str = "local", address: s
         ledger.close()
         return {"trained": 0, "skipped": p.skipped}
     device = resolve_device(p.packs[0].recipe.device)
-    run_id = ledger.start_run(run_facts(str(device), executor), study.text, study.profile, study.data_override)
+    run_id = ledger.start_run(run_facts(str(device), executor), study.text, study.profile, study.data_override,
+                              str(Path(study.path).resolve()) if Path(study.path).is_file() else None)
     console.print(f"{study.name}: {len(p.todo)} cells to train in {len(p.packs)} packs on {device} "
                   f"({p.skipped} already finished)")
     written: dict[str, str] = {}
@@ -111,7 +112,7 @@ def run_study(study: Study, out: str | Path, executor: str = "local", address: s
     try:
         with progress:
             if executor == "ray":
-                run_ray(p.packs, study.data, on_start, on_epoch, on_done, address)
+                run_ray(p.packs, study.data, on_start, on_epoch, on_done, address, study.plugins)
             else:
                 run_local(p.packs, study.data, on_start, on_epoch, on_done)
         status = "done"

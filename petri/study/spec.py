@@ -14,12 +14,13 @@ import hashlib
 import itertools
 import json
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from .. import plugins as load_plugins
 from ..data import get_spec
 from ..errors import PetriError, SpecError
 from ..models import parse_model
@@ -39,7 +40,7 @@ from ..treatments import parse_treatment
 # 6: a cell's config is hashed without the fields at their defaults (adding an optional field no longer
 #    re-keys stored cells); models are layer lists (the presets train the same numbers as before).
 SEMANTICS = 6
-TOP_KEYS = {"name", "data", "seeds", "baseline", "recipe", "variants", "description", "profiles"}
+TOP_KEYS = {"name", "data", "seeds", "baseline", "recipe", "variants", "description", "profiles", "plugins"}
 PROFILE_KEYS = {"recipe", "seeds", "description"}
 
 
@@ -75,6 +76,7 @@ class Study:
     cells: list[Cell]
     profile: str | None = None
     data_override: str | None = None
+    plugins: list[str] = field(default_factory=list)  # resolved: absolute paths or module names
 
 
 def recipe_from_dict(d: dict, where: str = "recipe") -> Recipe:
@@ -170,8 +172,9 @@ def cell_hash(config: dict) -> tuple[str, str]:
 
 
 def parse_study(text: str, path: str = "<study>", data_override: str | None = None,
-                profile: str | None = None) -> Study:
-    """Parse and validate a study; ``profile`` applies ``[profiles.NAME]`` (recipe and seeds overrides)."""
+                profile: str | None = None, base_dir: Path | None = None) -> Study:
+    """Parse and validate a study; ``profile`` applies ``[profiles.NAME]`` (recipe and seeds overrides).
+    Plugins named by a relative path are found in ``base_dir`` (default: the study file's folder)."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -181,6 +184,12 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
     if unknown:
         raise SpecError(f"{where}: unknown field {sorted(unknown)[0]!r}; allowed: {', '.join(sorted(TOP_KEYS))}")
     raw = _apply_profile(raw, profile, where)
+    plugins = raw.get("plugins", [])
+    if not isinstance(plugins, list) or not all(isinstance(p, str) and p for p in plugins):
+        raise SpecError(f"{where}: plugins: must be a list of Python files or module names, e.g. [\"mymodels.py\"]")
+    base_dir = base_dir or (Path(path).parent if Path(path).is_file() else Path.cwd())
+    plugins = [load_plugins.resolve(p, base_dir) for p in plugins]
+    load_plugins.load(plugins, f"{where}: plugins")
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
         raise SpecError(f"{where}: name: missing or empty; give the study a name (a string)")
@@ -241,7 +250,7 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
                 h, config = cell_hash(_config(data, dspec, recipe, ts, seed))
                 cells.append(Cell(vname, point, seed, recipe, ts, data, h, config))
     study = Study(name, data, seeds, baseline, variants, base, text, str(path), cells)
-    study.profile, study.data_override = profile, data_override
+    study.profile, study.data_override, study.plugins = profile, data_override, plugins
     return study
 
 
@@ -273,8 +282,11 @@ def _config(data, dspec, recipe: Recipe, ts, seed) -> dict:
     r = canonical(recipe)
     for unlearned in ("device", "eval_batch_size"):  # neither changes what is learned
         r.pop(unlearned, None)
-    return {"data": data, "data_md5": [f.md5 for f in dspec.files], "recipe": r,
-            "treatments": [canonical(t) for t in ts], "seed": seed, "semantics": SEMANTICS}
+    config = {"data": data, "data_md5": [f.md5 for f in dspec.files], "recipe": r,
+              "treatments": [canonical(t) for t in ts], "seed": seed, "semantics": SEMANTICS}
+    if recipe.model.code_id():  # a user's module: its source is part of what the cell is
+        config["model_code"] = recipe.model.code_id()
+    return config
 
 
 def _check_sizes(recipe: Recipe, dspec, where):
