@@ -9,6 +9,7 @@ questions: does it fit this data (``check``), what does it look like (``summary`
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -55,6 +56,14 @@ class ModelSpec(Spec):
     def module(self, in_shape: Shape, n_classes: int) -> nn.Module:
         """One member as a plain ``torch.nn`` module."""
         raise NotImplementedError
+
+    def label(self) -> str:
+        """The name and the parameters that differ from their defaults (a layer list: its length)."""
+        from ..specs import canonical
+
+        params = {k: v for k, v in canonical(self).items() if k not in ("name", "layers")}
+        text = self.name + (f" ({len(self.layers)} layers)" if "layers" in type(self).model_fields else "")
+        return text + (" " + ", ".join(f"{k}={json.dumps(v)}" for k, v in params.items()) if params else "")
 
     def code_id(self) -> str | None:
         """Identity of the code behind the model, when it is not petri's (part of a cell's hash)."""

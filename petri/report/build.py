@@ -65,8 +65,9 @@ def build_report(directory: str | Path) -> Path:
 
     _write_csvs(out, rows, cells, last)
     facts = _facts(study, runs, cells)
-    (out / "report.md").write_text(_markdown(study, rows, facts, figs))
-    (out / "index.html").write_text(_html(study, rows, facts, figs))
+    nets = networks(study)
+    (out / "report.md").write_text(_markdown(study, rows, facts, figs, nets))
+    (out / "index.html").write_text(_html(study, rows, facts, figs, nets))
     return out / "index.html"
 
 
@@ -122,7 +123,31 @@ HEAD = ["variant", "n", "test acc % (mean ± 95 % CI)", "best %", "final test lo
         "Δ vs baseline (pp)", "95 % CI of Δ", "p (paired t)", "p (Wilcoxon)", "p (Holm)", "detectable Δ (80 % power)", "verdict"]
 
 
-def _markdown(study, rows, facts, figs) -> str:
+def networks(study) -> list[tuple[str, list[str], list[list[str]], int]]:
+    """Each distinct network of the study: its name, the variants (and points) that use it, its layers
+    as rows (layer, output shape, parameters per member) and its parameter count, as ``petri summary``."""
+    from ..data import get_spec
+    from ..specs import canonical
+
+    dspec = get_spec(study.data)
+    seen: dict[str, tuple] = {}
+    for c in study.cells:
+        key = json.dumps(canonical(c.recipe.model), sort_keys=True)
+        if key not in seen:
+            seen[key] = (c.recipe.model, [])
+        label = cell_label(c.variant, dict(c.point))
+        if label not in seen[key][1]:
+            seen[key][1].append(label)
+    out = []
+    for model, users in seen.values():
+        summary = model.summary(dspec.shape, len(dspec.classes))
+        rows = [["input", "×".join(map(str, dspec.shape)), ""]]
+        rows += [[" " * r.depth + r.label, "×".join(map(str, r.shape)), f"{r.params:,}"] for r in summary]
+        out.append((model.label(), users, rows, sum(r.params for r in summary if r.depth == 0)))
+    return out
+
+
+def _markdown(study, rows, facts, figs, nets) -> str:
     lines = [f"# {study.name}", "", f"{facts['cells']}: {facts['status']}. Baseline: `{study.baseline}`. "
              f"petri {facts['petri']} ({facts['commit']}), torch {facts['torch']}, {facts['device']}, wall {facts['wall']}.", ""]
     if facts["missing"]:
@@ -134,6 +159,11 @@ def _markdown(study, rows, facts, figs) -> str:
     for title, caption, _ in figs:
         slug = {"Learning curves": "curves", "Throughput": "throughput"}.get(title)
         lines += [f"**{title}.** {caption}", ""] + ([f"![{title}](figures/{slug}.png)", ""] if slug else [])
+    lines += ["## Networks", ""]
+    for name, users, layers, total in nets:
+        lines += [f"**{name}** ({total:,} parameters per member), used by: {', '.join(users)}", "",
+                  "| layer | output shape | parameters |", "|---|---|---:|"]
+        lines += [f"| {a} | {b} | {c} |" for a, b, c in layers] + [""]
     return "\n".join(lines)
 
 
@@ -144,11 +174,11 @@ th,td{border-bottom:1px solid #ddd;padding:.3em .4em;text-align:right} th{backgr
 td:first-child,th:first-child{text-align:left} td.better{color:#1a7f37;font-weight:600} td.worse{color:#b3261e;font-weight:600}
 figure{margin:1.5em 0} figure img{max-width:100%;height:auto;border:1px solid #eee} figcaption{font-size:.9em;color:#444}
 pre{background:#f7f7f7;padding:1em;overflow-x:auto;font-size:.85em} .warn{background:#fff4e5;padding:.6em 1em;border-left:4px solid #f0a020}
-.wrap{overflow-x:auto}
+.wrap{overflow-x:auto} table.net{width:auto;min-width:40%} table.net td:nth-child(2){text-align:left}
 """
 
 
-def _html(study, rows, facts, figs) -> str:
+def _html(study, rows, facts, figs, nets) -> str:
     esc = html.escape
     body = [f"<h1>{esc(study.name)}</h1>",
             f"<p class='facts'>{esc(facts['cells'])}: {esc(facts['status'])} · baseline <b>{esc(study.baseline)}</b> · "
@@ -176,6 +206,13 @@ def _html(study, rows, facts, figs) -> str:
         data = base64.b64encode(png).decode()
         body.append(f"<figure><h3>{esc(title)}</h3><img alt='{esc(title)}' src='data:image/png;base64,{data}'>"
                     f"<figcaption>{esc(caption)}</figcaption></figure>")
+    body.append("<h2>Networks</h2>")
+    for name, users, layers, total in nets:
+        body.append(f"<h3>{esc(name)}: {total:,} parameters per member</h3><p class='facts'>used by "
+                    f"{esc(', '.join(users))}</p><table class='net'><tr><th>layer</th><th>output shape</th>"
+                    "<th>parameters</th></tr>"
+                    + "".join(f"<tr><td>{esc(a)}</td><td>{esc(b)}</td><td>{esc(c)}</td></tr>" for a, b, c in layers)
+                    + "</table>")
     body.append(f"<h2>Study file</h2><pre>{esc(study.text)}</pre>")
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' "
             f"content='width=device-width, initial-scale=1'><title>{esc(study.name)} — petri report</title>"
