@@ -1,17 +1,23 @@
-"""Throughput of petri's population engine against a plain PyTorch loop, on real MNIST.
+"""Throughput of petri's population engine against its peers, on real MNIST, in one run.
 
 Run: PETRI_DATA=../shared/datasets .venv/bin/python benchmarks/throughput.py [--quick]
+(JAX peers need `pip install jax optax`; without them those rows are skipped.)
 
 The plain loop is what a careful user writes: data as resident float tensors,
 ``torch.randperm`` batches, ``nn.Sequential``, ``torch.optim.Adam(foreach=True)``,
 train loss / accuracy accumulated on the device (no per-step sync), test
-accuracy per epoch. Both sides measure training images/s without evaluation,
-in the same process, with the same thread settings.
+accuracy per epoch. The population peers train the same 32 MLPs at once:
+``torch.func`` (stack_module_state + vmap + grad, Adam over the stacked tensors)
+and JAX (jit + vmap with optax's Adam). LeNet-5 runs as a petri layer list and as
+a user ``nn.Module`` through petri's torch.func path, against the plain loop.
+Every side measures training images/s without evaluation, in the same process,
+with the same thread settings.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 
 import torch
@@ -19,7 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import petri.data
-from petri.models import MLP, MnistCNN
+from petri.models import MLP, MnistCNN, parse_model, register_model
 from petri.train import Member, Recipe, train_pack
 from petri.treatments import parse_treatment
 
@@ -32,6 +38,103 @@ def plain_cnn():
     return nn.Sequential(
         nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.25),
         nn.Flatten(), nn.Linear(9216, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, 10))
+
+
+def plain_lenet5():
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.Tanh(), nn.AvgPool2d(2), nn.Conv2d(6, 16, 5), nn.Tanh(), nn.AvgPool2d(2),
+        nn.Flatten(), nn.Linear(400, 120), nn.Tanh(), nn.Linear(120, 84), nn.Tanh(), nn.Linear(84, 10))
+
+
+LENET5_LAYERS = [{"name": "conv2d", "filters": 6, "kernel": 5, "padding": 2}, "tanh", {"name": "avg_pool"},
+                 {"name": "conv2d", "filters": 16, "kernel": 5}, "tanh", {"name": "avg_pool"}, "flatten",
+                 {"name": "dense", "units": 120}, "tanh", {"name": "dense", "units": 84}, "tanh",
+                 {"name": "dense", "units": "classes"}]
+MLP_LAYERS = ["flatten", {"name": "dense", "units": 64}, "relu", {"name": "dense", "units": "classes"}]
+
+
+def func_population(ds, K, epochs, batch=100):
+    """torch.func peer: K plain MLPs stacked (stack_module_state), one vmap(grad) per step, Adam over the
+    stacked tensors. Returns aggregate training images/s."""
+    from torch.func import functional_call, grad, stack_module_state, vmap
+
+    models = []
+    for k in range(K):
+        torch.manual_seed(k)
+        models.append(plain_mlp())
+    params, buffers = stack_module_state(models)
+    base = copy.deepcopy(models[0]).to("meta")
+
+    def loss(p, b, x, y):
+        return F.cross_entropy(functional_call(base, (p, b), (x,)), y)
+
+    step_grads = vmap(grad(loss))
+    opt = torch.optim.Adam(list(params.values()), lr=1e-3, foreach=True)
+    x, y, n = ds.train_x.float().div_(255).view(len(ds.train_y), -1), ds.train_y, len(ds.train_y)
+    seen, t_train = 0, 0.0
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        order = torch.stack([torch.randperm(n) for _ in range(K)])  # [K, N]: each member its own order
+        for i in range(0, n - batch + 1, batch):
+            idx = order[:, i:i + batch]
+            grads = step_grads(params, buffers, x[idx], y[idx])
+            for name, p in params.items():
+                p.grad = grads[name]
+            opt.step()
+            seen += K * batch
+        t_train += time.perf_counter() - t0
+    return seen / t_train
+
+
+def jax_population(ds, K, epochs, batch=100):
+    """JAX peer: K MLPs as stacked pytrees, jit(vmap(grad)) and optax Adam vmapped over members.
+    Returns aggregate training images/s, or None without jax / optax."""
+    try:
+        import jax
+        import jax.numpy as jnp
+        import optax
+    except ImportError:
+        return None
+    x = jnp.asarray(ds.train_x.float().div_(255).view(len(ds.train_y), -1).numpy())
+    y = jnp.asarray(ds.train_y.numpy())
+    n = len(ds.train_y)
+
+    def init(key):
+        k1, k2, k3, k4 = jax.random.split(key, 4)
+        u = lambda k, shape, fan: jax.random.uniform(k, shape, minval=-fan ** -0.5, maxval=fan ** -0.5)  # noqa: E731
+        return {"w1": u(k1, (784, 64), 784), "b1": u(k2, (64,), 784), "w2": u(k3, (64, 10), 64), "b2": u(k4, (10,), 64)}
+
+    def loss(p, xb, yb):
+        logits = jax.nn.relu(xb @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]
+        return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+
+    opt = optax.adam(1e-3)
+    params = jax.vmap(init)(jax.random.split(jax.random.PRNGKey(0), K))
+    state = jax.vmap(opt.init)(params)
+
+    @jax.jit
+    def step(params, state, idx):
+        grads = jax.vmap(jax.grad(loss))(params, x[idx], y[idx])
+        updates, state = jax.vmap(opt.update)(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    rng = torch.Generator().manual_seed(0)
+    warm = jnp.asarray(torch.randperm(n, generator=rng)[:K * batch].view(K, batch).numpy())
+    jax.block_until_ready(step(params, state, warm))  # compile outside the timing
+    seen, t_train = 0, 0.0
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        order = jnp.asarray(torch.stack([torch.randperm(n, generator=rng) for _ in range(K)]).numpy())
+        for i in range(0, n - batch + 1, batch):
+            params, state = step(params, state, order[:, i:i + batch])
+            seen += K * batch
+        jax.block_until_ready(params)
+        t_train += time.perf_counter() - t0
+    return seen / t_train
+
+
+def lenet5_module(n_classes: int):
+    return plain_lenet5()
 
 
 def plain_loop(make, ds, epochs, batch, seed, max_steps=None):
@@ -135,14 +238,32 @@ def main():
               f"ratio {singles[-1]:.2f}")
     single = _median(singles)
 
-    K, pops = 32, []
+    K, pops, peers = 32, [], {"layer list": [], "torch.func": [], "jax": []}
+    pop_epochs = 1 if args.quick else 2
     for r in range(rounds):
         seq_ips = sum(plain_loop(plain_mlp, ds, 1, 100, s)[0] for s in range(2)) / 2  # one after another
-        pop_ips, pop_acc = petri_run(MLP(hidden=[64]), ds, 1 if args.quick else 2, 100, list(range(K)))
+        pop_ips, pop_acc = petri_run(MLP(hidden=[64]), ds, pop_epochs, 100, list(range(K)))
+        list_ips, _ = petri_run(parse_model(MLP_LAYERS), ds, pop_epochs, 100, list(range(K)))
+        func_ips = func_population(ds, K, pop_epochs)
+        jax_ips = jax_population(ds, K, pop_epochs)
         pops.append(pop_ips / seq_ips)
+        peers["layer list"].append(list_ips / pop_ips)
+        peers["torch.func"].append(pop_ips / func_ips)
+        if jax_ips:
+            peers["jax"].append(pop_ips / jax_ips)
+        jax_text = f"JAX jit+vmap {jax_ips:,.0f}" if jax_ips else "JAX not installed"
         print(f"  round {r + 1}: mlp [64] population K={K}: petri aggregate {pop_ips:,.0f} img/s "
-              f"(mean test acc {sum(pop_acc) / K:.4f}); plain one-by-one {seq_ips:,.0f} img/s; ratio {pops[-1]:.2f}")
+              f"(mean test acc {sum(pop_acc) / K:.4f}); as a layer list {list_ips:,.0f}; torch.func vmap "
+              f"{func_ips:,.0f}; {jax_text}; plain one-by-one {seq_ips:,.0f} img/s; ratio {pops[-1]:.2f}")
     population = _median(pops)
+
+    lenet = {"plain": plain_loop(plain_lenet5, ds, 1, 128, 0, max_steps=40)[0]}
+    register_model("bench_lenet5", lenet5_module)
+    for k in (1, 8):
+        n = 128 * (40 if k == 1 else 10)
+        lenet[f"list K={k}"], _ = petri_run(parse_model(LENET5_LAYERS), ds, 1, 128, list(range(k)), train_size=n)
+        lenet[f"module K={k}"], _ = petri_run(parse_model("bench_lenet5"), ds, 1, 128, list(range(k)), train_size=n)
+    print("LeNet-5 batch 128 (img/s; K = 8 aggregate): " + ", ".join(f"{k} {v:,.0f}" for k, v in lenet.items()))
 
     cnn_plain, _ = plain_loop(plain_cnn, ds, 1, 128, 0, max_steps=15)
     cnn = {}
@@ -157,6 +278,13 @@ def main():
         print(f"  {name:16s} {ms:+7.3f} ms per step  {100 * frac:+6.1f} %")
     print(f"single_mlp_ratio={single:.2f}")
     print(f"population_mlp_ratio={population:.2f}")
+    print(f"layer_list_vs_preset={_median(peers['layer list']):.2f}")
+    print(f"petri_vs_torch_func={_median(peers['torch.func']):.2f}")
+    if peers["jax"]:
+        print(f"petri_vs_jax={_median(peers['jax']):.2f}")
+    for k in (1, 8):
+        print(f"lenet5_list_k{k}_ratio={lenet[f'list K={k}'] / lenet['plain']:.2f}")
+        print(f"lenet5_module_k{k}_ratio={lenet[f'module K={k}'] / lenet['plain']:.2f}")
     print(f"cnn_k1_ratio={cnn[1] / cnn_plain:.2f}")
     print(f"cnn_k8_ratio={cnn[8] / cnn_plain:.2f}")
 
