@@ -1,9 +1,18 @@
 """petri: controlled deep-learning experiments on small image data sets."""
 
+import os
+
+# MKL's strict conditional numerical reproducibility: a GEMM gives the same bits on any number of
+# threads, so a cell's numbers do not depend on its pack size or shard layout (K = 1 trains on all
+# threads, a member of a larger pack on one). Measured at no cost here (benchmarks/README.md). It must
+# be set before MKL's first GEMM in the process, hence at import; a value the user set is kept.
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
 __version__ = "0.1.0"
 
 _PUBLIC = {  # name -> module that defines it; imported on first use, so `petri --help` stays quick
     "register_model": "petri.models.plugin",
+    "load_model": "petri.study.trained",
 }
 
 

@@ -242,9 +242,37 @@ def export_cmd(
         console.print(str(p))
 
 
+@app.command("weights")
+def weights_cmd(
+    directory: Path = typer.Argument(..., help="study directory"),
+    variant: str = typer.Option(..., "--variant", help="the cell's variant"),
+    seed: int = typer.Option(..., "--seed", help="the cell's seed"),
+    point: Optional[str] = typer.Option(None, "--point", help='its sweep point as JSON, e.g. \'{"lr": 0.1}\''),
+    best: bool = typer.Option(False, "--best", help="the best epoch's weights (with early stopping)"),
+    to: Path = typer.Option(..., "--to", help="file to write (safetensors: a torch.nn state_dict)"),
+):
+    """Write one trained cell's weights to a file (load them with safetensors into the model's module)."""
+    from .study.trained import export_weights
+
+    try:
+        pt = _json(point, "--point") if point else None
+        if pt is not None and not isinstance(pt, dict):
+            raise _spec_error("--point: must be a JSON object such as {\"lr\": 0.1}")
+        path = export_weights(directory, variant, seed, to, pt, best)
+    except PetriError as e:
+        fail(e)
+    console.print(str(path))
+
+
+def _spec_error(message: str):
+    from .errors import SpecError
+
+    return SpecError(message)
+
+
 def _print_summary(directory: Path) -> None:
-    from .report.analysis import point_label, summarize
-    from .report.tables import fmt_acc, load_current
+    from .report.analysis import fmt_acc, point_label, summarize
+    from .study.current import load_current
 
     study, _, cells, epochs = load_current(directory)
     counts = Counter(c["status"] for c in cells)

@@ -11,6 +11,8 @@ $petri run studies/inverted-mnist.toml --out "$out/inverted-mnist"
 $petri run studies/inverted-mnist-bn.toml --out "$out/inverted-mnist-bn"
 $petri run studies/mlp-log.toml --out "$out/mlp-log"
 $petri run studies/cross-sampling.toml --profile cpu --out "$out/cross-sampling-cpu"
+$petri run studies/activations.toml --out "$out/activations"
+$petri run studies/lenet5.toml --profile cpu --out "$out/lenet5-cpu"
 for s in cifar-bn-lr cifar-augment cifar-label-noise cifar-corruptions; do
   $petri run "studies/$s.toml" --profile cpu --data fashion-mnist --out "$out/$s-fashion-cpu"
 done

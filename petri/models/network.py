@@ -50,6 +50,7 @@ class Network:
         self.grad = torch.zeros(self.K, width, device=self.device)
         self._bind(decls)
         self._init(decls, init)
+        self.absorbed: dict[int, torch.Tensor] = {}  # member -> the pixel order its first layer took in
         first = next((i for i, layer in enumerate(layers) if layer.n_params()), len(layers))
         for i, layer in enumerate(layers):
             layer.need_input_grad = i > first  # nothing before the first parameter needs a gradient
@@ -109,11 +110,36 @@ class Network:
         pixels reordered, ``x[..., i] -> x[..., pixel_order[i]]`` (all channels of a pixel together).
         Exact up to the GEMM's summation order: a permutation is a reparametrisation, the initial
         weights only move, and SGD and Adam treat every weight alike."""
+        self._reorder(k, pixel_order.to(self.device))
+        self.absorbed[k] = pixel_order.to(self.device)
+
+    def _reorder(self, k: int, pixel_order: torch.Tensor) -> None:
         C, H, W = self.in_shape
-        order = (torch.arange(C, device=self.device)[:, None] * (H * W) + pixel_order.to(self.device)).view(-1)
+        order = (torch.arange(C, device=self.device)[:, None] * (H * W) + pixel_order).view(-1)
         for layer in self._input_layers():
             layer.reorder_inputs(k, order)
 
     def member_state(self, k: int) -> dict[str, torch.Tensor]:
-        """Member k's weights and buffers, keyed as the state_dict of its plain ``torch.nn`` form."""
-        return member_state(self.layers, k)
+        """Member k's weights and buffers, keyed as the state_dict of its plain ``torch.nn`` form
+        (a permutation the first layer absorbed is undone: the module takes images as they are)."""
+        order = self.absorbed.get(k)
+        if order is None:
+            return member_state(self.layers, k)
+        saved = self.theta[k].clone()
+        try:  # reorder member k's rows back, read them out, restore
+            self._reorder(k, torch.argsort(order))
+            return {n: t.clone() for n, t in member_state(self.layers, k).items()}
+        finally:
+            self.theta[k].copy_(saved)
+
+    def member_tensors(self, k: int) -> dict[str, torch.Tensor]:
+        """Views of everything member k carries from step to step: its parameter row and its buffers."""
+        out = {"theta": self.theta[k, :self.P]}
+        for i, layer in enumerate(walk(self.layers)):
+            out |= {f"buffer.{i}.{n}": t for n, t in layer.member_buffers(k).items()}
+        return out
+
+    def member_generators(self, k: int) -> dict[str, torch.Generator]:
+        """Member k's random streams (dropout masks, BN noise), by a name stable across packs."""
+        return {f"noise.{i}": layer.generators[k] for i, layer in enumerate(walk(self.layers))
+                if getattr(layer, "generators", None)}

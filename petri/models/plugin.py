@@ -295,4 +295,11 @@ class ModuleNetwork:
         raise NotImplementedError
 
     def member_state(self, k: int) -> dict[str, torch.Tensor]:
+        """Member k's state_dict, as the user's module names it."""
         return {n: v[k] for n, v in self.params.items()} | {n: v[k] for n, v in self.buffers.items()}
+
+    def member_tensors(self, k: int) -> dict[str, torch.Tensor]:
+        return {"theta": self.theta[k, :self.P]} | {f"buffer.{n}": v[k] for n, v in self.buffers.items()}
+
+    def member_generators(self, k: int) -> dict[str, torch.Generator]:
+        return {f"noise.{path}": gens[k] for path, gens in self.generators.items()}

@@ -112,3 +112,9 @@ def _compare(rows: list[Row], baseline: str) -> None:
 def sweep_axes(rows: list[Row], variant: str) -> list[str]:
     pts = [r.point for r in rows if r.variant == variant]
     return list(pts[0]) if pts else []
+
+
+def fmt_acc(mean: float, hw: float) -> str:
+    if math.isnan(mean):
+        return "—"
+    return f"{100 * mean:.2f} %" + ("" if math.isnan(hw) else f" ± {100 * hw:.2f}")

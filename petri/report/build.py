@@ -10,9 +10,9 @@ import json
 import math
 from pathlib import Path
 
+from ..study.current import load_current
 from . import figures
 from .analysis import Row, cell_label, summarize, sweep_axes
-from .tables import load_current
 
 
 def _pct(x, digits=2):

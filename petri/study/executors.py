@@ -34,7 +34,8 @@ def run_local(packs: list[Pack], data: str, on_start: OnStart, on_epoch: OnEpoch
     for pack in packs:
         on_start(pack)
         try:
-            results = train_pack(ds, pack.recipe, pack.members(), on_epoch=lambda e, r, p=pack: on_epoch(p, e, r))
+            results = train_pack(ds, pack.recipe, pack.members(), on_epoch=lambda e, r, p=pack: on_epoch(p, e, r),
+                                 keep_state=True)
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as e:  # noqa: BLE001 - a failing pack must not sink the study

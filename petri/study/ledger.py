@@ -124,10 +124,11 @@ class Ledger:
     def statuses(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT hash, status FROM cells"))
 
-    def start_cells(self, hashes: list[str], run_id: int) -> None:
+    def start_cells(self, hashes: list[str], run_id: int, start: int = 0) -> None:
+        """Mark cells running; epochs after ``start`` (the checkpoint they resume from) are dropped."""
         def go(db):
             now = time.time()
-            db.executemany("DELETE FROM epochs WHERE cell_hash=?", [(h,) for h in hashes])
+            db.executemany("DELETE FROM epochs WHERE cell_hash=? AND epoch > ?", [(h, start) for h in hashes])
             db.executemany("UPDATE cells SET status='running', started=?, finished=NULL, seconds=NULL,"
                            " run_id=?, error=NULL WHERE hash=?", [(now, run_id, h) for h in hashes])
         self._tx(go)

@@ -8,13 +8,15 @@ optimiser kind, schedule, ...). K per pack comes from a memory budget.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 
 import torch
 
 from ..data import get_spec
 from ..train.loop import Member, resolve_device
 from ..train.recipe import Recipe
+from ..train.state import CellState
 from .spec import Cell
 
 
@@ -22,10 +24,16 @@ from .spec import Cell
 class Pack:
     recipe: Recipe  # the first cell's recipe; members override lr and weight decay
     cells: list[Cell]
+    states: dict[str, CellState] = field(default_factory=dict)  # cell hash -> where it resumes from
 
     def members(self) -> list[Member]:
-        return [Member(c.seed, list(c.treatments), c.recipe.optimizer.lr, c.recipe.optimizer.weight_decay)
-                for c in self.cells]
+        return [Member(c.seed, list(c.treatments), c.recipe.optimizer.lr, c.recipe.optimizer.weight_decay,
+                       self.states.get(c.hash)) for c in self.cells]
+
+    @property
+    def start(self) -> int:
+        """Epochs its cells have behind them (all the same: a pack resumes from one epoch)."""
+        return next(iter(self.states.values())).epoch if self.states else 0
 
 
 def pack_key(cell: Cell) -> str:
@@ -48,26 +56,43 @@ CPU_MAX_MEMBERS = 32  # measured sweet spot for mlp [64] on 2 cores (benchmarks/
 
 
 def default_budget(device: torch.device) -> int:
-    """GPU: 60 % of free memory. CPU: cache-sized: stacking members only saves per-step overhead,
-    and a pack whose activations spill out of cache (conv nets at K > 1) trains slower than K = 1."""
+    """GPU: 60 % of free memory. CPU: cache-sized (stacking members only saves per-step overhead), but
+    never below one member per thread (``cpu_members``)."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free * 0.6)
     return CPU_BUDGET
 
 
-def make_packs(cells: list[Cell], max_members: int | None = None, budget: int | None = None) -> list[Pack]:
-    groups: dict[str, list[Cell]] = {}
+def cpu_members(member_bytes: int) -> int:
+    """At least one member per intra-op thread where memory allows (an eighth of RAM): each shard then
+    runs on one thread with all cores busy (for conv nets faster than one member on all threads, and
+    the same bits as any other pack: a lone member's convolution gradients run on one thread)."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        ram = 8 << 30
+    return max(1, min(torch.get_num_threads(), ram // 8 // member_bytes))
+
+
+def make_packs(cells: list[Cell], max_members: int | None = None, budget: int | None = None,
+               states: dict[str, CellState] | None = None) -> list[Pack]:
+    """Cells that can train together, K per pack from a memory budget; cells resuming from a checkpoint
+    pack with others resuming from the same epoch."""
+    states = states or {}
+    groups: dict[tuple, list[Cell]] = {}
     for c in cells:
-        groups.setdefault(pack_key(c), []).append(c)
+        groups.setdefault((pack_key(c), states[c.hash].epoch if c.hash in states else 0), []).append(c)
     packs = []
     for members in groups.values():
         recipe = members[0].recipe
         k = max_members
         if k is None:
             device = resolve_device(recipe.device)
-            cap = CPU_MAX_MEMBERS if device.type == "cpu" else 256
-            k = max(1, min(cap, (budget or default_budget(device)) // max(1, member_bytes(recipe, members[0].data))))
+            per = max(1, member_bytes(recipe, members[0].data))
+            k = max(1, (budget or default_budget(device)) // per)
+            k = min(CPU_MAX_MEMBERS, max(k, cpu_members(per))) if device.type == "cpu" else min(256, k)
         for i in range(0, len(members), k):
-            packs.append(Pack(recipe, members[i:i + k]))
+            chunk = members[i:i + k]
+            packs.append(Pack(recipe, chunk, {c.hash: states[c.hash] for c in chunk if c.hash in states}))
     return packs

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .. import __version__
 from ..data import get_spec
 from ..train.loop import resolve_device
+from . import cellstore
 from .executors import run_local, run_ray
 from .ledger import FINISHED, Ledger
 from .packing import Pack, make_packs, member_bytes
@@ -26,12 +27,21 @@ class Plan:
     todo: list
     packs: list[Pack]
     skipped: int
+    resumed: int = 0  # cells continuing from a checkpoint
 
 
 def plan(study: Study, ledger: Ledger | None, max_members: int | None) -> Plan:
+    """What is left to train, packed; an interrupted cell continues from its latest valid checkpoint."""
     statuses = ledger.statuses() if ledger else {}
     todo = [c for c in study.cells if statuses.get(c.hash) not in FINISHED]
-    return Plan(todo, make_packs(todo, max_members), len(study.cells) - len(todo))
+    states = {}
+    if ledger:
+        for c in todo:
+            if statuses.get(c.hash) in ("running", "failed"):
+                state = cellstore.latest_checkpoint(ledger.dir, c.hash, c.recipe.epochs)
+                if state is not None:
+                    states[c.hash] = state
+    return Plan(todo, make_packs(todo, max_members, states=states), len(study.cells) - len(todo), len(states))
 
 
 def _git_commit() -> str | None:
@@ -68,7 +78,8 @@ def run_study(study: Study, out: str | Path, executor: str = "local", address: s
     run_id = ledger.start_run(run_facts(str(device), executor), study.text, study.profile, study.data_override,
                               str(Path(study.path).resolve()) if Path(study.path).is_file() else None)
     console.print(f"{study.name}: {len(p.todo)} cells to train in {len(p.packs)} packs on {device} "
-                  f"({p.skipped} already finished)")
+                  f"({p.skipped} already finished" + (f", {p.resumed} continue from a checkpoint)" if p.resumed else ")"),
+                  soft_wrap=True)
     written: dict[str, str] = {}
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("cells"),
                         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
@@ -76,19 +87,34 @@ def run_study(study: Study, out: str | Path, executor: str = "local", address: s
     pack_no = {id(pk): i + 1 for i, pk in enumerate(p.packs)}
 
     def on_start(pack):
-        ledger.start_cells([c.hash for c in pack.cells], run_id)
+        ledger.start_cells([c.hash for c in pack.cells], run_id, pack.start)
+        for c in pack.cells:
+            if c.hash not in pack.states:  # from epoch 1: nothing stored before counts
+                cellstore.clear(ledger.dir, c.hash)
         progress.update(task, description=f"pack {pack_no[id(pack)]}/{len(p.packs)} (K={len(pack.cells)})")
 
     def write(pack, results, epoch=None):
+        """Weights of cells that finished, then the ledger (epoch rows and statuses, one transaction),
+        then checkpoints of cells still running: a kill between any two steps loses at most the epoch
+        in flight, and a cell the ledger calls done has its weights on disk."""
         rows, finished = [], []
         for cell, r in zip(pack.cells, results):
             for m in r.epochs if epoch is None else r.epochs[-1:]:
                 if epoch is None or m["epoch"] == epoch:
                     rows.append((cell.hash, m))
             if r.status != "running" and cell.hash not in written:
+                if r.weights is not None and study.keep_weights:
+                    cellstore.save_weights(ledger.dir, cell.hash, r.weights, {"epoch": r.epochs[-1]["epoch"] if
+                                           r.epochs else None, "model": cell.recipe.model.name}, r.best, r.best_epoch)
                 finished.append((cell.hash, r.status))
                 written[cell.hash] = r.status
         ledger.record_epoch(rows, finished)
+        for cell, r in zip(pack.cells, results):
+            if r.status == "running" and r.state is not None and epoch is not None:
+                cellstore.save_checkpoint(ledger.dir, cell.hash, r.state)
+                r.state = None
+            elif r.status != "running":
+                cellstore.remove_checkpoints(ledger.dir, cell.hash)
         progress.update(task, completed=len(written))
 
     def on_epoch(pack, epoch, results):

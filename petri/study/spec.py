@@ -24,7 +24,7 @@ from .. import plugins as load_plugins
 from ..data import get_spec
 from ..errors import PetriError, SpecError
 from ..models import parse_model
-from ..specs import canonical, fmt_loc, translate
+from ..specs import canonical, echo, fmt_loc, translate
 from ..train.recipe import Recipe, parse_optimizer
 from ..treatments import parse_treatment
 
@@ -40,7 +40,8 @@ from ..treatments import parse_treatment
 # 6: a cell's config is hashed without the fields at their defaults (adding an optional field no longer
 #    re-keys stored cells); models are layer lists (the presets train the same numbers as before).
 SEMANTICS = 6
-TOP_KEYS = {"name", "data", "seeds", "baseline", "recipe", "variants", "description", "profiles", "plugins"}
+TOP_KEYS = {"name", "data", "seeds", "baseline", "recipe", "variants", "description", "profiles", "plugins",
+            "keep_weights"}
 PROFILE_KEYS = {"recipe", "seeds", "description"}
 
 
@@ -77,6 +78,7 @@ class Study:
     profile: str | None = None
     data_override: str | None = None
     plugins: list[str] = field(default_factory=list)  # resolved: absolute paths or module names
+    keep_weights: bool = True  # each finished cell's final (and best) weights under DIR/cells/
 
 
 def recipe_from_dict(d: dict, where: str = "recipe") -> Recipe:
@@ -251,6 +253,9 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
                 cells.append(Cell(vname, point, seed, recipe, ts, data, h, config))
     study = Study(name, data, seeds, baseline, variants, base, text, str(path), cells)
     study.profile, study.data_override, study.plugins = profile, data_override, plugins
+    study.keep_weights = raw.get("keep_weights", True)
+    if not isinstance(study.keep_weights, bool):
+        raise SpecError(f"{where}: keep_weights: must be true or false (got {echo(study.keep_weights)})")
     return study
 
 

@@ -31,6 +31,7 @@ from .loss import cross_entropy
 from .optim import Optimizer, lr_factor
 from .recipe import Recipe
 from .splits import Split, make_splits
+from .state import CellState, capture, restore
 
 
 @dataclass
@@ -41,12 +42,17 @@ class Member:
     treatments: list[Treatment] = field(default_factory=list)
     lr: float | None = None  # None: the recipe's
     weight_decay: float | None = None
+    state: CellState | None = None  # resume from here (all members of a pack at the same epoch)
 
 
 @dataclass
 class Result:
     status: str = "running"  # then done / stopped-early / diverged
-    epochs: list[dict] = field(default_factory=list)  # one metrics dict per finished epoch
+    epochs: list[dict] = field(default_factory=list)  # one metrics dict per epoch finished in this call
+    state: CellState | None = None  # with keep_state: the state after the latest epoch, while running
+    weights: dict[str, torch.Tensor] | None = None  # with keep_state, once finished: the final weights
+    best: dict[str, torch.Tensor] | None = None  # ... and the best epoch's (early stopping on a metric)
+    best_epoch: int | None = None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -116,6 +122,17 @@ class _Shard:
         self.stoppers = [Stopper(recipe.early_stopping) if recipe.early_stopping else None for _ in members]
         self.live = (True,) * self.K  # members still training: not stopped early, not diverged
         self.step = 0
+        self.best: list[tuple[int, dict] | None] = [None] * self.K  # (epoch, weights) with early stopping
+        for k, m in enumerate(members):
+            if m.state is not None:  # resume: this member exactly as it was after m.state.epoch epochs
+                restore(self.net, self.opt, k, {"order": self.orders[k]}, m.state.tensors)
+                self.step = m.state.step
+                self.opt.steps.fill_(m.state.step)
+                if self.stoppers[k] and m.state.stopper:
+                    self.stoppers[k].best, self.stoppers[k].since_best = (m.state.stopper["best"],
+                                                                          m.state.stopper["since_best"])
+                if m.state.best is not None:
+                    self.best[k] = (m.state.best_epoch, m.state.best)
         self.cancelled = False  # set by train_pack when the pack is abandoned (Ctrl-C, another shard failed)
         # Training images stay uint8 until a batch is read (4× less memory traffic than float).
         self.raw_buf = torch.empty(max(self.K * recipe.batch_size * self.pipe.reader.image_bytes, READ_BYTES),
@@ -149,7 +166,7 @@ class _Shard:
             self.step += 1
 
     @torch.no_grad()
-    def end_epoch(self, epoch: int, t0: float, train_seconds: float) -> None:
+    def end_epoch(self, epoch: int, t0: float, train_seconds: float, keep_state: bool = False) -> None:
         """Evaluate, record each running member's epoch, and apply divergence and early stopping."""
         if not any(self.live):
             return
@@ -176,7 +193,29 @@ class _Shard:
             r.epochs.append(m)
             if self.stoppers[k] and self.stoppers[k].update(m):
                 r.status = "stopped-early"
+            elif epoch == recipe.epochs:
+                r.status = "done"  # the epoch budget is spent
+            if keep_state and self.stoppers[k] and self.stoppers[k].since_best == 0:  # a new best epoch
+                self.best[k] = (epoch, _cpu(self.net.member_state(k)))
+        if keep_state:
+            for k, r in enumerate(self.results):
+                if r.epochs and r.epochs[-1]["epoch"] == epoch or not alive[k]:
+                    self._keep(k, r, epoch)
         self.live = tuple(r.status == "running" for r in self.results)
+
+    def _keep(self, k: int, r: Result, epoch: int) -> None:
+        """A running member's state (for a checkpoint); a finished one's final weights, and its best
+        epoch's with early stopping. A diverged member keeps none (its last update was the bad one)."""
+        best = self.best[k]
+        if r.status == "running":
+            stopper = self.stoppers[k]
+            r.state = CellState(epoch, self.step, capture(self.net, self.opt, k, {"order": self.orders[k]}),
+                                {"best": stopper.best, "since_best": stopper.since_best} if stopper else None,
+                                best[1] if best else None, best[0] if best else None)
+        elif r.status in ("done", "stopped-early"):
+            r.state, r.weights = None, _cpu(self.net.member_state(k))
+            if best:
+                r.best_epoch, r.best = best
 
 
 SHARD_BYTES = 8 << 20  # per shard: parameters, gradients, Adam moments and the float batch (cache-sized)
@@ -218,10 +257,21 @@ def _runner(n: int):
         torch.set_num_threads(threads)  # the workers' set_num_threads(1) also changed torch's process-wide default
 
 
+def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {n: t.detach().to("cpu", copy=True).contiguous() for n, t in tensors.items()}
+
+
 @torch.no_grad()
 def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
-               on_epoch: Callable[[int, list[Result]], None] | None = None) -> list[Result]:
+               on_epoch: Callable[[int, list[Result]], None] | None = None, keep_state: bool = False) -> list[Result]:
+    """Train ``members`` as one population from where their states leave them (epoch 0 without one).
+    ``keep_state``: after each epoch, every running member's ``CellState`` (checkpoints), and a finished
+    member's final (and best) weights, as ``torch.nn`` state_dicts, are on its ``Result``."""
     device = resolve_device(recipe.device)
+    starts = {m.state.epoch if m.state else 0 for m in members}
+    if len(starts) != 1:
+        raise ValueError(f"a pack's members resume from one epoch; got {sorted(starts)}")
+    start = starts.pop()
     train, val, test = make_splits(data, recipe, device)
     results = [Result() for _ in members]
     n = shard_count(len(members), device, _member_bytes(recipe, data.spec.shape, len(data.spec.classes)))
@@ -231,11 +281,11 @@ def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
               for a, b in zip(bounds, bounds[1:])]
     with _runner(n) as run:
         try:
-            for epoch in range(1, recipe.epochs + 1):
+            for epoch in range(start + 1, recipe.epochs + 1):
                 t0 = time.perf_counter()
                 run(lambda s: s.train_epoch(epoch), shards)
                 train_seconds = time.perf_counter() - t0  # the pack's training time, evaluation excluded
-                run(lambda s: s.end_epoch(epoch, t0, train_seconds), shards)
+                run(lambda s: s.end_epoch(epoch, t0, train_seconds, keep_state), shards)
                 if on_epoch:
                     on_epoch(epoch, results)
                 if not any(any(s.live) for s in shards):
@@ -244,7 +294,4 @@ def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
             for s in shards:
                 s.cancelled = True
             raise
-    for r in results:
-        if r.status == "running":
-            r.status = "done"
     return results

@@ -37,6 +37,10 @@ class Optimizer:
             self.state["momentum_buffer"] = torch.zeros_like(theta)
         self.steps = torch.zeros((), device=theta.device)  # optimiser steps taken (Adam's bias correction)
 
+    def member_state(self, k: int) -> dict[str, torch.Tensor]:
+        """Views of member k's optimiser state rows, by name."""
+        return {f"opt.{n}": t[k] for n, t in self.state.items()}
+
     def groups(self, live: tuple[bool, ...]) -> list[tuple[float, float, list[slice]]]:
         """(rate, decay, row slices) per distinct hyper-parameter pair among live members."""
         groups: dict[tuple[float, float], list[slice]] = {}

@@ -22,6 +22,7 @@ against autograd and against its ``torch.nn`` module.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -86,9 +87,25 @@ class Layer:
         """Member k's parameters and buffers as its ``torch.nn`` module's state_dict holds them."""
         return {}
 
-    def buffers(self) -> dict[str, torch.Tensor]:
-        """Every member's buffers, by name (saved with a cell's state)."""
+    def member_buffers(self, k: int) -> dict[str, torch.Tensor]:
+        """Views of member k's buffers (not trained, but part of its state: saved, restored)."""
         return {}
+
+
+@contextmanager
+def alone_on_one_thread(K: int, x: torch.Tensor):
+    """For a lone member (K = 1) on CPU, run what follows on one thread. A member of a larger pack runs
+    on its shard's one thread; ops that split a reduction across threads (a convolution's weight
+    gradient, MKL's transposed narrow GEMM) would otherwise round differently alone."""
+    if K != 1 or x.is_cuda:
+        yield
+        return
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 class ToImage(Layer):

@@ -10,7 +10,7 @@ from pydantic import Field, NonNegativeInt
 from torch import nn
 
 from ...specs import PositiveInt
-from .base import Layer, LayerSpec, ParamDecl, needs_image, register_layer
+from .base import Layer, LayerSpec, ParamDecl, alone_on_one_thread, needs_image, register_layer
 
 aten = torch.ops.aten
 
@@ -52,8 +52,9 @@ class Conv2d(Layer):
                     output_padding=[0, 0])
         if gy.is_cuda or K == 1:
             w = self.p["weight"].reshape(K * self.c_out, self.c_in, self.k, self.k)
-            gx, gw, gb = aten.convolution_backward(gy, self.x, w, [K * self.c_out] if self.bias else None,
-                                                   groups=K, output_mask=mask, **conv)
+            with alone_on_one_thread(K, gy):  # oneDNN splits the weight-gradient reduction across threads
+                gx, gw, gb = aten.convolution_backward(gy, self.x, w, [K * self.c_out] if self.bias else None,
+                                                       groups=K, output_mask=mask, **conv)
             self.g["weight"].copy_(gw.view_as(self.g["weight"]))
             if self.bias:
                 self.g["bias"].copy_(gb.view_as(self.g["bias"]))

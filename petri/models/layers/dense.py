@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from typing import Literal, Union
 
 import torch
@@ -11,27 +10,12 @@ from pydantic import Field
 from torch import nn
 
 from ...specs import PositiveInt
-from .base import Layer, LayerSpec, ParamDecl, needs_features, register_layer
+from .base import Layer, LayerSpec, ParamDecl, alone_on_one_thread, needs_features, register_layer
 
 # Layers with fewer outputs than this (a classifier's last layer) compute their products transposed:
 # batched GEMMs with an output this narrow run 2-4x faster as W^T x^T than as x W (MKL, K = 32),
 # and no slower for K = 1. A rule on the layer's shape alone, so a member's numbers never depend on K.
 NARROW = 16
-
-
-@contextmanager
-def _one_gemm_thread(x: torch.Tensor):
-    """For K = 1 on CPU, run the GEMM on one thread. A batched GEMM runs each member's product on
-    one thread; MKL threads a lone transposed product differently, which changes its last bits."""
-    if x.shape[0] != 1 or x.is_cuda:
-        yield
-        return
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 class Linear(Layer):
@@ -51,14 +35,14 @@ class Linear(Layer):
             self.x = x
         w = self.p["weight"]
         if self.n_out < NARROW:  # y^T = W^T x^T + b^T: the same product, 2-4x faster in batched GEMM here
-            with _one_gemm_thread(x):
+            with alone_on_one_thread(x.shape[0], x):
                 y = torch.baddbmm(self.p["bias"].mT, w.mT, x.mT) if self.bias else torch.bmm(w.mT, x.mT)
                 return y.mT.contiguous()
         return torch.baddbmm(self.p["bias"], x, w) if self.bias else torch.bmm(x, w)
 
     def backward(self, gy):  # gy [K, B, out]
         if self.n_out < NARROW:  # (gy^T x)^T, for the same reason
-            with _one_gemm_thread(gy):
+            with alone_on_one_thread(gy.shape[0], gy):
                 self.g["weight"].copy_(torch.bmm(gy.mT, self.x).mT)
         else:
             torch.bmm(self.x.mT, gy, out=self.g["weight"])

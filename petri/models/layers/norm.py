@@ -44,13 +44,16 @@ class BatchNorm(Layer):
         self.running_var = torch.ones(K * self.features, device=device)
         self.tracked = torch.zeros(K, dtype=torch.int64, device=device)  # batches seen, as torch's BN counts
 
-    def buffers(self):
-        return {"running_mean": self.running_mean, "running_var": self.running_var, "tracked": self.tracked}
+    def member_buffers(self, k):
+        f = slice(k * self.features, (k + 1) * self.features)
+        return {"running_mean": self.running_mean[f], "running_var": self.running_var[f], "tracked": self.tracked[k]}
 
     def _to_channels(self, x):  # dense [K, B, F] -> [1, K*F, B]: the batch as the spatial axis
         # (not [B, K*F]: ATen reduces a 2-D batch in per-thread parts, so its bits would depend on
-        # the thread count; with an image axis each channel is reduced by one thread, in order)
-        return x.transpose(1, 2).reshape(1, -1, x.shape[1]) if not self.channels else x
+        # the thread count; with an image axis each channel is reduced by one thread, in order).
+        # Contiguous always: for K = 1 the reshape alone is a strided view, which ATen normalises with
+        # its channels-last kernel (other rounding than the K > 1 copy gets).
+        return x.transpose(1, 2).reshape(1, -1, x.shape[1]).contiguous() if not self.channels else x
 
     def _from_channels(self, x, K):
         return x.view(K, self.features, -1).transpose(1, 2).contiguous() if not self.channels else x
@@ -87,9 +90,9 @@ class BatchNorm(Layer):
         return self._from_channels(gx, K) if self.need_input_grad else None
 
     def member_state(self, k):
-        f = slice(k * self.features, (k + 1) * self.features)
-        return {"weight": self.p["weight"][k], "bias": self.p["bias"][k], "running_mean": self.running_mean[f],
-                "running_var": self.running_var[f], "num_batches_tracked": self.tracked[k]}
+        b = self.member_buffers(k)
+        return {"weight": self.p["weight"][k], "bias": self.p["bias"][k], "running_mean": b["running_mean"],
+                "running_var": b["running_var"], "num_batches_tracked": b["tracked"]}
 
 
 @register_layer

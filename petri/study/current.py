@@ -1,13 +1,12 @@
-"""The study as last run, read from the ledger: what `petri show` and `petri report` both start from."""
+"""The study as last run, read from the ledger: what `petri show`, `petri report` and `load_model` start from."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from ..errors import PetriError, StoreError
-from ..study.ledger import Ledger
-from ..study.spec import Study, parse_study
+from .ledger import Ledger
+from .spec import Study, parse_study
 
 
 def last_study(ledger: Ledger) -> Study | None:
@@ -39,9 +38,3 @@ def load_current(directory: str | Path) -> tuple[Study, list[dict], list[dict], 
     finally:
         ledger.close()
     return study, runs, cells, epochs
-
-
-def fmt_acc(mean: float, hw: float) -> str:
-    if math.isnan(mean):
-        return "—"
-    return f"{100 * mean:.2f} %" + ("" if math.isnan(hw) else f" ± {100 * hw:.2f}")

@@ -1,0 +1,247 @@
+"""Durable runs: cell checkpoints (atomic, verified), kill -9 and resume bitwise, trained weights out."""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import petri
+import petri.data
+from petri.cli import app
+from petri.errors import SpecError, StoreError
+from petri.study import cellstore
+from petri.study.runner import run_study
+from petri.study.spec import parse_study
+from petri.train import Member, Recipe, train_pack
+from petri.train.state import CellState
+from petri.treatments.pipeline import Pipeline
+
+METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
+
+NETWORKS = """
+name = "nets"
+data = "mnist"
+seeds = [3]
+baseline = "mlp"
+
+[recipe]
+model = { name = "mlp", hidden = [32] }
+batch_size = 50
+epochs = 2
+train_size = 600
+test_size = 400
+
+[variants.mlp]
+treatments = [{ name = "invert" }]
+
+[variants.mlp-input-bn]
+treatments = [{ name = "permute_pixels" }, { name = "sparsify", threshold = 0.2 }]
+recipe = { model = { name = "mlp", hidden = [32], input_bn = true } }
+
+[variants.mnist_cnn]
+recipe = { model = "mnist_cnn", epochs = 1 }
+
+[variants.vgg-bn]
+treatments = [{ name = "invert" }]
+recipe = { model = { name = "vgg", cfg = [8, "M", 16, "M"], fc = [32], bn = true } }
+"""
+
+
+@pytest.fixture(scope="module")
+def nets(tmp_path_factory):
+    out = tmp_path_factory.mktemp("nets")
+    study = parse_study(NETWORKS)
+    run_study(study, out)
+    return out, study
+
+
+@pytest.mark.parametrize("variant", ["mlp", "mlp-input-bn", "mnist_cnn", "vgg-bn"])
+def test_loaded_module_reproduces_the_ledgers_test_accuracy(nets, variant, mnist):
+    """Plain PyTorch, the cell's weights and its test-time treatments: the same count of correct images."""
+    out, study = nets
+    model = petri.load_model(out, variant=variant, seed=3)
+    assert isinstance(model, torch.nn.Module) and not model.training
+    cell = next(c for c in study.cells if c.variant == variant)
+    from petri.train.splits import make_splits
+
+    _, _, test = make_splits(mnist, cell.recipe, "cpu")
+    pipe = Pipeline([list(cell.treatments)], [cell.seed], mnist.spec.shape, 10, mnist.train_x, mnist.train_y, "cpu")
+    x = pipe.images(test.x[None], test.ids[None], "test", 0)[0]  # the test split as the cell saw it
+    with torch.no_grad():
+        correct = int((model(x).argmax(1) == test.y).sum())
+    db = sqlite3.connect(out / "petri.sqlite")
+    acc = db.execute("SELECT test_acc FROM epochs WHERE cell_hash=? ORDER BY epoch DESC LIMIT 1", (cell.hash,)).fetchone()[0]
+    assert correct == round(acc * len(test.y))
+    if variant == "mlp-input-bn":  # the first layer had absorbed the permutation: undone for the module
+        assert isinstance(model[1], torch.nn.BatchNorm1d)
+
+
+def test_weights_command_and_bad_names(nets, tmp_path):
+    out, _ = nets
+    r = CliRunner().invoke(app, ["weights", str(out), "--variant", "vgg-bn", "--seed", "3", "--to",
+                                 str(tmp_path / "w.safetensors")])
+    assert r.exit_code == 0, r.stderr
+    from safetensors.torch import load_file
+
+    state = load_file(tmp_path / "w.safetensors")
+    assert "0.weight" in state and state["1.running_var"].shape == (8,)
+    with pytest.raises(SpecError, match="'cnn' is not a variant of nets; variants: mlp, mlp-input-bn, mnist_cnn, vgg-bn"):
+        petri.load_model(out, variant="cnn", seed=3)
+    with pytest.raises(SpecError, match="'mlp' has no seed 4; seeds: 3"):
+        petri.load_model(out, variant="mlp", seed=4)
+    with pytest.raises(StoreError, match="no best-epoch weights"):
+        petri.load_model(out, variant="mlp", seed=3, best=True)
+    r = CliRunner().invoke(app, ["weights", str(out), "--variant", "mlp", "--seed", "9", "--to", str(tmp_path / "x")])
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1
+
+
+def test_finished_cells_keep_weights_not_checkpoints(nets):
+    out, study = nets
+    for c in study.cells:
+        files = sorted(p.name for p in cellstore.cell_dir(out, c.hash).iterdir())
+        assert files == ["weights.json", "weights.safetensors"], files
+
+
+def _state(epoch: int) -> CellState:
+    return CellState(epoch, epoch * 10, {"theta": torch.full((5,), float(epoch)), "rng.order": torch.arange(4,
+                     dtype=torch.uint8)}, {"best": 0.5, "since_best": 1})
+
+
+def test_checkpoints_are_atomic_verified_and_fall_back(tmp_path):
+    for e in (1, 2, 3):
+        cellstore.save_checkpoint(tmp_path, "abc", _state(e))
+    names = sorted(p.name for p in cellstore.cell_dir(tmp_path, "abc").iterdir())
+    assert names == ["checkpoint-00002.json", "checkpoint-00002.safetensors", "checkpoint-00003.json",
+                     "checkpoint-00003.safetensors"]  # the latest two
+    got = cellstore.latest_checkpoint(tmp_path, "abc")
+    assert got.epoch == 3 and got.step == 30 and torch.equal(got.tensors["theta"], torch.full((5,), 3.0))
+    assert got.stopper == {"best": 0.5, "since_best": 1}
+    latest = cellstore.cell_dir(tmp_path, "abc") / "checkpoint-00003.safetensors"
+    blob = bytearray(latest.read_bytes())
+    blob[-3] ^= 0xFF  # one flipped bit in the data: the checksum catches it
+    latest.write_bytes(bytes(blob))
+    assert cellstore.latest_checkpoint(tmp_path, "abc").epoch == 2
+    (cellstore.cell_dir(tmp_path, "abc") / "checkpoint-00002.json").unlink()  # a torn pair: ignored
+    assert cellstore.latest_checkpoint(tmp_path, "abc") is None
+    assert cellstore.latest_checkpoint(tmp_path, "nothing") is None
+    cellstore.save_checkpoint(tmp_path, "abc", _state(4))
+    assert cellstore.latest_checkpoint(tmp_path, "abc", epochs=4) is None  # not before the budget: useless
+
+
+def test_resumed_cell_alone_equals_uninterrupted_cell_in_a_pack(mnist):
+    """A cell's state after epoch 2 of a 3-member pack, resumed alone: epochs 3-4 bitwise as uninterrupted
+    (BN after hidden layers, dropout, early stopping on a validation split, a permutation in its weights)."""
+    from petri.models import MLP
+    from petri.train import EarlyStopping
+    from petri.treatments import parse_treatment
+
+    recipe = Recipe(model=MLP(hidden=[32], bn=True, dropout=0.2), epochs=4, batch_size=50, train_size=1000,
+                    test_size=300, val_size=200, device="cpu", early_stopping=EarlyStopping(patience=3))
+    perm = [parse_treatment("permute_pixels")]
+    full = train_pack(mnist, recipe, [Member(1), Member(2, perm), Member(3)], keep_state=True)[1]
+    saved = {}
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_2(epoch, results):
+        if epoch == 2:
+            saved["state"] = results[1].state
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_pack(mnist, recipe, [Member(1), Member(2, perm), Member(3)], on_epoch=stop_after_2, keep_state=True)
+    alone = train_pack(mnist, recipe, [Member(2, perm, state=saved["state"])], keep_state=True)[0]
+    assert [e["epoch"] for e in alone.epochs] == [3, 4]
+    for a, b in zip(full.epochs[2:], alone.epochs):
+        assert all(a[k] == b[k] for k in METRICS)
+    assert all(torch.equal(full.weights[n], alone.weights[n]) for n in full.weights)
+    assert full.best_epoch == alone.best_epoch and all(torch.equal(full.best[n], alone.best[n]) for n in full.best)
+
+
+KILLED = """
+name = "killed"
+data = "mnist"
+seeds = 3
+baseline = "plain"
+
+[recipe]
+model = { name = "mlp", hidden = [24] }
+batch_size = 20
+epochs = 8
+train_size = 3000
+test_size = 500
+val_size = 300
+
+[variants.plain]
+
+[variants.bn-dropout]
+recipe = { model = { name = "mlp", hidden = [24], bn = true, dropout = 0.2 }, optimizer = "rmsprop" }
+
+[variants.early]
+recipe = { early_stopping = { monitor = "val_loss", patience = 2 }, optimizer = { name = "sgd", lr = 0.3, momentum = 0.9 } }
+
+[variants.lr]
+recipe = { optimizer = { name = "adamw", lr = { values = [1e-3, 3e-3] } } }
+"""
+
+
+def _epochs(out: Path) -> dict:
+    db = sqlite3.connect(out / "petri.sqlite")
+    rows = db.execute(f"SELECT cell_hash, epoch, {', '.join(METRICS)} FROM epochs").fetchall()
+    status = dict(db.execute("SELECT hash, status FROM cells"))
+    db.close()
+    return {(h, e): tuple(m) for h, e, *m in rows}, status
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_then_resume_is_bitwise(tmp_path, shared_data):
+    """kill -9 a real `petri run` at random moments, resume each time; every epoch of every cell equals
+    an uninterrupted run's, and no finished epoch is trained twice beyond the one in flight."""
+    study = tmp_path / "killed.toml"
+    study.write_text(KILLED)
+    env = {**os.environ, "PETRI_DATA": str(shared_data.resolve())}
+    cmd = [sys.executable, "-m", "petri.cli", "run", str(study), "--no-report", "--max-members", "3"]
+    ref = tmp_path / "ref"
+    subprocess.run([*cmd, "--out", str(ref)], check=True, capture_output=True, env=env, timeout=600)
+    expected, ref_status = _epochs(ref)
+
+    out, rng, kills, resumed = tmp_path / "out", random.Random(7), 0, 0
+    for attempt in range(7):  # six kills at random moments, then a run to the end
+        before = len(_epochs(out)[0]) if (out / "petri.sqlite").exists() else 0
+        proc = subprocess.Popen([*cmd, "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=env, text=True)
+        if attempt < 6:
+            deadline = time.time() + 120
+            while proc.poll() is None and time.time() < deadline:  # some progress, then a random moment
+                time.sleep(0.1)
+                try:
+                    if len(_epochs(out)[0]) > before:
+                        break
+                except sqlite3.Error:
+                    pass
+            time.sleep(rng.uniform(0.0, 2.5))
+            if proc.poll() is None:
+                proc.kill()
+                kills += 1
+        _, err = proc.communicate(timeout=300)
+        resumed += "continue from a checkpoint" in err
+        db = sqlite3.connect(out / "petri.sqlite")
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        db.close()
+        if proc.returncode == 0:
+            break
+    assert proc.returncode == 0, err
+    got, status = _epochs(out)
+    assert kills >= 2 and resumed >= 1, (kills, resumed)
+    assert status == ref_status and set(got) == set(expected)
+    assert got == expected  # every metric of every epoch of every cell, to the bit
