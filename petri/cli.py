@@ -274,9 +274,13 @@ def _print_summary(directory: Path) -> None:
     from .report.analysis import fmt_acc, point_label, summarize
     from .study.current import load_current
 
+    from .study.cellstore import disk_usage
+    from .study.runner import human_bytes
+
     study, _, cells, epochs = load_current(directory)
     counts = Counter(c["status"] for c in cells)
-    console.print(f"{study.name}: {len(cells)} cells — " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    console.print(f"{study.name}: {len(cells)} cells — " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+                  + f"; {human_bytes(disk_usage(directory))} on disk in {directory}", soft_wrap=True)
     table = Table(Column("variant", no_wrap=True), "point", "n", "test accuracy (mean ± 95 % CI)", "status")
     for r in summarize(cells, epochs, study.baseline):
         table.add_row(r.variant, point_label(r.point) or "—", str(r.n), fmt_acc(r.mean, r.half_width),

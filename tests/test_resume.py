@@ -245,3 +245,17 @@ def test_kill_9_at_random_moments_then_resume_is_bitwise(tmp_path, shared_data):
     assert kills >= 2 and resumed >= 1, (kills, resumed)
     assert status == ref_status and set(got) == set(expected)
     assert got == expected  # every metric of every epoch of every cell, to the bit
+
+
+def test_dry_run_and_show_say_how_much_disk(nets, tmp_path):
+    out, _ = nets
+    study = tmp_path / "s.toml"
+    study.write_text(NETWORKS)
+    r = CliRunner().invoke(app, ["run", str(study), "--dry-run", "--out", str(tmp_path / "fresh")], env={"COLUMNS": "200"})
+    import re
+
+    said = float(re.search(r"disk: ([\d.]+) MB of trained weights, up to", r.output).group(1))
+    actual = sum(p.stat().st_size for p in (out / "cells").rglob("*.safetensors")) / 1e6
+    assert abs(said - actual) / actual < 0.05, (said, actual)  # the estimate is what the run then kept
+    r = CliRunner().invoke(app, ["show", str(out)], env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and " MB on disk in " in r.output

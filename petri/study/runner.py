@@ -177,7 +177,36 @@ def describe_plan(study: Study, p: Plan) -> list[str]:
                      f"~{mem / 2**20:,.0f} MiB, variants {sorted({c.variant for c in pack.cells})}")
     lines.append(f"  {total_images:,} training images in all; at ~{_RATE:,} img/s (mlp on 2 CPU cores) "
                  f"about {total_images / _RATE / 60:,.1f} min — conv nets are far slower")
+    weights, peak = disk_needed(study, p)
+    lines.append(f"  disk: {human_bytes(weights)} of trained weights" + (" (keep_weights = false: none)" if not
+                 study.keep_weights else "") + f", up to {human_bytes(peak)} of checkpoints while a pack trains")
     return lines
+
+
+def disk_needed(study: Study, p: Plan) -> tuple[int, int]:
+    """Bytes of final (and best) weights the cells to train will keep, and of the largest pack's
+    checkpoints (two per cell, removed when the cell finishes)."""
+    weights, peak = 0, 0
+    for pack in p.packs:
+        spec = get_spec(pack.cells[0].data)
+        params = pack.recipe.model.n_params(spec.shape, len(spec.classes))
+        es = pack.recipe.early_stopping
+        copies = 2 if es is not None else 1
+        if study.keep_weights:
+            weights += 4 * params * copies * len(pack.cells)
+        states = {"adam": 2, "adamw": 2, "rmsprop": 1 + bool(getattr(pack.recipe.optimizer, "centered", False))}
+        n_opt = states.get(pack.recipe.optimizer.name, 0) + (getattr(pack.recipe.optimizer, "momentum", 0) > 0)
+        peak = max(peak, 2 * 4 * params * (1 + n_opt + (copies - 1)) * len(pack.cells))
+    return weights, peak
+
+
+def human_bytes(n: int) -> str:
+    """1234567 -> "1.2 MB" (decimal units, as disk sizes are sold)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} GB"
 
 
 _RATE = 200_000
