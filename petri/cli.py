@@ -272,9 +272,8 @@ def _spec_error(message: str):
 
 def _print_summary(directory: Path) -> None:
     from .report.analysis import fmt_acc, point_label, summarize
-    from .study.current import load_current
-
     from .study.cellstore import disk_usage
+    from .study.current import load_current
     from .study.runner import human_bytes
 
     study, _, cells, epochs = load_current(directory)

@@ -1,16 +1,21 @@
-"""Executors: where packs train. Both hand results to the driver, which alone writes the ledger.
+"""Executors: where packs train. Both hand results to the driver, which alone writes the ledger
+and the cell files (checkpoints, weights): the study directory lives with the driver only.
 
 * ``local``: packs train one after another in this process; each epoch is
   written as it finishes.
-* ``ray``: each pack is a Ray task (``num_gpus=1`` when training on CUDA) on
-  the cluster at ``address`` (or a local Ray instance); a pack's epochs are
-  written when its task returns (``on_done`` writes all of them).
+* ``ray``: each pack is a Ray generator task (``num_gpus=1`` when training on CUDA) on
+  the cluster at ``address`` (or a local Ray instance) that yields every epoch as it ends: its
+  metrics, its cells' states (checkpoints) and finished cells' weights reach the driver then, not
+  when the pack returns. A pack whose worker or node is lost is trained again from its cells'
+  latest checkpoints (``on_lost`` re-packs them), up to ``RETRIES`` times.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import queue
+import threading
 import traceback
 from typing import Callable
 
@@ -23,6 +28,8 @@ from .packing import Pack
 OnStart = Callable[[Pack], None]
 OnEpoch = Callable[[Pack, int, list[Result]], None]
 OnDone = Callable[[Pack, list[Result] | None, str | None], None]
+OnLost = Callable[[Pack, str], list[Pack]]  # a lost pack's unfinished cells, re-packed from their checkpoints
+RETRIES = 3  # times a pack is resumed after losing its worker
 
 
 def _error(e: BaseException) -> str:
@@ -46,16 +53,35 @@ def run_local(packs: list[Pack], data: str, on_start: OnStart, on_epoch: OnEpoch
         on_done(pack, results, None)
 
 
-def _train_task(data: str, root: str, plugins: list[str], pack_blob: bytes) -> list[Result]:
-    """On a Ray worker: the study's plugins are imported first, so that a pack naming a user's model
+def _train_stream(data: str, root: str, plugins: list[str], pack_blob: bytes):
+    """On a Ray worker: train a pack, yielding ("epoch", n, pickled results) after each epoch and
+    ("done", pickled results) at the end. The study's plugins are imported first, so that a pack naming a user's model
     unpickles (its spec class and factory are found by reference)."""
     load_plugins(plugins)
     pack = pickle.loads(pack_blob)
-    return train_pack(load(data, root), pack.recipe, pack.members())
+    items: queue.Queue = queue.Queue()
+
+    def work():
+        try:
+            # each epoch pickled as it ends: a snapshot the next epoch cannot change while it waits
+            results = train_pack(load(data, root), pack.recipe, pack.members(),
+                                 on_epoch=lambda e, r: items.put(("epoch", e, pickle.dumps(r))), keep_state=True)
+            items.put(("done", pickle.dumps(results)))
+        except BaseException as e:  # noqa: BLE001 - raised again in the generator, for the driver
+            items.put(e)
+
+    threading.Thread(target=work, daemon=True).start()
+    while True:
+        item = items.get()
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+        if item[0] == "done":
+            return
 
 
 def run_ray(packs: list[Pack], data: str, on_start: OnStart, on_epoch: OnEpoch, on_done: OnDone,
-            address: str | None = None, plugins: list[str] | None = None) -> None:
+            address: str | None = None, plugins: list[str] | None = None, on_lost: OnLost | None = None) -> None:
     import ray
 
     from ..errors import PetriError
@@ -67,19 +93,36 @@ def run_ray(packs: list[Pack], data: str, on_start: OnStart, on_epoch: OnEpoch, 
         except Exception as e:  # noqa: BLE001
             raise PetriError(f"--address {address}: cannot connect to Ray ({_error(e)})") from None
     root = str(data_root().resolve())
-    futures = {}
-    for pack in packs:
+    live: dict = {}  # generator -> (pack, tries)
+
+    def submit(pack: Pack, tries: int) -> None:
         gpus = 1 if resolve_device(pack.recipe.device).type == "cuda" else 0
-        task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_train_task)
-        futures[task.remote(data, root, plugins or [], pickle.dumps(pack))] = pack
+        task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_train_stream)
+        live[task.remote(data, root, plugins or [], pickle.dumps(pack))] = (pack, tries)
         on_start(pack)
-    pending = list(futures)
-    while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        pack = futures[done[0]]
+
+    for pack in packs:
+        submit(pack, 0)
+    while live:
+        ready, _ = ray.wait(list(live), num_returns=1)
+        gen = ready[0]
+        pack, tries = live.pop(gen)
         try:
-            results = ray.get(done[0])
-        except Exception as e:  # noqa: BLE001
-            on_done(pack, None, _error(e))
+            item = ray.get(next(gen))
+        except StopIteration:
             continue
-        on_done(pack, results, None)
+        except ray.exceptions.RayTaskError as e:  # the pack's own code failed: its cells fail
+            on_done(pack, None, _error(e.cause if getattr(e, "cause", None) else e))
+            continue
+        except ray.exceptions.RayError as e:  # its worker or node is gone: resume from the checkpoints
+            if on_lost is not None and tries < RETRIES:
+                for again in on_lost(pack, _error(e)):
+                    submit(again, tries + 1)
+            else:
+                on_done(pack, None, f"lost its Ray worker {tries + 1} times ({_error(e)})")
+            continue
+        if item[0] == "epoch":
+            on_epoch(pack, item[1], pickle.loads(item[2]))
+            live[gen] = (pack, tries)
+        else:
+            on_done(pack, pickle.loads(item[1]), None)

@@ -123,10 +123,26 @@ def run_study(study: Study, out: str | Path, executor: str = "local", address: s
         progress.update(task, description=f"pack {pack_no[id(pack)]}/{len(p.packs)} (K={len(pack.cells)}) "
                                           f"epoch {epoch}/{pack.recipe.epochs} {ips:,.0f} img/s")
 
+    def on_lost(pack, error):
+        """A Ray worker died under ``pack``: its unfinished cells continue from their latest checkpoints."""
+        remaining = [c for c in pack.cells if c.hash not in written]
+        states = {}
+        for c in remaining:
+            state = cellstore.latest_checkpoint(ledger.dir, c.hash, c.recipe.epochs)
+            if state is not None:
+                states[c.hash] = state
+        again = make_packs(remaining, len(pack.cells), states=states)
+        for new in again:
+            pack_no[id(new)] = pack_no[id(pack)]
+        console.print(f"pack {pack_no[id(pack)]} lost its worker ({error}); {len(remaining)} cells continue from "
+                      f"{len(states)} checkpoints", soft_wrap=True, markup=False, highlight=False)
+        return again
+
     def on_done(pack, results, error):
         if error:
-            ledger.fail_cells([c.hash for c in pack.cells], error)
-            for c in pack.cells:
+            unfinished = [c for c in pack.cells if c.hash not in written]
+            ledger.fail_cells([c.hash for c in unfinished], error)
+            for c in unfinished:
                 written[c.hash] = "failed"
             console.print(f"[red]pack {pack_no[id(pack)]} failed:[/red] {error}", markup=True, highlight=False)
             progress.update(task, completed=len(written))
@@ -138,7 +154,7 @@ def run_study(study: Study, out: str | Path, executor: str = "local", address: s
     try:
         with progress:
             if executor == "ray":
-                run_ray(p.packs, study.data, on_start, on_epoch, on_done, address, study.plugins)
+                run_ray(p.packs, study.data, on_start, on_epoch, on_done, address, study.plugins, on_lost)
             else:
                 run_local(p.packs, study.data, on_start, on_epoch, on_done)
         status = "done"
