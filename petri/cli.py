@@ -18,7 +18,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="petri: controlled deep-learning experiments on small image data sets.")
 data_app = typer.Typer(no_args_is_help=True, help="List, verify and fetch data sets.")
 app.add_typer(data_app, name="data")
-console = Console()
+# Piped output is not cut at 80 columns (rich's default when stdout is not a terminal).
+console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True)
 
 
@@ -28,22 +29,25 @@ def fail(e: PetriError) -> None:
 
 
 @data_app.command("list")
-def data_list(root: Optional[Path] = typer.Option(None, help="data root (default: PETRI_DATA, else the user cache)")):
-    """Known data sets: shape, classes, and whether their files are present."""
-    from .data import DATASETS, data_root, missing_files
+def data_list(root: Optional[Path] = typer.Option(None, help="look only here (default: PETRI_DATA, then the user cache)")):
+    """Registered data sets: shape, classes, sizes, and where their files are (or that they are missing)."""
+    from .data import DATASETS, data_roots, locate
 
-    base = data_root(root)
-    table = Table(Column("name", no_wrap=True), "image shape", "classes", "train/test", "present", "where")
+    table = Table(Column("name", no_wrap=True), "image shape", "classes", "train/test", Column("files", no_wrap=True),
+                  "citation")
     for spec in DATASETS.values():
-        missing = missing_files(spec, base)
-        table.add_row(spec.name, "×".join(map(str, spec.shape)), str(len(spec.classes)),
-                      f"{spec.n_train}/{spec.n_test}", "yes" if not missing else f"no ({len(missing)} missing)",
-                      str(base / spec.name))
+        found = locate(spec, root)
+        variants = "".join(f" (+ {spec.name}/{v}: {len(c)} classes)" for v, _, c in spec.variants)
+        table.add_row(spec.name, "×".join(map(str, spec.shape)), f"{len(spec.classes)}{variants}",
+                      f"{spec.n_train:,}/{spec.n_test:,}", str(found / spec.name) if found else "missing",
+                      spec.citation)
     console.print(table)
+    console.print(f"searched: {', '.join(str(r) for r in data_roots(root))}. Your own data: data = \"path/to/file.npz\" "
+                  "or an image folder (train/<class>/, test/<class>/).", markup=False, highlight=False, soft_wrap=True)
 
 
 @data_app.command("verify")
-def data_verify(name: str, root: Optional[Path] = typer.Option(None, help="data root")):
+def data_verify(name: str, root: Optional[Path] = typer.Option(None, help="look only here")):
     """Check checksums, parse every file and count images per class. Exit 0 only if all is good."""
     from .data import verify
 
@@ -52,22 +56,24 @@ def data_verify(name: str, root: Optional[Path] = typer.Option(None, help="data 
     except PetriError as e:
         fail(e)
     console.print(f"{s['name']}: OK — {s['folder']}: checksums match; train {s['train']} images, "
-                  f"test {s['test']} images")
+                  f"test {s['test']} images", soft_wrap=True)
     console.print(f"  train per class: {s['train_per_class']}")
     console.print(f"  test per class:  {s['test_per_class']}")
 
 
 @data_app.command("fetch")
-def data_fetch(name: str, root: Optional[Path] = typer.Option(None, help="data root")):
+def data_fetch(name: str, root: Optional[Path] = typer.Option(
+        None, help="download into this folder (default: the user cache; PETRI_DATA only if you name it here)")):
     """Download missing files (PETRI_MIRROR first if set), verify and cache them."""
-    from .data import get_spec, load
+    from .data import get_spec, load, locate
 
     try:
         spec = get_spec(name)
         load(spec, root)
     except PetriError as e:
         fail(e)
-    console.print(f"{name}: present and verified")
+    where = locate(spec, root) if spec.source is None else None
+    console.print(f"{name}: present and verified" + (f" in {where / spec.name}" if where else ""), soft_wrap=True)
 
 
 @app.command("train")
@@ -183,7 +189,7 @@ def run_cmd(
     max_members: Optional[int] = typer.Option(None, "--max-members", min=1, help="cap on cells per pack"),
     executor: str = typer.Option("local", help="local or ray"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (with --executor ray)"),
-    data: Optional[str] = typer.Option(None, "--data", help="run on another data set (e.g. fashion-mnist)"),
+    data: Optional[str] = typer.Option(None, "--data", help="run on another data set (a name, or an .npz file / image folder)"),
     profile: Optional[str] = typer.Option(None, "--profile", help="apply the study's [profiles.NAME] (e.g. cpu)"),
     no_report: bool = typer.Option(False, "--no-report", help="skip the report at the end"),
 ):
@@ -205,6 +211,11 @@ def run_cmd(
                                  f"not {study.name!r}; use another --out directory")
             for line in describe_plan(study, plan(study, ledger, max_members)):
                 console.print(line, markup=False, highlight=False)
+            from .data import get_spec, missing_message
+
+            missing = missing_message(get_spec(study.data))
+            if missing:
+                console.print(f"  data: {missing}", markup=False, highlight=False, soft_wrap=True)
             return
         counts = run_study(study, out, executor=executor, address=address, max_members=max_members)
         _print_summary(out)

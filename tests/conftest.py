@@ -20,6 +20,7 @@ def pytest_configure(config):
 def _cache_dir(tmp_path_factory):
     """Tests use their own array cache, never the user's."""
     os.environ["PETRI_CACHE"] = str(tmp_path_factory.mktemp("petri-cache"))
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))  # downloads: never the user's cache
     yield
 
 

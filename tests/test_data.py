@@ -88,7 +88,8 @@ def _write_idx(path: Path, magic: int, arr: np.ndarray):
 
 def test_missing_files_named(tmp_path, monkeypatch):
     monkeypatch.setenv("PETRI_DATA", str(tmp_path))
-    with pytest.raises(DataError, match=r"missing .*in .*mnist; searched .*PETRI_DATA="):
+    with pytest.raises(DataError, match=r"mnist: missing train-images.* \(searched .*PETRI_DATA=.*\); `petri data fetch "
+                                         r"mnist` downloads them into .*xdg-cache.*/petri/datasets/mnist"):
         D.verify("mnist")
     with pytest.raises(DataError, match="missing .*train-images"):
         D.load("mnist", allow_download=False)
@@ -136,7 +137,8 @@ def test_wrong_magic_and_count_mismatch(tmp_path):
 
 
 def test_unknown_dataset():
-    with pytest.raises(DataError, match="unknown data set 'mnits'; known data sets: mnist, fashion-mnist, cifar-10"):
+    with pytest.raises(DataError, match="unknown data set 'mnits'; known data sets: mnist, fashion-mnist, cifar-10, kmnist, "
+                                        "cifar-100, svhn, or a path to your .npz file or image folder"):
         D.load("mnits")
 
 
@@ -181,10 +183,10 @@ def test_cifar_checks_official_batch_md5(tmp_path):
     _write_cifar(tmp_path / "cifar-10", rng)
     archive = tmp_path / "cifar-10" / "cifar-10-python.tar.gz"
     from petri.data.cifar import load_cifar_archive
-    from petri.data.registry import CIFAR10_BATCH_MD5
+    from petri.data.registry import CIFAR_BATCH_MD5
 
     with pytest.raises(DataError, match="checksum mismatch for data_batch_1: expected c99cafc1"):
-        load_cifar_archive(archive, CIFAR10_BATCH_MD5)
+        load_cifar_archive(archive, CIFAR_BATCH_MD5[CIFAR10.files[0].md5])
 
 
 class _Server:

@@ -190,7 +190,7 @@ def test_cli_run_show_export(tmp_path):
 @pytest.mark.parametrize("args,msg", [
     (["run", "{study}", "--executor", "slurm"], "--executor: 'slurm' is not an executor; allowed: local, ray"),
     (["run", "{bad}", "--out", "{out}"], "bad.toml: variants.x.treatments[0]: unknown treatment 'blurr'"),
-    (["run", "{study}", "--out", "{out}", "--data", "svhn"], "data: unknown data set 'svhn'"),
+    (["run", "{study}", "--out", "{out}", "--data", "nosuchset"], "data: unknown data set 'nosuchset'"),
     (["show", "{tmp}/nowhere"], "no ledger here"),
     (["run", "{other}", "--out", "{out}", "--dry-run"], "belongs to study 'small', not 'other'"),
     (["run", "{study}", "--out", "{out}", "--profile", "gpu"], "--profile 'gpu' is not a profile of this study"),
@@ -311,3 +311,41 @@ def test_resnet_blocks_and_adamw_study(tmp_path):
     db = sqlite3.connect(tmp_path / "petri.sqlite")
     accs = db.execute("SELECT train_acc, test_acc FROM epochs WHERE epoch = 2").fetchall()
     assert len(accs) == 4 and min(a for a, _ in accs) > 0.2  # it learns (plain PyTorch reaches 0.30 here too)
+
+
+PACKING = """
+name = "packing"
+data = "mnist"
+seeds = 3
+baseline = "a"
+
+[recipe]
+model = { name = "mlp", hidden = [32] }
+batch_size = 10
+epochs = 2
+train_size = 5000
+test_size = 1000
+
+[variants.a]
+
+[variants.b]
+recipe = { model = { name = "mlp", hidden = [32], bn = true } }
+"""
+
+
+def test_cells_compute_the_same_bits_in_packs_of_any_size_through_the_cli(tmp_path):
+    """The same study with --max-members 1, 2 and the default (all of a variant's seeds in one pack, on
+    shards of one thread each) gives the same numbers to the last bit."""
+    study = _write(tmp_path, PACKING)
+    ledgers = []
+    for k in ("1", "2", None):
+        out = tmp_path / f"k{k}"
+        args = ["run", str(study), "--out", str(out), "--no-report"] + (["--max-members", k] if k else [])
+        assert runner.invoke(app, args).exit_code == 0
+        db = _db(out)
+        ledgers.append(db.execute("SELECT cell_hash, epoch, train_loss, train_acc, test_loss, test_acc, pack_size "
+                                  "FROM epochs ORDER BY cell_hash, epoch").fetchall())
+        db.close()
+    assert {r[-1] for r in ledgers[0]} == {1} and {r[-1] for r in ledgers[2]} == {3}
+    strip = [[r[:-1] for r in rows] for rows in ledgers]  # pack size aside
+    assert strip[0] == strip[1] == strip[2]

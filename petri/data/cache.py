@@ -40,11 +40,13 @@ def _crc(a: np.ndarray) -> int:
 
 
 def _entry(name: str, key: str) -> Path:
-    return cache_dir() / f"{name}-{key[:16]}"
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in name)[:40]
+    return cache_dir() / f"{safe}-{key[:16]}"
 
 
 def load(name: str, key: str, sources: list[Path]) -> dict[str, np.ndarray] | None:
-    """The cached arrays, or None if absent, stale (sources changed) or corrupt."""
+    """The cached arrays (and ``"info"``, what was stored with them), or None if absent, stale (sources
+    changed) or corrupt."""
     folder = _entry(name, key)
     try:
         meta = json.loads((folder / "meta.json").read_text())
@@ -53,13 +55,14 @@ def load(name: str, key: str, sources: list[Path]) -> dict[str, np.ndarray] | No
         arrays = {a: np.load(folder / f"{a}.npy", allow_pickle=False) for a in ARRAYS}
         if any(_crc(arrays[a]) != meta["crc32"][a] for a in ARRAYS):
             return None
-        return arrays
+        return arrays | {"info": meta.get("info", {})}
     except (OSError, ValueError, KeyError, json.JSONDecodeError):
         return None
 
 
-def store(name: str, key: str, sources: list[Path], arrays: dict[str, np.ndarray]) -> None:
-    """Write an entry atomically (temporary files, then rename); failures are non-fatal."""
+def store(name: str, key: str, sources: list[Path], arrays: dict[str, np.ndarray], info: dict | None = None) -> None:
+    """Write an entry atomically (temporary files, then rename); failures are non-fatal. ``info``
+    (JSON) is kept with it: a user data set's classes and checksum."""
     folder = _entry(name, key)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -68,7 +71,7 @@ def store(name: str, key: str, sources: list[Path], arrays: dict[str, np.ndarray
             np.save(tmp, arrays[a], allow_pickle=False)
             os.replace(tmp, folder / f"{a}.npy")
         meta = {"format": FORMAT, "key": key, "sources": fingerprint(sources),
-                "crc32": {a: _crc(arrays[a]) for a in ARRAYS}}
+                "crc32": {a: _crc(arrays[a]) for a in ARRAYS}, "info": info or {}}
         tmp = folder / f".meta.{os.getpid()}.json"
         tmp.write_text(json.dumps(meta))
         os.replace(tmp, folder / "meta.json")

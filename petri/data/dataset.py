@@ -1,19 +1,26 @@
-"""Loading a data set as uint8 tensors: the one entry point the rest of petri uses."""
+"""Loading a data set as uint8 tensors: the one entry point the rest of petri uses.
+
+A data set is named by a key: a registered name (``mnist``), one of its label variants
+(``cifar-100/coarse``), or the path of the user's own ``.npz`` file or image folder.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
 from ..errors import DataError
-from . import cache
+from . import cache, user
 from .cifar import load_cifar_archive
 from .idx import load_idx_pair
-from .registry import CIFAR10_BATCH_MD5, DatasetSpec, get_spec
-from .sources import data_root, ensure_files, verify_file
+from .registry import CIFAR_BATCH_MD5, DATASETS, DatasetSpec, registered
+from .sources import ensure_files, locate, verify_file
+from .svhn import read_svhn_mat
 
 
 @dataclass
@@ -36,23 +43,47 @@ class Dataset:
 
     @property
     def checksum(self) -> str:
-        """Identity of the source files (part of every cell's hash)."""
-        return hashlib.sha256("".join(f.md5 for f in self.spec.files).encode()).hexdigest()[:16]
+        """Identity of the data (part of every cell's hash)."""
+        return hashlib.sha256("".join(self.spec.identity).encode()).hexdigest()[:16]
 
     def to(self, device: torch.device | str) -> Dataset:
         return Dataset(self.spec, *(t.to(device) for t in (self.train_x, self.train_y, self.test_x, self.test_y)))
 
 
+def is_registered(key: str) -> bool:
+    return key.partition("/")[0] in DATASETS
+
+
+def get_spec(key: str) -> DatasetSpec:
+    """The spec of the data set ``key`` names (a user's data set is read, once, to know its shape)."""
+    if isinstance(key, DatasetSpec):
+        return key
+    if is_registered(key) or not ("/" in key or "\\" in key or key.endswith(".npz") or Path(key).exists()):
+        return registered(key)
+    return user.spec_and_arrays(key)[0]
+
+
+def _idx(spec, paths):
+    train = load_idx_pair(paths["train-images-idx3-ubyte.gz"], paths["train-labels-idx1-ubyte.gz"])
+    test = load_idx_pair(paths["t10k-images-idx3-ubyte.gz"], paths["t10k-labels-idx1-ubyte.gz"])
+    return (*train, *test)
+
+
+def _cifar(spec, paths):
+    archive = spec.files[0]
+    return load_cifar_archive(paths[archive.name], CIFAR_BATCH_MD5.get(archive.md5), spec.labels)
+
+
+def _svhn(spec, paths):
+    return (*read_svhn_mat(paths["train_32x32.mat"]), *read_svhn_mat(paths["test_32x32.mat"]))
+
+
+# format -> parser of the official files: (spec, {file name: path}) -> train_x, train_y, test_x, test_y
+FORMATS: dict[str, Callable] = {"idx": _idx, "cifar-python": _cifar, "svhn-mat": _svhn}
+
+
 def _parse(spec: DatasetSpec, paths: dict) -> dict[str, np.ndarray]:
-    if spec.format == "idx":
-        train_x, train_y = load_idx_pair(paths["train-images-idx3-ubyte.gz"], paths["train-labels-idx1-ubyte.gz"])
-        test_x, test_y = load_idx_pair(paths["t10k-images-idx3-ubyte.gz"], paths["t10k-labels-idx1-ubyte.gz"])
-    elif spec.format == "cifar-python":
-        batch_md5 = CIFAR10_BATCH_MD5 if spec.files[0].md5 == "c58f30108f718f92721af3b95e74349a" else None
-        train_x, train_y, test_x, test_y = load_cifar_archive(paths[spec.files[0].name], batch_md5)
-    else:  # pragma: no cover - registry entries are fixed
-        raise DataError(f"{spec.name}: unknown format {spec.format!r}")
-    arrays = {"train_x": train_x, "train_y": train_y, "test_x": test_x, "test_y": test_y}
+    arrays = dict(zip(cache.ARRAYS, FORMATS[spec.format](spec, paths)))
     _check(spec, arrays)
     return arrays
 
@@ -68,21 +99,23 @@ def _check(spec: DatasetSpec, a: dict[str, np.ndarray]) -> None:
             raise DataError(f"{spec.name}: {split} labels outside 0..{len(spec.classes) - 1}")
 
 
-def load(
-    name: str | DatasetSpec, root=None, device: torch.device | str = "cpu", allow_download: bool = True
-) -> Dataset:
-    """Load a data set by name (or spec), verified, via the array cache."""
+def load(name: str | DatasetSpec, root=None, device: torch.device | str = "cpu", allow_download: bool = True
+         ) -> Dataset:
+    """Load a data set by key (or spec), verified, via the array cache. ``root``: where its files are
+    (default: PETRI_DATA, then the user cache; a download goes to the user cache)."""
     spec = name if isinstance(name, DatasetSpec) else get_spec(name)
-    root = data_root(root)
-    paths = ensure_files(spec, root, allow_download=allow_download)
-    sources = [paths[f.name] for f in spec.files]
-    key = hashlib.sha256(f"{spec.name}|{'|'.join(f.md5 for f in spec.files)}".encode()).hexdigest()
-    arrays = cache.load(spec.name, key, sources)
-    if arrays is None:
-        for f in spec.files:  # a corrupt file is never parsed, let alone cached
-            verify_file(spec, f, root)
-        arrays = _parse(spec, paths)
-        cache.store(spec.name, key, sources, arrays)
+    if spec.source is not None:  # the user's own arrays or folder
+        spec, arrays = user.spec_and_arrays(spec.source)
+    else:
+        paths = ensure_files(spec, root, allow_download=allow_download)
+        sources = [paths[f.name] for f in spec.files]
+        key = hashlib.sha256(f"{spec.key}|{'|'.join(f.md5 for f in spec.files)}".encode()).hexdigest()
+        arrays = cache.load(spec.key, key, sources)
+        if arrays is None:
+            for f in spec.files:  # a corrupt file is never parsed, let alone cached
+                verify_file(spec, f, paths[f.name].parent.parent)
+            arrays = _parse(spec, paths)
+            cache.store(spec.key, key, sources, arrays)
     ds = Dataset(spec, *(torch.from_numpy(np.ascontiguousarray(arrays[a])) for a in cache.ARRAYS))
     return ds.to(device) if str(device) != "cpu" else ds
 
@@ -90,14 +123,18 @@ def load(
 def verify(name: str | DatasetSpec, root=None) -> dict:
     """Checksums, parse and counts, bypassing the cache. Returns a summary; raises DataError."""
     spec = name if isinstance(name, DatasetSpec) else get_spec(name)
-    root = data_root(root)
-    paths = ensure_files(spec, root, allow_download=False)
-    for f in spec.files:
-        verify_file(spec, f, root)
-    arrays = _parse(spec, paths)
+    if spec.source is not None:
+        spec, arrays = user.spec_and_arrays(spec.source)
+        folder = spec.source
+    else:
+        paths = ensure_files(spec, root, allow_download=False)
+        for f in spec.files:
+            verify_file(spec, f, paths[f.name].parent.parent)
+        arrays = _parse(spec, paths)
+        folder = str(locate(spec, root))
     return {
-        "name": spec.name,
-        "folder": str(root / spec.name),
+        "name": spec.key,
+        "folder": folder,
         "train": int(len(arrays["train_y"])),
         "test": int(len(arrays["test_y"])),
         "train_per_class": np.bincount(arrays["train_y"], minlength=len(spec.classes)).tolist(),

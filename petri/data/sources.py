@@ -1,10 +1,11 @@
-"""Where a data set's files come from: the data root, checksums, downloads.
+"""Where a data set's files come from: the data roots, checksums, downloads.
 
-Resolution order for the data root: explicit argument > ``PETRI_DATA`` >
-the per-user cache dir. Files live at ``<root>/<dataset>/<official name>``.
-Missing files are downloaded (``PETRI_MIRROR`` first if set, then the
-official URL and its mirrors) with pooch, which checks the MD5 and never
-leaves a corrupt file behind.
+Files live at ``<root>/<dataset>/<official name>``. They are looked for in an explicit root if one is
+given, else in ``PETRI_DATA`` and then the per-user cache. Missing files are downloaded
+(``PETRI_MIRROR`` first if set, then the official URL and its mirrors) with pooch, which checks the
+MD5 and never leaves a corrupt file behind — into the explicit root, else into the user cache:
+never into ``PETRI_DATA`` (a shared, possibly read-only folder) unless the user names it
+(``petri data fetch NAME --root DIR``).
 """
 
 from __future__ import annotations
@@ -19,17 +20,33 @@ from ..errors import DataError
 from .registry import DataFile, DatasetSpec
 
 
-def data_root(root: str | os.PathLike | None = None) -> Path:
-    if root is not None:
-        return Path(root)
-    if os.environ.get("PETRI_DATA"):
-        return Path(os.environ["PETRI_DATA"])
+def user_data_dir() -> Path:
+    """Where downloads go unless the user names a root: the per-user cache."""
     return Path(platformdirs.user_cache_dir("petri")) / "datasets"
 
 
-def _where(root: Path) -> str:
+def data_roots(root: str | os.PathLike | None = None) -> list[Path]:
+    """Where files are looked for, in order."""
+    if root is not None:
+        return [Path(root)]
+    roots = [Path(os.environ["PETRI_DATA"])] if os.environ.get("PETRI_DATA") else []
+    return roots + [user_data_dir()]
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The first place files are looked for (``petri data list`` shows it)."""
+    return data_roots(root)[0]
+
+
+def _where(root: str | os.PathLike | None = None) -> str:
     env = os.environ.get("PETRI_DATA")
-    return f"{root} (PETRI_DATA={env})" if env else f"{root} (PETRI_DATA not set)"
+    searched = ", ".join(str(r) for r in data_roots(root))
+    return searched + ("" if root is not None else f" (PETRI_DATA={env})" if env else " (PETRI_DATA not set)")
+
+
+def locate(spec: DatasetSpec, root: str | os.PathLike | None = None) -> Path | None:
+    """The first root holding all of the data set's files, or None."""
+    return next((r for r in data_roots(root) if not missing_files(spec, r)), None)
 
 
 def md5sum(path: Path) -> str:
@@ -48,7 +65,7 @@ def verify_file(spec: DatasetSpec, f: DataFile, root: Path) -> Path:
     """The path of ``f`` under ``root`` after checking its MD5; a mismatch is an error."""
     path = root / spec.name / f.name
     if not path.is_file():
-        raise DataError(f"{spec.name}: {f.name} not found in {path.parent}; searched {_where(root)}")
+        raise DataError(f"{spec.name}: {f.name} not found in {path.parent}")
     actual = md5sum(path)
     if actual != f.md5:
         raise DataError(
@@ -102,14 +119,25 @@ def download(spec: DatasetSpec, root: Path, timeout_s: float = 30.0) -> list[Pat
     return fetched
 
 
-def ensure_files(spec: DatasetSpec, root: Path, allow_download: bool = True) -> dict[str, Path]:
-    """Paths of all files of ``spec`` (downloading the missing ones if allowed)."""
-    missing = missing_files(spec, root)
-    if missing and not allow_download:
-        raise DataError(
-            f"{spec.name}: missing {', '.join(missing)} in {root / spec.name}; searched {_where(root)}; "
-            f"run `petri data fetch {spec.name}` or copy the official files there"
-        )
-    if missing:
-        download(spec, root)
-    return {f.name: root / spec.name / f.name for f in spec.files}
+def missing_message(spec: DatasetSpec, root: str | os.PathLike | None = None) -> str | None:
+    """None if the files are there; else which are missing, where petri looked, and how to get them."""
+    if locate(spec, root) is not None:
+        return None
+    first = data_roots(root)[0]
+    target = Path(root) if root is not None else user_data_dir()
+    return (f"{spec.name}: missing {', '.join(missing_files(spec, first))} (searched {_where(root)}); "
+            f"`petri data fetch {spec.name}` downloads them into {target / spec.name}, or copy the official files "
+            f"into a {spec.name}/ folder there or under PETRI_DATA")
+
+
+def ensure_files(spec: DatasetSpec, root: str | os.PathLike | None = None, allow_download: bool = True
+                 ) -> dict[str, Path]:
+    """Paths of all files of ``spec``, downloading the missing ones (into ``root`` if given, else the
+    user cache) if allowed."""
+    found = locate(spec, root)
+    if found is None:
+        if not allow_download:
+            raise DataError(missing_message(spec, root))
+        found = Path(root) if root is not None else user_data_dir()
+        download(spec, found)
+    return {f.name: found / spec.name / f.name for f in spec.files}

@@ -19,7 +19,7 @@ import threading
 import traceback
 from typing import Callable
 
-from ..data import data_root, load
+from ..data import get_spec, load, locate
 from ..plugins import load as load_plugins
 from ..train.loop import Result, resolve_device, train_pack
 from .packing import Pack
@@ -53,7 +53,7 @@ def run_local(packs: list[Pack], data: str, on_start: OnStart, on_epoch: OnEpoch
         on_done(pack, results, None)
 
 
-def _train_stream(data: str, root: str, plugins: list[str], pack_blob: bytes):
+def _train_stream(data: str, root: str | None, plugins: list[str], pack_blob: bytes):
     """On a Ray worker: train a pack, yielding ("epoch", n, pickled results) after each epoch and
     ("done", pickled results) at the end. The study's plugins are imported first, so that a pack naming a user's model
     unpickles (its spec class and factory are found by reference)."""
@@ -92,7 +92,9 @@ def run_ray(packs: list[Pack], data: str, on_start: OnStart, on_epoch: OnEpoch, 
                      runtime_env={"env_vars": {k: v for k, v in os.environ.items() if k.startswith("PETRI_")}})
         except Exception as e:  # noqa: BLE001
             raise PetriError(f"--address {address}: cannot connect to Ray ({_error(e)})") from None
-    root = str(data_root().resolve())
+    spec = get_spec(data)  # each worker reads the files from where the driver found them
+    found = locate(spec) if spec.source is None else None
+    root = str(found.resolve()) if found is not None else None
     live: dict = {}  # generator -> (pack, tries)
 
     def submit(pack: Pack, tries: int) -> None:

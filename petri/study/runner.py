@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .. import __version__
 from ..data import get_spec
+from ..data.sources import ensure_files
 from ..train.loop import resolve_device
 from . import cellstore
 from .executors import run_local, run_ray
@@ -66,6 +67,9 @@ def run_study(study: Study, out: str | Path, executor: str = "local", address: s
               max_members: int | None = None, console: Console | None = None) -> dict:
     """Train every unfinished cell of ``study`` into ``out``; returns counts by status."""
     console = console or Console(stderr=True)
+    spec = get_spec(study.data)
+    if spec.source is None:  # the files first: a missing data set stops the run before it starts
+        ensure_files(spec)
     ledger = Ledger(out, create=True)
     ledger.claim(study.name)
     ledger.register(study.cells)

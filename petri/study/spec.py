@@ -186,18 +186,22 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
     if unknown:
         raise SpecError(f"{where}: unknown field {sorted(unknown)[0]!r}; allowed: {', '.join(sorted(TOP_KEYS))}")
     raw = _apply_profile(raw, profile, where)
+    base_dir = base_dir or (Path(path).parent if Path(path).is_file() else Path.cwd())
     plugins = raw.get("plugins", [])
     if not isinstance(plugins, list) or not all(isinstance(p, str) and p for p in plugins):
         raise SpecError(f"{where}: plugins: must be a list of Python files or module names, e.g. [\"mymodels.py\"]")
-    base_dir = base_dir or (Path(path).parent if Path(path).is_file() else Path.cwd())
     plugins = [load_plugins.resolve(p, base_dir) for p in plugins]
     load_plugins.load(plugins, f"{where}: plugins")
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
         raise SpecError(f"{where}: name: missing or empty; give the study a name (a string)")
     data = data_override or raw.get("data")
-    if not isinstance(data, str):
-        raise SpecError(f"{where}: data: missing; one of {', '.join(_dataset_names())}")
+    if isinstance(data, dict) and set(data) == {"path"}:
+        data = data["path"]
+    if not isinstance(data, str) or not data:
+        raise SpecError(f"{where}: data: missing; a registered data set ({', '.join(_dataset_names())}), or the "
+                        "path of your .npz file or image folder")
+    data = data_key(data, Path.cwd() if data_override else base_dir)
     try:
         dspec = get_spec(data)
     except PetriError as e:
@@ -287,7 +291,7 @@ def _config(data, dspec, recipe: Recipe, ts, seed) -> dict:
     r = canonical(recipe)
     for unlearned in ("device", "eval_batch_size"):  # neither changes what is learned
         r.pop(unlearned, None)
-    config = {"data": data, "data_md5": [f.md5 for f in dspec.files], "recipe": r,
+    config = {"data": dspec.name if dspec.source else data, "data_md5": dspec.identity, "recipe": r,
               "treatments": [canonical(t) for t in ts], "seed": seed, "semantics": SEMANTICS}
     if recipe.model.code_id():  # a user's module: its source is part of what the cell is
         config["model_code"] = recipe.model.code_id()
@@ -304,6 +308,17 @@ def _check_sizes(recipe: Recipe, dspec, where):
                         f"allowed: 1..{n_train}")
     if recipe.test_size and recipe.test_size > dspec.n_test:
         raise SpecError(f"{where}.recipe.test_size: {recipe.test_size} exceeds the {dspec.n_test} test images")
+
+
+def data_key(ref: str, base: Path) -> str:
+    """A registered name as it is; a user's file or folder as its absolute path (relative to ``base``)."""
+    from ..data import is_registered
+
+    p = Path(ref).expanduser()
+    full = p if p.is_absolute() else base / p
+    if is_registered(ref) or not ("/" in ref or "\\" in ref or ref.endswith(".npz") or full.exists()):
+        return ref  # a name (registered, or unknown: get_spec says which are known)
+    return str(full.resolve())
 
 
 def _dataset_names():

@@ -16,6 +16,12 @@ class Stopper:
         self.best = -math.inf if self.higher else math.inf
         self.since_best = 0
 
+    def state(self) -> dict:
+        return {"best": self.best, "since_best": self.since_best}
+
+    def load(self, state: dict) -> None:
+        self.best, self.since_best = state["best"], state["since_best"]
+
     def update(self, metrics: dict) -> bool:
         value = metrics[self.rule.monitor]
         improved = (value > self.best + self.rule.min_delta) if self.higher else (value < self.best - self.rule.min_delta)

@@ -124,20 +124,23 @@ class _Shard:
         self.step = 0
         self.best: list[tuple[int, dict] | None] = [None] * self.K  # (epoch, weights) with early stopping
         for k, m in enumerate(members):
-            if m.state is not None:  # resume: this member exactly as it was after m.state.epoch epochs
-                restore(self.net, self.opt, k, {"order": self.orders[k]}, m.state.tensors)
-                self.step = m.state.step
-                self.opt.steps.fill_(m.state.step)
-                if self.stoppers[k] and m.state.stopper:
-                    self.stoppers[k].best, self.stoppers[k].since_best = (m.state.stopper["best"],
-                                                                          m.state.stopper["since_best"])
-                if m.state.best is not None:
-                    self.best[k] = (m.state.best_epoch, m.state.best)
+            if m.state is not None:
+                self._resume(k, m.state)
         self.cancelled = False  # set by train_pack when the pack is abandoned (Ctrl-C, another shard failed)
         # Training images stay uint8 until a batch is read (4× less memory traffic than float).
         self.raw_buf = torch.empty(max(self.K * recipe.batch_size * self.pipe.reader.image_bytes, READ_BYTES),
                                    dtype=torch.uint8, device=device)
         self.x_buf = torch.empty(self.K * recipe.batch_size * math.prod(data.spec.shape), device=device)  # reused
+
+    def _resume(self, k: int, state: CellState) -> None:
+        """Member k exactly as it was after ``state.epoch`` epochs."""
+        restore(self.net, self.opt, k, {"order": self.orders[k]}, state.tensors)
+        self.step = state.step
+        self.opt.steps.fill_(state.step)
+        if self.stoppers[k] and state.stopper:
+            self.stoppers[k].load(state.stopper)
+        if state.best is not None:
+            self.best[k] = (state.best_epoch, state.best)
 
     @torch.no_grad()  # grad mode is per thread: shards may run on worker threads
     def train_epoch(self, epoch: int) -> None:
@@ -210,8 +213,8 @@ class _Shard:
         if r.status == "running":
             stopper = self.stoppers[k]
             r.state = CellState(epoch, self.step, capture(self.net, self.opt, k, {"order": self.orders[k]}),
-                                {"best": stopper.best, "since_best": stopper.since_best} if stopper else None,
-                                best[1] if best else None, best[0] if best else None)
+                                stopper.state() if stopper else None, best[1] if best else None,
+                                best[0] if best else None)
         elif r.status in ("done", "stopped-early"):
             r.state, r.weights = None, _cpu(self.net.member_state(k))
             if best:
