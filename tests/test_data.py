@@ -254,3 +254,103 @@ def test_no_network_says_where_to_put_files(tmp_path, monkeypatch):
     monkeypatch.setenv("PETRI_MIRROR", f"http://127.0.0.1:{port}")
     with pytest.raises(DataError, match=r"could not download train-images-idx3-ubyte.gz \(no network\?\).*copy the official file into"):
         D.load(spec, tmp_path / "nothing")
+
+
+def _served_spec(spec, folder: Path, n_train: int, n_test: int):
+    """``spec`` with the checksums of the small official-format files a test wrote to folder/<name>/,
+    fetched only from the local mirror (PETRI_MIRROR)."""
+    files = tuple(DataFile(f.name, D.sources.md5sum(folder / spec.name / f.name), ()) for f in spec.files)
+    return replace(spec, files=files, n_train=n_train, n_test=n_test)
+
+
+def _download(spec, served: Path, tmp_path, monkeypatch):
+    server = _Server(served)
+    try:
+        monkeypatch.setenv("PETRI_MIRROR", server.url)
+        root = tmp_path / "downloaded"
+        ds = D.load(spec, root)
+        assert all(D.sources.md5sum(root / spec.name / f.name) == f.md5 for f in spec.files)
+        return ds
+    finally:
+        server.close()
+
+
+def test_kmnist_idx_files_read_back_and_download(tmp_path, monkeypatch):
+    from petri.data.registry import KMNIST
+
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "served" / "kmnist"
+    folder.mkdir(parents=True)
+    xs = {s: rng.integers(0, 256, (n, 28, 28), dtype=np.uint8) for s, n in (("train", 30), ("t10k", 12))}
+    ys = {s: rng.integers(0, 10, len(x)).astype(np.uint8) for s, x in xs.items()}
+    for s in xs:
+        _write_idx(folder / f"{s}-images-idx3-ubyte.gz", 2051, xs[s])
+        _write_idx(folder / f"{s}-labels-idx1-ubyte.gz", 2049, ys[s])
+    ds = _download(_served_spec(KMNIST, tmp_path / "served", 30, 12), tmp_path / "served", tmp_path, monkeypatch)
+    assert np.array_equal(ds.train_x.numpy()[:, 0], xs["train"]) and np.array_equal(ds.test_y.numpy(), ys["t10k"])
+    assert ds.spec.classes[:3] == ("o", "ki", "su")
+
+
+def _write_cifar100(folder: Path, rng, n=(50, 20)) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = folder / "staging" / "cifar-100-python"
+    staging.mkdir(parents=True)
+    batches = {}
+    for name, count in zip(("train", "test"), n):
+        fine = rng.integers(0, 100, count)
+        batches[name] = {b"filenames": [b"x.png"] * count, b"batch_label": name.encode(),
+                         b"fine_labels": fine.tolist(), b"coarse_labels": (fine // 5).tolist(),
+                         b"data": rng.integers(0, 256, (count, 3072), dtype=np.uint8)}
+        (staging / name).write_bytes(pickle.dumps(batches[name], protocol=2))
+    (staging / "meta").write_bytes(pickle.dumps({b"fine_label_names": [], b"coarse_label_names": []}))
+    with tarfile.open(folder / "cifar-100-python.tar.gz", "w:gz") as tar:
+        tar.add(staging, arcname="cifar-100-python")
+    shutil.rmtree(folder / "staging")
+    return batches
+
+
+def test_cifar100_fine_and_coarse_labels_and_download(tmp_path, monkeypatch):
+    from petri.data.registry import CIFAR100, registered
+
+    rng = np.random.default_rng(4)
+    batches = _write_cifar100(tmp_path / "served" / "cifar-100", rng)
+    fine = _download(_served_spec(CIFAR100, tmp_path / "served", 50, 20), tmp_path / "served", tmp_path, monkeypatch)
+    assert fine.train_x.shape == (50, 3, 32, 32) and len(fine.spec.classes) == 100
+    assert np.array_equal(fine.train_x.numpy().reshape(50, -1), batches["train"][b"data"])
+    assert fine.test_y.tolist() == batches["test"][b"fine_labels"]
+    coarse_spec = replace(registered("cifar-100/coarse"), files=fine.spec.files, n_train=50, n_test=20)
+    coarse = D.load(coarse_spec, tmp_path / "downloaded")
+    assert coarse.spec.key == "cifar-100/coarse" and len(coarse.spec.classes) == 20
+    assert coarse.test_y.tolist() == batches["test"][b"coarse_labels"] and coarse.spec.classes[0] == "aquatic_mammals"
+    assert coarse.spec.identity != fine.spec.identity  # other labels, other cells
+    with pytest.raises(DataError, match=r"cifar-100 has no label variant 'medium'; variants: cifar-100/coarse"):
+        registered("cifar-100/medium")
+
+
+def test_svhn_mat_files_label_10_is_zero_and_download(tmp_path, monkeypatch):
+    import scipy.io
+
+    from petri.data.registry import SVHN
+
+    rng = np.random.default_rng(5)
+    folder = tmp_path / "served" / "svhn"
+    folder.mkdir(parents=True)
+    raw = {}
+    for name, n in (("train_32x32.mat", 25), ("test_32x32.mat", 10)):
+        x = rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8)
+        y = rng.integers(1, 11, (n, 1)).astype(np.uint8)
+        y[0] = 10
+        scipy.io.savemat(folder / name, {"X": x, "y": y})
+        raw[name] = (x, y)
+    ds = _download(_served_spec(SVHN, tmp_path / "served", 25, 10), tmp_path / "served", tmp_path, monkeypatch)
+    x, y = raw["train_32x32.mat"]
+    assert np.array_equal(ds.train_x.numpy(), x.transpose(3, 2, 0, 1))
+    assert ds.train_y[0] == 0 and ds.train_y.tolist() == (y[:, 0] % 10).tolist()
+    assert ds.test_x[3, 1, 5, 7] == raw["test_32x32.mat"][0][5, 7, 1, 3]  # [N, C, H, W] from [H, W, C, N]
+
+
+def test_every_registered_set_has_official_files_and_citation():
+    assert set(D.DATASETS) == {"mnist", "fashion-mnist", "cifar-10", "kmnist", "cifar-100", "svhn"}
+    for spec in D.DATASETS.values():
+        assert spec.files and all(len(f.md5) == 32 and f.urls for f in spec.files), spec.name
+        assert spec.citation and len(spec.classes) >= 10 and spec.format in dataset.FORMATS

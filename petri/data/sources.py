@@ -86,6 +86,7 @@ def download(spec: DatasetSpec, root: Path, timeout_s: float = 30.0) -> list[Pat
     import pooch  # imported here: only downloads need it
     import requests
 
+    pooch.get_logger().setLevel("WARNING")  # petri says what went wrong itself, in one line
     folder = root / spec.name
     fetched = []
     for name in missing_files(spec, root):

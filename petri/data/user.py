@@ -5,7 +5,8 @@
   1 or 3 channels. Labels integers 0..C-1.
 * a folder holding ``train/<class>/<image>`` and ``test/<class>/<image>`` (PNG, JPEG, ... anything
   Pillow reads); class names are the sub-folder names, sorted; all images of one size; grey if
-  every image is, else RGB.
+  every image is, else RGB. A split's images are in the order of their file names (then class), so
+  files named by index (00000.png, ...) keep the order of the arrays they were written from.
 
 Both become the same uint8 [N, C, H, W] arrays as the registered sets, kept in the array cache
 (keyed by the files' paths, sizes and mtimes, so nothing is read or hashed twice). A user data set's
@@ -143,15 +144,16 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 
 def _folder_files(root: Path) -> list[Path]:
-    """Every file of train/ and test/, in a fixed order (sorted by class, then name)."""
+    """Every file of train/ then test/, each split in the order of file names (then class names)."""
     files = []
     for split in ("train", "test"):
         d = root / split
         if not d.is_dir():
             raise DataError(f"{root}: no {split}/ folder; an image-folder data set holds train/<class>/ and "
                             "test/<class>/")
-        for cls in sorted(c for c in d.iterdir() if c.is_dir() and not c.name.startswith(".")):
-            files += sorted(f for f in cls.iterdir() if f.is_file() and not f.name.startswith("."))
+        found = [f for cls in d.iterdir() if cls.is_dir() and not cls.name.startswith(".")
+                 for f in cls.iterdir() if f.is_file() and not f.name.startswith(".")]
+        files += sorted(found, key=lambda f: (f.name, f.parent.name))
     return files
 
 

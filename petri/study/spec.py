@@ -291,7 +291,8 @@ def _config(data, dspec, recipe: Recipe, ts, seed) -> dict:
     r = canonical(recipe)
     for unlearned in ("device", "eval_batch_size"):  # neither changes what is learned
         r.pop(unlearned, None)
-    config = {"data": dspec.name if dspec.source else data, "data_md5": dspec.identity, "recipe": r,
+    # a user's data set is its content (whatever its file is called or where it lies)
+    config = {"data": "user" if dspec.source else data, "data_md5": dspec.identity, "recipe": r,
               "treatments": [canonical(t) for t in ts], "seed": seed, "semantics": SEMANTICS}
     if recipe.model.code_id():  # a user's module: its source is part of what the cell is
         config["model_code"] = recipe.model.code_id()
