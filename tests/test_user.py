@@ -283,3 +283,14 @@ def test_shipped_own_data_example_runs(tmp_path, shared_data):
     db = sqlite3.connect(tmp_path / "out" / "petri.sqlite")
     accs = [a for (a,) in db.execute("SELECT test_acc FROM epochs WHERE epoch = 15")]
     assert len(accs) == 12 and min(accs) > 0.85
+
+
+def test_report_names_the_data_and_its_checksum(both, tmp_path):
+    npz, _ = both
+    out = tmp_path / "out"
+    run_study(parse_study(STUDY.format(data=npz).replace("epochs = 15", "epochs = 1")), out)
+    from petri.report.build import build_report
+
+    md = (build_report(out).parent / "report.md").read_text()
+    checksum = D.get_spec(str(npz)).identity[0][:12]
+    assert f"Data: digits ({npz}; content sha256 {checksum})" in md

@@ -91,6 +91,16 @@ def _packs(cells, epochs, runs):
     return out
 
 
+def _data_label(study) -> str:
+    """The data set by name, with what identifies it: the official files' or the user's content checksum."""
+    from ..data import get_spec
+
+    spec = get_spec(study.data)
+    if spec.source:
+        return f"{spec.name} ({spec.source}; content sha256 {spec.identity[0][:12]})"
+    return f"{spec.key} (official files, MD5 {spec.identity[0][:8]}…)"
+
+
 def _facts(study, runs, cells) -> dict:
     last = runs[-1]
     wall = sum((r["finished"] or r["started"]) - r["started"] for r in runs)
@@ -98,7 +108,7 @@ def _facts(study, runs, cells) -> dict:
     for c in cells:
         status[c["status"]] = status.get(c["status"], 0) + 1
     missing = [c for c in cells if c["status"] not in ("done", "stopped-early", "diverged")]
-    return {"petri": last["petri_version"], "commit": (last["git_commit"] or "—")[:12], "torch": last["torch_version"],
+    return {"data": _data_label(study), "petri": last["petri_version"], "commit": (last["git_commit"] or "—")[:12], "torch": last["torch_version"],
             "device": last["device"], "host": last["host"], "executor": last["executor"],
             "runs": len(runs), "wall": f"{wall:,.0f} s", "cells": f"{len(cells)} of {len(study.cells)} in the study",
             "status": ", ".join(f"{v} {k}" for k, v in sorted(status.items())),
@@ -148,7 +158,7 @@ def networks(study) -> list[tuple[str, list[str], list[list[str]], int]]:
 
 
 def _markdown(study, rows, facts, figs, nets) -> str:
-    lines = [f"# {study.name}", "", f"{facts['cells']}: {facts['status']}. Baseline: `{study.baseline}`. "
+    lines = [f"# {study.name}", "", f"{facts['cells']}: {facts['status']}. Baseline: `{study.baseline}`. Data: {facts['data']}. "
              f"petri {facts['petri']} ({facts['commit']}), torch {facts['torch']}, {facts['device']}, wall {facts['wall']}.", ""]
     if facts["missing"]:
         lines += [f"**{len(facts['missing'])} cells have no final result yet** (pending, running or failed).", ""]
@@ -182,7 +192,7 @@ def _html(study, rows, facts, figs, nets) -> str:
     esc = html.escape
     body = [f"<h1>{esc(study.name)}</h1>",
             f"<p class='facts'>{esc(facts['cells'])}: {esc(facts['status'])} · baseline <b>{esc(study.baseline)}</b> · "
-            f"data {esc(study.data)} · {len(study.seeds)} seeds · petri {esc(facts['petri'])} ({esc(facts['commit'])}) · "
+            f"data {esc(facts['data'])} · {len(study.seeds)} seeds · petri {esc(facts['petri'])} ({esc(facts['commit'])}) · "
             f"torch {esc(facts['torch'])} · {esc(facts['device'])} on {esc(facts['host'] or '?')} · executor "
             f"{esc(facts['executor'] or '?')} · {facts['runs']} run(s), wall time {esc(facts['wall'])} · "
             f"generated {esc(facts['generated'])}</p>"]
