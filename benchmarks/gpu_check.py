@@ -106,8 +106,9 @@ def check_alone_vs_packed(ds, device: str, quick: bool) -> None:
         alone = train_pack(ds, recipe, [Member(3)])[0].epochs[-1]
         packed = train_pack(ds, recipe, [Member(s) for s in (1, 3, 5, 7)])[1].epochs[-1]
         dev = max(abs(alone[k] - packed[k]) / max(abs(alone[k]), 1e-12) for k in ("train_loss", "test_loss"))
-        report(f"alone vs packed: {name}", dev < 1e-4, f"largest relative difference of the losses {dev:.2e} "
-                                                       "(tolerance 1e-4)")
+        tol = 1e-3 if "module" in name else 1e-4  # a user's module: a lone member's ops on all threads
+        report(f"alone vs packed: {name}", dev < tol, f"largest relative difference of the losses {dev:.2e} "
+                                                      f"(tolerance {tol:g})")
 
 
 def check_optimizers(device: str) -> None:
@@ -128,7 +129,8 @@ def check_optimizers(device: str) -> None:
 
 def figures(ds, device: str, quick: bool) -> None:
     K = 8 if quick else 64
-    recipe = Recipe(model=MnistCNN(), epochs=1, batch_size=128, train_size=128 * (4 if quick else 40), device=device)
+    recipe = Recipe(model=MnistCNN(), epochs=1, batch_size=128, train_size=128 * (4 if quick else 40), test_size=500,
+                    device=device)
     t = time.perf_counter()
     train_pack(ds, recipe, [Member(s) for s in range(K)])
     pack_s = time.perf_counter() - t
@@ -144,7 +146,7 @@ def figures(ds, device: str, quick: bool) -> None:
     for width in (50, 1000, 3000):
         rates = {}
         for d in ("cpu", device):
-            r = Recipe(model=MLP(hidden=[width, width]), epochs=1, batch_size=100,
+            r = Recipe(model=MLP(hidden=[width, width]), epochs=1, batch_size=100, test_size=500,
                        train_size=5000 if quick or d == "cpu" else 60000, device=d)
             rates[d] = train_pack(ds, r, [Member(0)])[0].epochs[-1]["images_per_s"]
         RESULTS["figures"][f"mlp{width}"] = rates

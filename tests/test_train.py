@@ -270,3 +270,17 @@ def test_absorbed_pixel_permutation_equals_training_on_permuted_images(mnist, in
         for key in ("train_loss", "test_loss"):
             assert a[key] == pytest.approx(b[key], rel=1e-4), key
         assert a["test_acc"] == pytest.approx(b["test_acc"], abs=2e-3)
+
+
+def test_gpu_check_script_runs_on_the_cpu(shared_data):
+    """benchmarks/gpu_check.py (for a session lent a GPU) runs its checks on the CPU too, so it cannot rot."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    r = subprocess.run([sys.executable, str(root / "benchmarks" / "gpu_check.py"), "--device", "cpu", "--quick"],
+                       capture_output=True, text=True, timeout=900, env={**os.environ, "PETRI_DATA": str(shared_data.resolve())})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("PASS") >= 9 and "FAIL" not in r.stdout
