@@ -14,7 +14,7 @@ from rich.table import Column, Table
 
 from .errors import PetriError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="petri: controlled deep-learning experiments on small image data sets.")
 data_app = typer.Typer(no_args_is_help=True, help="List, verify and fetch data sets.")
 app.add_typer(data_app, name="data")
@@ -203,6 +203,8 @@ def run_cmd(
         if executor not in ("local", "ray"):
             raise SpecError(f"--executor: {executor!r} is not an executor; allowed: local, ray")
         study = load_study(study_file, data, profile)
+        for w in study.warnings:
+            err_console.print(f"petri: warning: {w}", markup=False, highlight=False, soft_wrap=True)
         out = out or Path("runs") / study.name
         if dry_run:  # reads an existing ledger (to skip finished cells) but never writes one
             ledger = Ledger(out) if (out / "petri.sqlite").is_file() else None
@@ -282,7 +284,7 @@ def _spec_error(message: str):
 
 
 def _print_summary(directory: Path) -> None:
-    from .report.analysis import fmt_acc, point_label, summarize
+    from .report.analysis import fmt_acc, fmt_effect, fmt_p, point_label, summarize
     from .study.cellstore import disk_usage
     from .study.current import load_current
     from .study.runner import human_bytes
@@ -291,11 +293,17 @@ def _print_summary(directory: Path) -> None:
     counts = Counter(c["status"] for c in cells)
     console.print(f"{study.name}: {len(cells)} cells — " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
                   + f"; {human_bytes(disk_usage(directory))} on disk in {directory}", soft_wrap=True)
-    table = Table(Column("variant", no_wrap=True), "point", "n", "test accuracy (mean ± 95 % CI)", "status")
-    for r in summarize(cells, epochs, study.baseline):
+    table = Table(Column("variant", no_wrap=True), "point", "n", "test accuracy % (mean ± 95 % CI)",
+                  "Δ (pp) [95 % CI]", "p (Holm)", "verdict", "status",
+                  caption=f"Δ: paired by seed against {study.reference}; a verdict needs a Holm-corrected p < 0.05 "
+                          "and an interval that excludes 0")
+    for r in summarize(cells, epochs, study.baseline, study.baseline_point):
         table.add_row(r.variant, point_label(r.point) or "—", str(r.n), fmt_acc(r.mean, r.half_width),
+                      fmt_effect(r.effect), fmt_p(r.p_holm), r.verdict,
                       ", ".join(f"{v} {k}" for k, v in r.status.items()))
     console.print(table)
+    for w in study.warnings:
+        err_console.print(f"petri: warning: {w}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _report(directory: Path) -> None:

@@ -23,7 +23,8 @@ class Row:
     n: int  # seeds with a finished result
     mean: float
     half_width: float
-    best: float  # best test accuracy over epochs, mean over seeds
+    best: float  # test accuracy at the best epoch (by validation accuracy if there is one, else by test), mean
+    best_on: str  # "val" or "test": what chose the best epoch (on test it is optimistic: never used in verdicts)
     final_loss: float
     epochs: float  # epochs run, mean over seeds
     status: dict[str, int]  # cells per status
@@ -54,8 +55,11 @@ def cell_label(variant: str, point: dict) -> str:
     return variant + (f" ({point_label(point)})" if point else "")
 
 
-def summarize(cells: list[dict], epochs: list[dict], baseline: str) -> list[Row]:
-    """cells: ledger cells of the current study; epochs: their epoch rows."""
+def summarize(cells: list[dict], epochs: list[dict], baseline: str, baseline_point: dict | str | None = None
+              ) -> list[Row]:
+    """cells: the study's places (``study.current.load_current``); epochs: their epoch rows.
+    Effects are paired by seed against the reference: the baseline variant, at ``baseline_point`` if
+    it is a sweep (a point's values, or "best": its point with the highest mean final accuracy)."""
     by_cell: dict[str, list[dict]] = {}
     for e in epochs:
         by_cell.setdefault(e["cell_hash"], []).append(e)
@@ -69,27 +73,39 @@ def summarize(cells: list[dict], epochs: list[dict], baseline: str) -> list[Row]
             es = sorted(by_cell.get(c["hash"], []), key=lambda e: e["epoch"])
             if c["status"] in OK and es:
                 finals.append(es[-1]["test_acc"])
-                bests.append(max(e["test_acc"] for e in es))
+                on_val = es[-1]["val_acc"] is not None
+                bests.append(max(es, key=lambda e: e["val_acc"] if on_val else e["test_acc"])["test_acc"])
                 losses.append(es[-1]["test_loss"])
                 lens.append(len(es))
                 by_seed[c["seed"]] = es[-1]["test_acc"]
         mean, hw = t_interval(finals)
-        rows.append(Row(variant, json.loads(point), len(cs), len(finals), mean, hw,
-                        _mean(bests), _mean(losses), _mean(lens), dict(Counter(c["status"] for c in cs)), by_seed))
-    _compare(rows, baseline)
+        on = "val" if any(e["val_acc"] is not None for c in cs for e in by_cell.get(c["hash"], [])[:1]) else "test"
+        rows.append(Row(variant, json.loads(point), len(cs), len(finals), mean, hw, _mean(bests), on,
+                        _mean(losses), _mean(lens), dict(Counter(c["status"] for c in cs)), by_seed))
+    _compare(rows, reference(rows, baseline, baseline_point))
     return rows
+
+
+def reference(rows: list[Row], baseline: str, point: dict | str | None) -> Row | None:
+    """The row every other is compared with; None when there is none (a swept baseline, no point)."""
+    base = [r for r in rows if r.variant == baseline]
+    if point == "best":
+        scored = [r for r in base if r.n]
+        return max(scored, key=lambda r: r.mean) if scored else None
+    if isinstance(point, dict):
+        return next((r for r in base if r.point == point), None)
+    return base[0] if len(base) == 1 else None
 
 
 def _mean(xs):
     return sum(xs) / len(xs) if xs else math.nan
 
 
-def _compare(rows: list[Row], baseline: str) -> None:
-    base = [r for r in rows if r.variant == baseline]
-    if not base:
+def _compare(rows: list[Row], base: Row | None) -> None:
+    if base is None:
         return
-    ref = base[0].by_seed
-    others = [r for r in rows if r.variant != baseline]
+    ref = base.by_seed
+    others = [r for r in rows if r is not base]
     for r in others:
         r.effect = paired(r.by_seed, ref, ALPHA)
     adjusted = holm([r.effect.p_t for r in others])
@@ -105,8 +121,7 @@ def _compare(rows: list[Row], baseline: str) -> None:
             r.verdict = "too few seeds"
         else:
             r.verdict = "no detectable difference"
-    for r in base:
-        r.verdict = "baseline"
+    base.verdict = "baseline"
 
 
 def sweep_axes(rows: list[Row], variant: str) -> list[str]:
@@ -115,6 +130,20 @@ def sweep_axes(rows: list[Row], variant: str) -> list[str]:
 
 
 def fmt_acc(mean: float, hw: float) -> str:
+    """A mean accuracy with its 95 % half-width, in percent: "96.21 ± 0.28"."""
     if math.isnan(mean):
         return "—"
-    return f"{100 * mean:.2f} %" + ("" if math.isnan(hw) else f" ± {100 * hw:.2f}")
+    return f"{100 * mean:.2f}" + ("" if math.isnan(hw) else f" ± {100 * hw:.2f}")
+
+
+def fmt_effect(e: Paired | None) -> str:
+    """A paired difference in percentage points with its interval: "-4.98 [-5.31, -4.65]"."""
+    if e is None or math.isnan(e.mean):
+        return "—"
+    if math.isnan(e.half_width):
+        return f"{100 * e.mean:+.2f}"
+    return f"{100 * e.mean:+.2f} [{100 * (e.mean - e.half_width):+.2f}, {100 * (e.mean + e.half_width):+.2f}]"
+
+
+def fmt_p(p: float) -> str:
+    return "—" if p is None or math.isnan(p) else (f"{p:.2g}" if p >= 1e-4 else "<1e-4")

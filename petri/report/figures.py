@@ -1,4 +1,6 @@
-"""Figures (matplotlib, headless): learning curves, sweep heatmaps and lines, throughput."""
+"""Figures (matplotlib, headless): learning curves, sweep heatmaps and lines, paired differences
+(a forest plot), throughput. Accuracies are in percent everywhere; an interval is clipped to what
+the metric can take (0-100 %)."""
 
 from __future__ import annotations
 
@@ -31,43 +33,59 @@ def save(fig, folder: Path, name: str) -> tuple[Path, bytes]:
     return folder / f"{name}.png", buf.getvalue()
 
 
-def curves(epochs: list[dict], labels: dict[str, str], log_loss: bool = False):
-    """Three panels, one line per variant (mean over seeds) with a 95 % t-interval band."""
+def curves(epochs: list[dict], labels: dict[str, str], order: list[str], noisy_labels: bool = False,
+           log_loss: bool = False):
+    """Three panels, one line per label (mean over seeds) with a 95 % t-interval band. ``order``: the
+    labels in the order the study gives them (numbers as numbers)."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     series: dict[str, dict[int, dict[str, list[float]]]] = {}
     for e in epochs:
-        label = labels.get(e["cell_hash"])
+        label = labels.get(e["place"])
         if label is None:
             continue
         per_epoch = series.setdefault(label, {}).setdefault(e["epoch"], {m: [] for m, _ in METRICS})
         for m, _ in METRICS:
             if e[m] is not None:
-                per_epoch[m].append(e[m])
+                per_epoch[m].append(100 * e[m] if m.endswith("acc") else e[m])
     for ax, (metric, title) in zip(axes, METRICS):
-        for label, per_epoch in sorted(series.items()):
+        for label in [x for x in order if x in series]:
+            per_epoch = series[label]
             xs = sorted(per_epoch)
             stats = [t_interval(per_epoch[x][metric]) for x in xs]
             mean = np.array([s[0] for s in stats])
             hw = np.nan_to_num(np.array([s[1] for s in stats]))
+            lo, hi = (mean - hw, mean + hw) if not metric.endswith("acc") else clip_band(mean, hw)
             (line,) = ax.plot(xs, mean, marker="o", ms=3, label=label)
-            ax.fill_between(xs, mean - hw, mean + hw, alpha=0.2, color=line.get_color())
-        ax.set_title(title, fontsize=10)
+            ax.fill_between(xs, lo, hi, alpha=0.2, color=line.get_color())
+        if metric == "train_acc" and noisy_labels:
+            title = "train accuracy against the (noisy) training labels"
+        ax.set_title(title.replace("accuracy", "accuracy (%)") if metric.endswith("acc") else title, fontsize=10)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if metric == "train_loss" and log_loss:
             ax.set_yscale("log")
-    axes[0].legend(fontsize=8)
+    n = len(series)
+    if n > 12:  # many lines: the legend beside the panels, in columns, not over the curves
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5),
+                   fontsize=7, ncol=max(1, n // 25 + 1), frameon=False)
+    else:
+        axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
+def clip_band(mean: np.ndarray, hw: np.ndarray, lo: float = 0.0, hi: float = 100.0):
+    """A mean ± half-width band in percent, clipped to what an accuracy can take."""
+    return np.clip(mean - hw, lo, hi), np.clip(mean + hw, lo, hi)
+
+
 def heatmaps(rows: list[Row], variant: str, axes: tuple[str, str]):
-    """2-D sweep: mean test accuracy, and the paired difference vs baseline (non-significant hatched)."""
+    """2-D sweep: mean test accuracy, and the paired difference vs the reference (non-significant hatched)."""
     ra, ca = axes
     pts = [r for r in rows if r.variant == variant]
-    rvals = sorted({r.point[ra] for r in pts})
-    cvals = sorted({r.point[ca] for r in pts})
+    rvals = sorted({r.point[ra] for r in pts}, key=sort_key)
+    cvals = sorted({r.point[ca] for r in pts}, key=sort_key)
     acc = np.full((len(rvals), len(cvals)), np.nan)
     diff = np.full_like(acc, np.nan)
     sig = np.zeros_like(acc, dtype=bool)
@@ -83,12 +101,12 @@ def heatmaps(rows: list[Row], variant: str, axes: tuple[str, str]):
     a1.set_title(f"{variant}: mean test accuracy", fontsize=10)
     lim = np.nanmax(np.abs(diff)) if np.isfinite(diff).any() else 1.0
     im2 = a2.imshow(diff, cmap="RdBu", vmin=-lim, vmax=lim, origin="upper")
-    fig.colorbar(im2, ax=a2, label="difference vs baseline (percentage points)")
+    fig.colorbar(im2, ax=a2, label="difference vs the reference (percentage points)")
     for i in range(len(rvals)):
         for j in range(len(cvals)):
             if np.isfinite(diff[i, j]) and not sig[i, j]:
                 a2.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", lw=0, color="0.4"))
-    a2.set_title(f"{variant}: paired difference vs baseline (hatched: not significant)", fontsize=10)
+    a2.set_title(f"{variant}: paired difference vs the reference (hatched: not significant)", fontsize=10)
     for ax in (a1, a2):
         ax.set_xlabel(ca)
         ax.set_ylabel(ra)
@@ -99,23 +117,69 @@ def heatmaps(rows: list[Row], variant: str, axes: tuple[str, str]):
     return fig
 
 
-def sweep_line(rows: list[Row], variant: str, axis: str, train: dict[str, list[float]]):
-    """1-D sweep: test (and train) accuracy vs the swept value, mean ± 95 % CI."""
-    pts = sorted((r for r in rows if r.variant == variant), key=lambda r: r.point[axis])
+def _yerr(means, hws):
+    """Asymmetric error bars (percent) clipped to 0-100."""
+    m, h = np.array(means, dtype=float), np.nan_to_num(np.array(hws, dtype=float))
+    lo, hi = clip_band(m, h)
+    return np.vstack([m - lo, hi - m])
+
+
+def numeric(values) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def sweep_line(rows: list[Row], variant: str, axis: str, train: dict[str, list[float]], reference: Row | None = None,
+               noisy_labels: bool = False):
+    """1-D sweep: test (and train) accuracy vs the swept value, mean ± 95 % CI; the reference drawn."""
+    pts = sorted((r for r in rows if r.variant == variant), key=lambda r: sort_key(r.point[axis]))
     xs = [r.point[axis] for r in pts]
+    pos = xs if numeric(xs) else list(range(len(xs)))
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    ax.errorbar(xs, [100 * r.mean for r in pts], yerr=[100 * np.nan_to_num(r.half_width) for r in pts],
-                marker="o", capsize=3, label="test")
+    ax.errorbar(pos, [100 * r.mean for r in pts], yerr=_yerr([100 * r.mean for r in pts],
+                [100 * r.half_width for r in pts]), marker="o", capsize=3, label="test")
     tr = [t_interval(train.get(r.label, [])) for r in pts]
-    ax.errorbar(xs, [100 * m for m, _ in tr], yerr=[100 * np.nan_to_num(h) for _, h in tr], marker="s",
-                capsize=3, label="train")
-    if all(isinstance(x, (int, float)) and x > 0 for x in xs) and max(xs) / min(xs) > 50:
-        ax.set_xscale("log")
+    ax.errorbar(pos, [100 * m for m, _ in tr], yerr=_yerr([100 * m for m, _ in tr], [100 * h for _, h in tr]),
+                marker="s", capsize=3, label="train (against noisy labels)" if noisy_labels else "train")
+    if reference is not None and reference.variant != variant and not np.isnan(reference.mean):
+        m, h = 100 * reference.mean, 100 * np.nan_to_num(reference.half_width)
+        ax.axhline(m, color="0.3", ls="--", lw=1, label=f"reference: {reference.label} (test)")
+        ax.axhspan(*clip_band(np.array(m), np.array(h)), color="0.5", alpha=0.15)
+    if numeric(xs) and all(x > 0 for x in xs) and max(xs) / min(xs) >= 10:
+        ax.set_xscale("log")  # values spanning decades
+    if not numeric(xs):
+        ax.set_xticks(pos, [str(x) for x in xs])
     ax.set_xlabel(axis)
     ax.set_ylabel("final accuracy (%)")
     ax.set_title(f"{variant}: accuracy vs {axis}", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def sort_key(v):
+    """Numbers as numbers (32 < 128 < 512), before anything else in its text order."""
+    return (0, float(v), "") if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, 0.0, str(v))
+
+
+def forest(rows: list[Row], reference: Row):
+    """Each compared row's paired difference vs the reference (pp): mean and 95 % interval, and every
+    seed's own difference as a dot, so a paired verdict is never read off overlapping unpaired bands."""
+    compared = [r for r in rows if r.effect is not None and r is not reference]
+    fig, ax = plt.subplots(figsize=(7, max(2.2, 0.38 * len(compared) + 1.2)))
+    for i, r in enumerate(compared):
+        e = r.effect
+        color = {"better": "tab:green", "worse": "tab:red"}.get(r.verdict, "0.35")
+        if not np.isnan(e.mean):
+            ax.errorbar(100 * e.mean, i, xerr=100 * np.nan_to_num(e.half_width), fmt="o", color=color, capsize=3)
+        diffs = [100 * (r.by_seed[s] - reference.by_seed[s]) for s in r.by_seed if s in reference.by_seed]
+        ax.scatter(diffs, np.full(len(diffs), i) + 0.18, s=10, color=color, alpha=0.6)
+    ax.axvline(0, color="0.2", lw=1)
+    ax.set_yticks(range(len(compared)), [r.label for r in compared], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"Δ final test accuracy vs {reference.label} (percentage points)")
+    ax.set_title("Paired differences: mean ± 95 % CI; dots: each seed's own difference", fontsize=10)
+    ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     return fig
 

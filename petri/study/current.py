@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ..errors import PetriError, StoreError
 from .ledger import Ledger
+from .lock import holder
 from .spec import Study, parse_study
 
 
@@ -24,17 +26,36 @@ def last_study(ledger: Ledger) -> Study | None:
 
 
 def load_current(directory: str | Path) -> tuple[Study, list[dict], list[dict], list[dict]]:
-    """(study, runs, cells, epochs) for the cells of the study as last run; older cells stay in the
-    ledger, unshown."""
+    """(study, runs, places, epochs) of the study as last run; older cells stay in the ledger, unshown.
+
+    A *place* is a (variant, sweep point, seed) of the study. One trained cell may fill several
+    places (a grid point equal to the baseline has the baseline's hash): it is trained once and shown
+    in each. A place row is its cell's ledger row with the place's variant, point and seed and a
+    ``place`` key; each epoch row is repeated for every place of its cell, with the same key. A cell
+    marked running while no run holds the directory's lock (its process was killed) is shown as
+    "interrupted"."""
     ledger = Ledger(directory)
     try:
         runs = ledger.query("SELECT * FROM runs ORDER BY id")
         study = last_study(ledger)
         if study is None:
             raise StoreError(f"{ledger.path}: the ledger holds no runs yet; nothing to show or report")
-        current = {c.hash for c in study.cells}
-        cells = [c for c in ledger.cells() if c["hash"] in current]
-        epochs = [e for e in ledger.epochs() if e["cell_hash"] in current]
+        stored = {c["hash"]: c for c in ledger.cells()}
+        by_cell: dict[str, list[dict]] = {}
+        for e in ledger.epochs():
+            by_cell.setdefault(e["cell_hash"], []).append(e)
     finally:
         ledger.close()
-    return study, runs, cells, epochs
+    places, epochs = [], []
+    gone = holder(directory) is None  # nobody trains here now: cells still marked running were interrupted
+    for c in study.cells:
+        point = json.dumps(dict(c.point))
+        key = f"{c.variant}|{point}|{c.seed}"
+        row = stored.get(c.hash) or {"hash": c.hash, "status": "pending", "config": c.config, "started": None,
+                                     "finished": None, "seconds": None, "run_id": None, "error": None}
+        if gone and row["status"] == "running":
+            row = row | {"status": "interrupted"}
+        places.append(row | {"variant": c.variant, "point": point, "seed": c.seed, "place": key})
+        epochs += [e | {"variant": c.variant, "point": point, "seed": c.seed, "place": key}
+                   for e in by_cell.get(c.hash, [])]
+    return study, runs, places, epochs

@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import signal
 import subprocess
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,11 +16,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .. import __version__
 from ..data import get_spec
 from ..data.sources import ensure_files
+from ..errors import PetriError, StoreError
 from ..train.loop import resolve_device
 from . import cellstore
 from .executors import run_local, run_ray
 from .ledger import FINISHED, Ledger
-from .packing import Pack, make_packs, member_bytes
+from .lock import RunLock
+from .packing import Pack, make_packs, member_bytes, pack_key
 from .spec import Study
 
 
@@ -34,7 +37,8 @@ class Plan:
 def plan(study: Study, ledger: Ledger | None, max_members: int | None) -> Plan:
     """What is left to train, packed; an interrupted cell continues from its latest valid checkpoint."""
     statuses = ledger.statuses() if ledger else {}
-    todo = [c for c in study.cells if statuses.get(c.hash) not in FINISHED]
+    distinct = list({c.hash: c for c in reversed(study.cells)}.values())[::-1]  # a cell in several places: once
+    todo = [c for c in distinct if statuses.get(c.hash) not in FINISHED]
     states = {}
     if ledger:
         for c in todo:
@@ -42,7 +46,7 @@ def plan(study: Study, ledger: Ledger | None, max_members: int | None) -> Plan:
                 state = cellstore.latest_checkpoint(ledger.dir, c.hash, c.recipe.epochs)
                 if state is not None:
                     states[c.hash] = state
-    return Plan(todo, make_packs(todo, max_members, states=states), len(study.cells) - len(todo), len(states))
+    return Plan(todo, make_packs(todo, max_members, states=states), len(distinct) - len(todo), len(states))
 
 
 def _git_commit() -> str | None:
@@ -70,6 +74,17 @@ def run_study(study: Study, out: str | Path, executor: str = "local", address: s
     spec = get_spec(study.data)
     if spec.source is None:  # the files first: a missing data set stops the run before it starts
         ensure_files(spec)
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(f"{out}: cannot create the study directory ({e.strerror})") from None
+    with RunLock(out):  # one run per directory; the lock dies with the process
+        return _run(study, out, executor, address, max_members, console)
+
+
+def _run(study: Study, out: Path, executor: str, address: str | None, max_members: int | None,
+         console: Console) -> dict:
     ledger = Ledger(out, create=True)
     ledger.claim(study.name)
     ledger.register(study.cells)
@@ -183,20 +198,43 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def describe_plan(study: Study, p: Plan) -> list[str]:
-    """Lines for --dry-run: cells, packs, memory and a rough time estimate."""
-    lines = [f"{study.name}: {len(study.cells)} cells ({len(study.variants)} variants × points × "
-             f"{len(study.seeds)} seeds); {p.skipped} already finished, {len(p.todo)} to train in {len(p.packs)} packs"]
-    total_images = 0
+def shape_text(study: Study) -> str:
+    """"24 cells (2 variants with 8 sweep points × 3 seeds)", and how many places share a cell."""
+    points = Counter(c.variant for c in study.cells if c.seed == study.seeds[0])
+    total, S = sum(points.values()), len(study.seeds)
+    what = (f"{len(points)} variant{'s' * (len(points) != 1)} × {S} seed{'s' * (S != 1)}" if total == len(points) else
+            f"{len(points)} variant{'s' * (len(points) != 1)} with {total} sweep points × {S} seed{'s' * (S != 1)}")
+    distinct = len({c.hash for c in study.cells})
+    shared = f"; {len(study.cells) - distinct} of them the same cell as another place (trained once)" \
+        if distinct < len(study.cells) else ""
+    return f"{len(study.cells)} cells ({what}{shared})"
+
+
+def describe_plan(study: Study, p: Plan, measure: bool = True) -> list[str]:
+    """Lines for --dry-run: cells, packs, memory, disk, and a time estimate from a few timed steps of
+    each distinct pack shape on this machine (``measure``; the data set must be present)."""
+    lines = [f"{study.name}: {shape_text(study)}; {p.skipped} already finished, {len(p.todo)} to train in "
+             f"{len(p.packs)} packs"]
+    total_images, seconds, rates = 0, 0.0, {}
     for i, pack in enumerate(p.packs, 1):
         r = pack.recipe
         mem = member_bytes(r, pack.cells[0].data) * len(pack.cells)
         n = r.train_size or get_spec(pack.cells[0].data).n_train - r.val_size
-        total_images += n * r.epochs * len(pack.cells)
-        lines.append(f"  pack {i}: K={len(pack.cells)} {r.model.name} batch {r.batch_size} × {r.epochs} epochs, "
-                     f"~{mem / 2**20:,.0f} MiB, variants {sorted({c.variant for c in pack.cells})}")
-    lines.append(f"  {total_images:,} training images in all; at ~{_RATE:,} img/s (mlp on 2 CPU cores) "
-                 f"about {total_images / _RATE / 60:,.1f} min — conv nets are far slower")
+        images = n * (r.epochs - pack.start) * len(pack.cells)
+        total_images += images
+        key = (pack_key(pack.cells[0]), len(pack.cells))
+        if measure and key not in rates:
+            rates[key] = measured_rate(pack)
+        if rates.get(key):
+            seconds += images / rates[key]
+        lines.append(f"  pack {i}: K={len(pack.cells)} {r.model.name} batch {r.batch_size} × {r.epochs - pack.start} "
+                     f"epochs, ~{mem / 2**20:,.0f} MiB, variants {', '.join(sorted({c.variant for c in pack.cells}))}"
+                     + (f", ~{rates[key]:,.0f} img/s measured" if rates.get(key) else ""))
+    if measure and all(rates.values()) and rates:
+        lines.append(f"  {total_images:,} training images in all: about {_duration(seconds)} of training on this "
+                     f"machine (measured: a few steps of each pack shape; evaluation not included)")
+    else:
+        lines.append(f"  {total_images:,} training images in all (no time estimate: the data set is not here)")
     weights, peak = disk_needed(study, p)
     lines.append(f"  disk: {human_bytes(weights)} of trained weights" + (" (keep_weights = false: none)" if not
                  study.keep_weights else "") + f", up to {human_bytes(peak)} of checkpoints while a pack trains")
@@ -229,4 +267,28 @@ def human_bytes(n: int) -> str:
     return f"{n:,.1f} GB"
 
 
-_RATE = 200_000
+def measured_rate(pack: Pack, steps: int = 6) -> float | None:
+    """Training images/s of the whole pack, timed over a few steps (after one untimed epoch's set-up),
+    on a slice of the data: what this machine does with this pack shape. None without the data."""
+    from ..data import load
+    from ..train.loop import train_pack
+
+    try:
+        ds = load(pack.cells[0].data, allow_download=False)
+    except PetriError:
+        return None
+    r = pack.recipe
+    n = min(steps * r.batch_size, (r.train_size or ds.spec.n_train - r.val_size))
+    quick = r.model_copy(update={"epochs": 2, "train_size": n, "val_size": 0, "early_stopping": None,
+                                 "test_size": min(r.batch_size, ds.spec.n_test)})
+    members = [m.__class__(m.seed, m.treatments, m.lr, m.weight_decay) for m in pack.members()]
+    out = train_pack(ds, quick, members)
+    return out[0].epochs[-1]["images_per_s"] * len(members) if out[0].epochs else None
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:,.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:,.1f} min"
+    return f"{seconds / 3600:,.1f} h"

@@ -40,8 +40,8 @@ from ..treatments import parse_treatment
 # 6: a cell's config is hashed without the fields at their defaults (adding an optional field no longer
 #    re-keys stored cells); models are layer lists (the presets train the same numbers as before).
 SEMANTICS = 6
-TOP_KEYS = {"name", "data", "seeds", "baseline", "recipe", "variants", "description", "profiles", "plugins",
-            "keep_weights"}
+TOP_KEYS = {"name", "data", "seeds", "baseline", "baseline_point", "recipe", "variants", "description", "profiles",
+            "plugins", "keep_weights"}
 PROFILE_KEYS = {"recipe", "seeds", "description"}
 
 
@@ -79,6 +79,17 @@ class Study:
     data_override: str | None = None
     plugins: list[str] = field(default_factory=list)  # resolved: absolute paths or module names
     keep_weights: bool = True  # each finished cell's final (and best) weights under DIR/cells/
+    baseline_point: dict | str | None = None  # in a swept baseline: the reference point, or "best"
+    warnings: list[str] = field(default_factory=list)  # said at parse time (nothing to compare, ...)
+
+    @property
+    def reference(self) -> str:
+        """What every Δ is against, in words."""
+        if self.baseline_point == "best":
+            return f"the best point of {self.baseline!r} (by mean final test accuracy)"
+        if isinstance(self.baseline_point, dict):
+            return f"{self.baseline!r} at " + ", ".join(f"{k}={v}" for k, v in self.baseline_point.items())
+        return repr(self.baseline)
 
 
 def recipe_from_dict(d: dict, where: str = "recipe") -> Recipe:
@@ -256,11 +267,48 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
                 h, config = cell_hash(_config(data, dspec, recipe, ts, seed))
                 cells.append(Cell(vname, point, seed, recipe, ts, data, h, config))
     study = Study(name, data, seeds, baseline, variants, base, text, str(path), cells)
+    study.baseline_point, study.warnings = _baseline_point(raw.get("baseline_point"), baseline, cells, where)
     study.profile, study.data_override, study.plugins = profile, data_override, plugins
     study.keep_weights = raw.get("keep_weights", True)
     if not isinstance(study.keep_weights, bool):
         raise SpecError(f"{where}: keep_weights: must be true or false (got {echo(study.keep_weights)})")
     return study
+
+
+def _baseline_point(bp, baseline: str, cells: list[Cell], where: str) -> tuple[dict | str | None, list[str]]:
+    """The reference point of a swept baseline, checked against its axes; warnings when nothing
+    can be compared."""
+    points = list(dict.fromkeys(c.point for c in cells if c.variant == baseline))
+    axes = [k for k, _ in points[0]] if points else []
+    others = {(c.variant, c.point) for c in cells} - {(baseline, points[0])}
+    if bp is None:
+        if len(points) > 1:
+            return None, [f"{where}: baseline {baseline!r} is a sweep of {len(points)} points and no baseline_point is "
+                          "set, so nothing is compared; set baseline_point = { " + ", ".join(f"{a} = ..." for a in axes)
+                          + ' } or baseline_point = "best"']
+        if not others:
+            return None, [f"{where}: only {baseline!r} is in this study: nothing to compare it with; add a variant"]
+        return None, []
+    if bp == "best":
+        return bp, []
+    if not isinstance(bp, dict):
+        raise SpecError(f"{where}: baseline_point: a table of {baseline!r}'s sweep values, e.g. "
+                        "{ " + ", ".join(f"{a} = ..." for a in axes) + ' }, or "best" (got ' + echo(bp) + ")")
+    if set(bp) != set(axes):
+        raise SpecError(f"{where}: baseline_point: {baseline!r} sweeps {', '.join(axes) or 'nothing'}; give a value "
+                        f"for each (got {', '.join(bp) or 'none'})")
+    match = [p for p in points if all(_same_value(dict(p)[k], v) for k, v in bp.items())]
+    if not match:
+        values = "; ".join(f"{a}: {', '.join(str(v) for v in dict.fromkeys(dict(p)[a] for p in points))}" for a in axes)
+        raise SpecError(f"{where}: baseline_point: no point of {baseline!r} has " +
+                        ", ".join(f"{k}={v}" for k, v in bp.items()) + f"; its points have {values}")
+    return dict(match[0]), []
+
+
+def _same_value(a, b) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool) and not isinstance(b, bool):
+        return abs(a - b) <= 1e-12 * max(1.0, abs(a), abs(b))
+    return a == b
 
 
 def _apply_profile(raw: dict, profile: str | None, where: str) -> dict:
