@@ -29,6 +29,7 @@ class Row:
     epochs: float  # epochs run, mean over seeds
     status: dict[str, int]  # cells per status
     by_seed: dict[int, float] = field(default_factory=dict)
+    hashes: frozenset = frozenset()  # its cells (two places may hold the same ones)
     effect: Paired | None = None
     p_holm: float = math.nan
     verdict: str = ""
@@ -61,7 +62,7 @@ def summarize(cells: list[dict], epochs: list[dict], baseline: str, baseline_poi
     Effects are paired by seed against the reference: the baseline variant, at ``baseline_point`` if
     it is a sweep (a point's values, or "best": its point with the highest mean final accuracy)."""
     by_cell: dict[str, list[dict]] = {}
-    for e in epochs:
+    for e in {(e["cell_hash"], e["epoch"]): e for e in epochs}.values():  # a cell's epochs once, however many places
         by_cell.setdefault(e["cell_hash"], []).append(e)
     groups: dict[tuple, list[dict]] = {}
     for c in cells:
@@ -81,9 +82,17 @@ def summarize(cells: list[dict], epochs: list[dict], baseline: str, baseline_poi
         mean, hw = t_interval(finals)
         on = "val" if any(e["val_acc"] is not None for c in cs for e in by_cell.get(c["hash"], [])[:1]) else "test"
         rows.append(Row(variant, json.loads(point), len(cs), len(finals), mean, hw, _mean(bests), on,
-                        _mean(losses), _mean(lens), dict(Counter(c["status"] for c in cs)), by_seed))
+                        _mean(losses), _mean(lens), dict(Counter(c["status"] for c in cs)), by_seed,
+                        frozenset(c["hash"] for c in cs)))
+    variants = list(dict.fromkeys(r.variant for r in rows))  # as the study lists them; points as numbers
+    rows.sort(key=lambda r: (variants.index(r.variant), [point_key(v) for v in r.point.values()]))
     _compare(rows, reference(rows, baseline, baseline_point))
     return rows
+
+
+def point_key(v):
+    """Sweep values in order: numbers as numbers (32 < 128 < 512), then anything else as text."""
+    return (0, float(v), "") if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, 0.0, str(v))
 
 
 def reference(rows: list[Row], baseline: str, point: dict | str | None) -> Row | None:
@@ -105,7 +114,10 @@ def _compare(rows: list[Row], base: Row | None) -> None:
     if base is None:
         return
     ref = base.by_seed
-    others = [r for r in rows if r is not base]
+    for r in rows:
+        if r is not base and r.hashes == base.hashes:
+            r.verdict = "same cells as the reference"  # a grid point equal to the baseline: nothing to test
+    others = [r for r in rows if r is not base and r.hashes != base.hashes]
     for r in others:
         r.effect = paired(r.by_seed, ref, ALPHA)
     adjusted = holm([r.effect.p_t for r in others])

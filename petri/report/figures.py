@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .analysis import Row  # noqa: E402
+from .analysis import Row, point_key  # noqa: E402
 from .stats import t_interval  # noqa: E402
 
 METRICS = (("train_loss", "train loss (mean over the epoch's batches)"),
@@ -84,8 +84,8 @@ def heatmaps(rows: list[Row], variant: str, axes: tuple[str, str]):
     """2-D sweep: mean test accuracy, and the paired difference vs the reference (non-significant hatched)."""
     ra, ca = axes
     pts = [r for r in rows if r.variant == variant]
-    rvals = sorted({r.point[ra] for r in pts}, key=sort_key)
-    cvals = sorted({r.point[ca] for r in pts}, key=sort_key)
+    rvals = sorted({r.point[ra] for r in pts}, key=point_key)
+    cvals = sorted({r.point[ca] for r in pts}, key=point_key)
     acc = np.full((len(rvals), len(cvals)), np.nan)
     diff = np.full_like(acc, np.nan)
     sig = np.zeros_like(acc, dtype=bool)
@@ -131,7 +131,7 @@ def numeric(values) -> bool:
 def sweep_line(rows: list[Row], variant: str, axis: str, train: dict[str, list[float]], reference: Row | None = None,
                noisy_labels: bool = False):
     """1-D sweep: test (and train) accuracy vs the swept value, mean ± 95 % CI; the reference drawn."""
-    pts = sorted((r for r in rows if r.variant == variant), key=lambda r: sort_key(r.point[axis]))
+    pts = sorted((r for r in rows if r.variant == variant), key=lambda r: point_key(r.point[axis]))
     xs = [r.point[axis] for r in pts]
     pos = xs if numeric(xs) else list(range(len(xs)))
     fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -155,11 +155,6 @@ def sweep_line(rows: list[Row], variant: str, axis: str, train: dict[str, list[f
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
-
-
-def sort_key(v):
-    """Numbers as numbers (32 < 128 < 512), before anything else in its text order."""
-    return (0, float(v), "") if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, 0.0, str(v))
 
 
 def forest(rows: list[Row], reference: Row):

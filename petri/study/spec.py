@@ -241,8 +241,9 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
         if extra:
             raise SpecError(f"{vwhere}: unknown field {sorted(extra)[0]!r}; allowed: treatments, recipe, description")
         treatments = v.get("treatments", [])
-        if not isinstance(treatments, list) or not all(isinstance(t, dict) for t in treatments):
-            raise SpecError(f"{vwhere}.treatments: must be a list of tables like {{ name = \"invert\" }}")
+        if not isinstance(treatments, list) or not all(isinstance(t, (dict, str)) for t in treatments):
+            raise SpecError(f"{vwhere}.treatments: must be a list of treatments like \"invert\" or "
+                            f"{{ name = \"sparsify\", threshold = 0.5 }}")
         tree = {"recipe": _merge(base, v.get("recipe", {})), "treatments": treatments}
         if "model" in tree["recipe"]:
             tree["recipe"]["model"] = _model_table(tree["recipe"]["model"])

@@ -1,0 +1,250 @@
+"""What a new user tripped over (#15): a grid point equal to the baseline, comparisons inside a sweep,
+what the tables and figures say, the dry run, and a killed run's cells."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from petri.cli import app
+from petri.errors import SpecError
+from petri.report.build import build_report
+from petri.study.current import load_current
+from petri.study.runner import run_study
+from petri.study.spec import parse_study
+
+runner = CliRunner()
+
+GRID = """
+name = "grid"
+data = "mnist"
+seeds = 3
+baseline = "base"
+
+[recipe]
+model = {{ name = "mlp", hidden = [16] }}
+optimizer = {{ name = "sgd", lr = 0.1 }}
+batch_size = 128
+epochs = 2
+train_size = 2048
+test_size = 500
+
+[variants.base]
+
+[variants.grid]
+recipe = {{ optimizer = {{ name = "sgd", lr = {{ values = [1.0, 0.01, 0.1] }} }}, batch_size = {{ values = [512, 32, 128] }} }}
+{extra}"""
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    out = tmp_path_factory.mktemp("grid")
+    study = parse_study(GRID.format(extra=""))
+    run_study(study, out)
+    return out, study
+
+
+def test_a_grid_point_equal_to_the_baseline_is_trained_once_and_shown_in_both_places(grid):
+    out, study = grid
+    assert len(study.cells) == 30 and len({c.hash for c in study.cells}) == 27
+    db = sqlite3.connect(out / "petri.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM cells").fetchone()[0] == 27  # trained once
+    _, _, places, _ = load_current(out)
+    assert len(places) == 30 and {p["status"] for p in places} == {"done"}
+    r = runner.invoke(app, ["show", str(out)], env={"COLUMNS": "250"})
+    assert r.exit_code == 0 and "grid: 30 cells — 30 done" in r.output
+    grid_rows = [line for line in r.output.splitlines() if line.startswith("│ grid")]
+    assert len(grid_rows) == 9
+    assert "lr=0.1, batch_size=128" in "".join(grid_rows)
+    same = next(line for line in grid_rows if "lr=0.1, batch_size=128" in line)
+    assert "same cells as the reference" in same
+    points = [line.split("│")[2].strip() for line in grid_rows]  # numbers as numbers
+    assert points[:3] == ["lr=0.01, batch_size=32", "lr=0.01, batch_size=128", "lr=0.01, batch_size=512"]
+    md = (build_report(out).parent / "report.md").read_text()
+    base = next(line for line in md.splitlines() if line.startswith("| base |"))
+    assert base.split("|")[6].strip() == "2.0"  # its epochs counted once, though it fills two places
+
+
+def test_heatmap_has_no_hole_numeric_order_and_the_dry_run_counts(grid, tmp_path):
+    out, study = grid
+    from petri.report import figures
+    from petri.report.analysis import summarize
+
+    _, _, places, epochs = load_current(out)
+    rows = summarize(places, epochs, study.baseline)
+    fig = figures.heatmaps(rows, "grid", ("lr", "batch_size"))
+    left = fig.axes[0]
+    data = left.images[0].get_array()
+    assert not data.mask.any() if hasattr(data, "mask") else True
+    import numpy as np
+
+    assert np.isfinite(np.asarray(data)).all()  # no white hole
+    assert [t.get_text() for t in left.get_xticklabels()] == ["32", "128", "512"]  # numbers as numbers
+    assert [t.get_text() for t in left.get_yticklabels()] == ["0.01", "0.1", "1.0"]
+    f = tmp_path / "grid.toml"
+    f.write_text(GRID.format(extra=""))
+    r = runner.invoke(app, ["run", str(f), "--dry-run", "--out", str(tmp_path / "o")], env={"COLUMNS": "250"})
+    assert r.exit_code == 0
+    assert ("30 cells (2 variants with 10 sweep points × 3 seeds; 3 of them the same cell as another place "
+            "(trained once)); 0 already finished, 27 to train") in r.output
+    assert "img/s measured" in r.output and "of training on this machine" in r.output
+
+
+def test_comparisons_inside_a_sweep(tmp_path):
+    text = GRID.format(extra="").replace('baseline = "base"', 'baseline = "grid"\nbaseline_point = { lr = 0.1, batch_size = 128 }')
+    study = parse_study(text)
+    assert study.reference == "'grid' at lr=0.1, batch_size=128"
+    out = tmp_path / "o"
+    run_study(study, out)
+    _, _, places, epochs = load_current(out)
+    from petri.report.analysis import summarize
+
+    rows = summarize(places, epochs, study.baseline, study.baseline_point)
+    ref = [r for r in rows if r.verdict == "baseline"]
+    assert len(ref) == 1 and ref[0].point == {"lr": 0.1, "batch_size": 128}
+    assert sum(1 for r in rows if r.effect) == 9  # the other 8 grid points and base
+    md = (build_report(out).parent / "report.md").read_text()
+    assert "Reference: 'grid' at lr=0.1, batch_size=128" in md and "against 'grid' at lr=0.1, batch_size=128" in md
+    best = parse_study(text.replace("baseline_point = { lr = 0.1, batch_size = 128 }", 'baseline_point = "best"'))
+    rows = summarize(places, epochs, best.baseline, best.baseline_point)
+    top = max((r for r in rows if r.variant == "grid"), key=lambda r: r.mean)
+    assert top.verdict == "baseline"
+
+
+@pytest.mark.parametrize("edit,msg", [
+    (('baseline = "base"', 'baseline = "grid"\nbaseline_point = { lr = 0.5, batch_size = 128 }'),
+     r"baseline_point: no point of 'grid' has lr=0.5, batch_size=128; its points have lr: 1.0, 0.01, 0.1; "
+     r"batch_size: 512, 32, 128"),
+    (('baseline = "base"', 'baseline = "grid"\nbaseline_point = { lr = 0.1 }'),
+     r"baseline_point: 'grid' sweeps lr, batch_size; give a value for each \(got lr\)"),
+    (('baseline = "base"', 'baseline = "grid"\nbaseline_point = 3'), r"baseline_point: a table of 'grid'"),
+])
+def test_bad_baseline_points(edit, msg):
+    with pytest.raises(SpecError, match=msg):
+        parse_study(GRID.format(extra="").replace(*edit))
+
+
+def test_nothing_to_compare_is_a_warning_at_parse_time(tmp_path):
+    swept = GRID.format(extra="").replace('baseline = "base"', 'baseline = "grid"')
+    s = parse_study(swept)
+    assert len(s.warnings) == 1 and "nothing is compared; set baseline_point = { lr = ..., batch_size = ... }" in s.warnings[0]
+    alone = GRID.format(extra="").split("[variants.grid]")[0]
+    assert "nothing to compare it with" in parse_study(alone).warnings[0]
+    f = tmp_path / "s.toml"
+    f.write_text(swept)
+    r = runner.invoke(app, ["run", str(f), "--dry-run", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0 and r.stderr.startswith("petri: warning: s.toml: baseline 'grid' is a sweep")
+
+
+def test_best_is_chosen_on_validation_data_when_there_is_some(tmp_path):
+    text = GRID.format(extra="").split("[variants.grid]")[0] + '[variants.other]\ntreatments = ["invert"]\n'
+    out = tmp_path / "test-chosen"
+    run_study(parse_study(text), out)
+    md = (build_report(out).parent / "report.md").read_text()
+    assert "best test acc % (epoch chosen on test: optimistic, never in verdicts)" in md
+    assert "The best epoch is chosen on the test set" in md and "p (Wilcoxon) is '—' with fewer than 6" in md
+    out = tmp_path / "val-chosen"
+    run_study(parse_study(text.replace("test_size = 500", "test_size = 500\nval_size = 300")), out)
+    md = (build_report(out).parent / "report.md").read_text()
+    assert "best epoch's test acc % (chosen on val)" in md and "chosen on the test set" not in md
+
+
+def test_report_figures_in_percent_clipped_and_all_linked(grid):
+    out, study = grid
+    index = build_report(out)
+    md = (index.parent / "report.md").read_text()
+    html = index.read_text()
+    for slug in ("curves", "paired-differences", "heatmap-grid", "throughput"):
+        assert f"(figures/{slug}.png)" in md, slug
+    assert md.count("![") == html.count("<img")
+    assert "**base**" in md and '"eps": 1e-08' not in md  # sgd: its resolved fields, defaults included
+    recipe = md.split("**base**")[1].split("```json")[1].split("```")[0]
+    assert json.loads(recipe)["recipe"]["schedule"] == {"name": "constant", "step_epochs": 10, "gamma": 0.1,
+                                                        "warmup": 0.3, "div_factor": 25.0, "final_div_factor": 10000.0}
+    from petri.report import figures
+
+    _, _, places, epochs = load_current(out)
+    labels = {p["place"]: p["variant"] for p in places}
+    fig = figures.curves(epochs, labels, ["base", "grid"])
+    acc = fig.axes[2]
+    assert "(%)" in acc.get_title()
+    for coll in acc.collections:  # the bands
+        for path in coll.get_paths():
+            ys = path.vertices[:, 1]
+            assert ys.max() <= 100.0 and ys.min() >= 0.0
+
+
+def test_forest_plot_shows_each_seeds_difference(grid):
+    out, study = grid
+    from petri.report import figures
+    from petri.report.analysis import summarize
+
+    _, _, places, epochs = load_current(out)
+    rows = summarize(places, epochs, study.baseline)
+    ref = next(r for r in rows if r.verdict == "baseline")
+    fig = figures.forest(rows, ref)
+    ax = fig.axes[0]
+    dots = [c for c in ax.collections if c.get_offsets().shape[0] == 3]
+    assert len(dots) == 9  # one set of three seed dots per compared grid point
+    r = next(r for r in rows if r.point == {"lr": 1.0, "batch_size": 512})
+    i = [t.get_text() for t in ax.get_yticklabels()].index(r.label)
+    xs = sorted(dots[i].get_offsets()[:, 0])
+    assert xs == pytest.approx(sorted(100 * (r.by_seed[s] - ref.by_seed[s]) for s in r.by_seed))
+
+
+def test_two_packs_alike_get_distinct_throughput_labels(tmp_path):
+    text = GRID.format(extra="").split("[variants.grid]")[0] + '[variants.other]\ntreatments = ["invert"]\n'
+    out = tmp_path / "o"
+    run_study(parse_study(text), out, max_members=3)
+    from petri.report.build import _packs
+
+    study, runs, places, epochs = load_current(out)
+    labels = [label for label, _, _ in _packs(places, epochs, runs)]
+    assert len(labels) == 2 and len(set(labels)) == 2
+
+
+def test_label_noise_curves_say_the_labels_are_noisy(tmp_path):
+    text = GRID.format(extra="").split("[variants.grid]")[0] + '[variants.noisy]\ntreatments = [{ name = "label_noise", p = 0.3 }]\n'
+    out = tmp_path / "o"
+    run_study(parse_study(text), out)
+    md = (build_report(out).parent / "report.md").read_text()
+    assert "under label_noise, the noisy ones" in md
+
+
+def test_a_killed_run_shows_as_interrupted_and_a_second_run_is_refused(tmp_path, shared_data):
+    slow = GRID.format(extra="").split("[variants.grid]")[0].replace("epochs = 2", "epochs = 400").replace(
+        "seeds = 3", "seeds = 2") + '[variants.other]\ntreatments = ["invert"]\n'
+    f = tmp_path / "slow.toml"
+    f.write_text(slow)
+    out = tmp_path / "out"
+    env = {**os.environ, "PETRI_DATA": str(shared_data.resolve())}
+    proc = subprocess.Popen([sys.executable, "-m", "petri.cli", "run", str(f), "--out", str(out), "--no-report"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            time.sleep(0.2)
+            try:
+                if sqlite3.connect(out / "petri.sqlite").execute("SELECT COUNT(*) FROM epochs").fetchone()[0]:
+                    break
+            except sqlite3.Error:
+                pass
+        r = runner.invoke(app, ["run", str(f), "--out", str(out)])
+        assert r.exit_code == 2 and "another petri run (pid" in r.stderr and "is training this study" in r.stderr
+        assert r.stderr.count("\n") == 1
+        r = runner.invoke(app, ["show", str(out)])
+        assert "4 running" in r.output
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    r = runner.invoke(app, ["show", str(out)])
+    assert "4 interrupted" in r.output and "running" not in r.output
