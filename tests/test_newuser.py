@@ -111,7 +111,8 @@ def test_comparisons_inside_a_sweep(tmp_path):
     rows = summarize(places, epochs, study.baseline, study.baseline_point)
     ref = [r for r in rows if r.verdict == "baseline"]
     assert len(ref) == 1 and ref[0].point == {"lr": 0.1, "batch_size": 128}
-    assert sum(1 for r in rows if r.effect) == 9  # the other 8 grid points and base
+    assert sum(1 for r in rows if r.effect) == 8  # the other 8 grid points; base holds the reference's cells
+    assert next(r for r in rows if r.variant == "base").verdict == "same cells as the reference"
     md = (build_report(out).parent / "report.md").read_text()
     assert "Reference: 'grid' at lr=0.1, batch_size=128" in md and "against 'grid' at lr=0.1, batch_size=128" in md
     best = parse_study(text.replace("baseline_point = { lr = 0.1, batch_size = 128 }", 'baseline_point = "best"'))
