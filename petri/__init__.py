@@ -11,8 +11,15 @@ os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 __version__ = "0.1.0"
 
 _PUBLIC = {  # name -> module that defines it; imported on first use, so `petri --help` stays quick
-    "register_model": "petri.models.plugin",
+    "load_study": "petri.api",
+    "run": "petri.api",
+    "open_study": "petri.api",
+    "Results": "petri.api",
     "load_model": "petri.study.trained",
+    "register_model": "petri.models.plugin",
+    "register_treatment": "petri.api",
+    "save_dataset": "petri.api",
+    "PetriError": "petri.errors",
 }
 
 

@@ -194,35 +194,25 @@ def run_cmd(
     no_report: bool = typer.Option(False, "--no-report", help="skip the report at the end"),
 ):
     """Train every unfinished cell of a study; the ledger is OUT/petri.sqlite."""
-    from .errors import SpecError, StoreError
-    from .study.ledger import Ledger
-    from .study.runner import describe_plan, plan, run_study
-    from .study.spec import load_study
+    from . import api
+    from .errors import SpecError
 
     try:
         if executor not in ("local", "ray"):
             raise SpecError(f"--executor: {executor!r} is not an executor; allowed: local, ray")
-        study = load_study(study_file, data, profile)
+        study = api.load_study(Path(study_file), data, profile)
         for w in study.warnings:
             err_console.print(f"petri: warning: {w}", markup=False, highlight=False, soft_wrap=True)
         out = out or Path("runs") / study.name
-        if dry_run:  # reads an existing ledger (to skip finished cells) but never writes one
-            ledger = Ledger(out) if (out / "petri.sqlite").is_file() else None
-            if ledger and ledger.study_name() not in (None, study.name):
-                raise StoreError(f"{ledger.path}: this ledger belongs to study {ledger.study_name()!r}, "
-                                 f"not {study.name!r}; use another --out directory")
-            for line in describe_plan(study, plan(study, ledger, max_members)):
-                console.print(line, markup=False, highlight=False)
-            from .data import get_spec, missing_message
-
-            missing = missing_message(get_spec(study.data))
-            if missing:
-                console.print(f"  data: {missing}", markup=False, highlight=False, soft_wrap=True)
+        if dry_run:
+            for line in api.dry_run(study, out, max_members):
+                console.print(line, markup=False, highlight=False, soft_wrap=line.startswith("  data:"))
             return
-        counts = run_study(study, out, executor=executor, address=address, max_members=max_members)
+        results = api.run(study, out, executor=executor, address=address, max_members=max_members,
+                          report=not no_report)
         _print_summary(out)
-        if not no_report and counts.get("trained"):
-            _report(out)
+        if not no_report and results.trained:
+            console.print(f"report: {out / 'report' / 'index.html'}")
     except PetriError as e:
         fail(e)
     except KeyboardInterrupt:
@@ -245,10 +235,10 @@ def export_cmd(
     to: Optional[Path] = typer.Option(None, "--to", help="output folder (default: DIR/export)"),
 ):
     """Write cell-level and epoch-level tables."""
-    from .report.export import export
+    from .api import open_study
 
     try:
-        paths = export(directory, format, to)
+        paths = open_study(directory).export(format, to)
     except PetriError as e:
         fail(e)
     for p in paths:
@@ -284,33 +274,46 @@ def _spec_error(message: str):
 
 
 def _print_summary(directory: Path) -> None:
-    from .report.analysis import fmt_acc, fmt_effect, fmt_p, point_label, summarize
+    import math
+
+    from .api import open_study
     from .study.cellstore import disk_usage
-    from .study.current import load_current
     from .study.runner import human_bytes
 
-    study, _, cells, epochs = load_current(directory)
-    counts = Counter(c["status"] for c in cells)
+    results = open_study(directory)
+    study, cells, effects = results.study, results.cells(), results.effects()
+    counts = Counter(cells["status"].astype(str))
     console.print(f"{study.name}: {len(cells)} cells — " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
                   + f"; {human_bytes(disk_usage(directory))} on disk in {directory}", soft_wrap=True)
     table = Table(Column("variant", no_wrap=True), "point", "n", "test accuracy % (mean ± 95 % CI)",
                   "Δ (pp) [95 % CI]", "p (Holm)", "verdict", "status",
                   caption=f"Δ: paired by seed against {study.reference}; a verdict needs a Holm-corrected p < 0.05 "
                           "and an interval that excludes 0")
-    for r in summarize(cells, epochs, study.baseline, study.baseline_point):
-        table.add_row(r.variant, point_label(r.point) or "—", str(r.n), fmt_acc(r.mean, r.half_width),
-                      fmt_effect(r.effect), fmt_p(r.p_holm), r.verdict,
-                      ", ".join(f"{v} {k}" for k, v in r.status.items()))
+    axes = list(effects.columns[1:effects.columns.get_loc("n")])  # the sweep axes, between variant and n
+
+    def pct(x):
+        return "—" if x is None or math.isnan(x) else f"{100 * x:.2f}"
+
+    for _, r in effects.iterrows():
+        point = {a: r[a] for a in axes if not (isinstance(r[a], float) and math.isnan(r[a]))}
+        mine = cells[(cells["variant"] == r["variant"])]
+        for a in axes:
+            mine = mine[mine[a].isna()] if a not in point else mine[mine[a] == point[a]]
+        diff = "—" if math.isnan(r["diff"]) else (f"{100 * r['diff']:+.2f}" + ("" if math.isnan(r["diff_ci95_low"]) else
+                                                   f" [{100 * r['diff_ci95_low']:+.2f}, {100 * r['diff_ci95_high']:+.2f}]"))
+        p = "—" if math.isnan(r["p_holm"]) else (f"{r['p_holm']:.2g}" if r["p_holm"] >= 1e-4 else "<1e-4")
+        table.add_row(str(r["variant"]), ", ".join(f"{k}={_num(v)}" for k, v in point.items()) or "—", str(r["n"]),
+                      pct(r["test_acc"]) + ("" if math.isnan(r["test_acc_ci95"]) else f" ± {pct(r['test_acc_ci95'])}"),
+                      diff, p, str(r["verdict"]), ", ".join(f"{v} {k}" for k, v in Counter(mine["status"].astype(str)).items()))
     console.print(table)
     for w in study.warnings:
         err_console.print(f"petri: warning: {w}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _report(directory: Path) -> None:
-    from .report.build import build_report
+    from .api import open_study
 
-    path = build_report(directory)
-    console.print(f"report: {path}")
+    console.print(f"report: {open_study(directory).report()}")
 
 
 @app.command("report")
@@ -320,6 +323,11 @@ def report_cmd(directory: Path = typer.Argument(..., help="study directory (hold
         _report(directory)
     except PetriError as e:
         fail(e)
+
+
+def _num(v):
+    """A sweep value as the study wrote it: 128, not 128.0 (axes are float columns when mixed with NaN)."""
+    return int(v) if isinstance(v, float) and v.is_integer() and abs(v) >= 1 else v
 
 
 def _json(text: str, option: str):

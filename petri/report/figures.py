@@ -7,15 +7,20 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import matplotlib
 import matplotlib.ticker
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from .analysis import Row, point_key
+from .stats import t_interval
 
-from .analysis import Row, point_key  # noqa: E402
-from .stats import t_interval  # noqa: E402
+
+def subplots(*args, **kwargs):
+    """pyplot.subplots without pyplot: figures drawn headless, never touching the session's backend
+    (a notebook's inline plots stay inline)."""
+    fig = Figure(figsize=kwargs.pop("figsize", None))
+    return fig, fig.subplots(*args, **kwargs)
 
 METRICS = (("train_loss", "train loss (mean over the epoch's batches)"),
            ("train_acc", "train accuracy (mean over the epoch's batches)"),
@@ -28,7 +33,6 @@ def save(fig, folder: Path, name: str) -> tuple[Path, bytes]:
     fig.savefig(folder / f"{name}.svg", bbox_inches="tight")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
     (folder / f"{name}.png").write_bytes(buf.getvalue())
     return folder / f"{name}.png", buf.getvalue()
 
@@ -37,7 +41,7 @@ def curves(epochs: list[dict], labels: dict[str, str], order: list[str], noisy_l
            log_loss: bool = False):
     """Three panels, one line per label (mean over seeds) with a 95 % t-interval band. ``order``: the
     labels in the order the study gives them (numbers as numbers)."""
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig, axes = subplots(1, 3, figsize=(13, 3.8))
     series: dict[str, dict[int, dict[str, list[float]]]] = {}
     for e in epochs:
         label = labels.get(e["place"])
@@ -95,7 +99,7 @@ def heatmaps(rows: list[Row], variant: str, axes: tuple[str, str]):
         if r.effect:
             diff[i, j] = 100 * r.effect.mean
             sig[i, j] = r.verdict in ("better", "worse")
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 5))
+    fig, (a1, a2) = subplots(1, 2, figsize=(12, 5))
     im = a1.imshow(acc, cmap="viridis", origin="upper")
     fig.colorbar(im, ax=a1, label="test accuracy (%)")
     a1.set_title(f"{variant}: mean test accuracy", fontsize=10)
@@ -105,7 +109,7 @@ def heatmaps(rows: list[Row], variant: str, axes: tuple[str, str]):
     for i in range(len(rvals)):
         for j in range(len(cvals)):
             if np.isfinite(diff[i, j]) and not sig[i, j]:
-                a2.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", lw=0, color="0.4"))
+                a2.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", lw=0, color="0.4"))
     a2.set_title(f"{variant}: paired difference vs the reference (hatched: not significant)", fontsize=10)
     for ax in (a1, a2):
         ax.set_xlabel(ca)
@@ -134,7 +138,7 @@ def sweep_line(rows: list[Row], variant: str, axis: str, train: dict[str, list[f
     pts = sorted((r for r in rows if r.variant == variant), key=lambda r: point_key(r.point[axis]))
     xs = [r.point[axis] for r in pts]
     pos = xs if numeric(xs) else list(range(len(xs)))
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = subplots(figsize=(6.5, 4))
     ax.errorbar(pos, [100 * r.mean for r in pts], yerr=_yerr([100 * r.mean for r in pts],
                 [100 * r.half_width for r in pts]), marker="o", capsize=3, label="test")
     tr = [t_interval(train.get(r.label, [])) for r in pts]
@@ -161,7 +165,7 @@ def forest(rows: list[Row], reference: Row):
     """Each compared row's paired difference vs the reference (pp): mean and 95 % interval, and every
     seed's own difference as a dot, so a paired verdict is never read off overlapping unpaired bands."""
     compared = [r for r in rows if r.effect is not None and r is not reference]
-    fig, ax = plt.subplots(figsize=(7, max(2.2, 0.38 * len(compared) + 1.2)))
+    fig, ax = subplots(figsize=(7, max(2.2, 0.38 * len(compared) + 1.2)))
     for i, r in enumerate(compared):
         e = r.effect
         color = {"better": "tab:green", "worse": "tab:red"}.get(r.verdict, "0.35")
@@ -181,7 +185,7 @@ def forest(rows: list[Row], reference: Row):
 
 def throughput(packs: list[tuple[str, int, float]]):
     """Training images/s per pack (label, K, aggregate images/s)."""
-    fig, ax = plt.subplots(figsize=(6.5, max(2.0, 0.35 * len(packs) + 1)))
+    fig, ax = subplots(figsize=(6.5, max(2.0, 0.35 * len(packs) + 1)))
     labels = [f"{lab} (K={k})" for lab, k, _ in packs]
     ax.barh(range(len(packs)), [v for _, _, v in packs], color="tab:green")
     ax.set_yticks(range(len(packs)), labels, fontsize=8)

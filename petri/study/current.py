@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 from ..errors import PetriError, StoreError
@@ -11,12 +12,13 @@ from .lock import holder
 from .spec import Study, parse_study
 
 
-def last_study(ledger: Ledger) -> Study | None:
+def last_study(ledger: Ledger, row: dict | None = ...) -> Study | None:
     """The study as last run (file text, profile, data override), re-parsed; None if never run."""
-    row = ledger.query("SELECT * FROM runs ORDER BY id DESC LIMIT 1")
-    if not row:
+    if row is ...:
+        rows = ledger.query("SELECT * FROM runs ORDER BY id DESC LIMIT 1")
+        row = rows[0] if rows else None
+    if row is None:
         return None
-    row = row[0]
     base_dir = Path(row["study_path"]).parent if row.get("study_path") else None  # plugins relative to the file
     try:
         return parse_study(row["study_text"], f"{ledger.study_name()} (as last run)", row["data_override"],
@@ -36,14 +38,20 @@ def load_current(directory: str | Path) -> tuple[Study, list[dict], list[dict], 
     "interrupted"."""
     ledger = Ledger(directory)
     try:
-        runs = ledger.query("SELECT * FROM runs ORDER BY id")
-        study = last_study(ledger)
+        with ledger.snapshot():  # another process may be training into this directory
+            runs = ledger.query("SELECT * FROM runs ORDER BY id")
+            study_row = runs[-1] if runs else None
+            stored = {c["hash"]: c for c in ledger.cells()}
+            epoch_rows = ledger.epochs()
+        study = last_study(ledger, study_row)
         if study is None:
             raise StoreError(f"{ledger.path}: the ledger holds no runs yet; nothing to show or report")
-        stored = {c["hash"]: c for c in ledger.cells()}
         by_cell: dict[str, list[dict]] = {}
-        for e in ledger.epochs():
+        for e in epoch_rows:
             by_cell.setdefault(e["cell_hash"], []).append(e)
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"{ledger.path}: the ledger is damaged ({e}); `sqlite3 {ledger.path} 'PRAGMA integrity_check'` "
+                         "says where; `.recover` saves what can be saved (petri never overwrites it)") from None
     finally:
         ledger.close()
     places, epochs = [], []

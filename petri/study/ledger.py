@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import StoreError
@@ -45,29 +46,72 @@ CREATE TABLE IF NOT EXISTS epochs (
 """
 
 
+APPLICATION_ID = 0x70657472  # "petr": SQLite's header field naming the file's application
+
+
 class Ledger:
+    """``create``: the writer (a run); otherwise a read-only reader, which also works from a
+    read-only place and sees one consistent snapshot per ``snapshot()`` block."""
+
     def __init__(self, directory: str | Path, create: bool = False):
         self.dir = Path(directory)
         self.path = self.dir / "petri.sqlite"
         if not create and not self.path.is_file():
             raise StoreError(f"{self.path}: no ledger here; run `petri run STUDY --out {self.dir}` first")
         if create:
-            self.dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(f"{self.dir}: cannot create the study directory ({e.strerror})") from None
         try:
-            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            if create:
-                self.db.executescript(SCHEMA)
+            self.db = self._connect(create)
+            tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            app_id = self.db.execute("PRAGMA application_id").fetchone()[0]
+            if create and not tables:  # a new ledger: its schema in one transaction, seen whole or not at all
+                self.db.executescript(f"BEGIN IMMEDIATE; PRAGMA application_id = {APPLICATION_ID}; {SCHEMA} COMMIT;")
+                tables = {"meta", "runs", "cells", "epochs"}
+            if not create and not tables and app_id == 0:  # a ledger being created this instant
+                self.db.close()
+                raise StoreError(f"{self.path}: the ledger holds no runs yet; nothing to show or report")
+            elif create and app_id in (0, APPLICATION_ID) and {"meta", "runs", "cells", "epochs"} <= tables:
                 columns = {r[1] for r in self.db.execute("PRAGMA table_info(runs)")}
                 if "study_path" not in columns:  # a ledger from before plugins
                     self.db.execute("ALTER TABLE runs ADD COLUMN study_path TEXT")
-            tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                if app_id == 0:
+                    self.db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         except sqlite3.DatabaseError as e:
-            raise StoreError(f"{self.path}: not a petri ledger ({e})") from None
+            raise StoreError(f"{self.path}: not a petri ledger, or damaged ({e}); `sqlite3 {self.path} "
+                             f"'PRAGMA integrity_check'` tells which; `.recover` saves what can be saved") from None
         missing = {"meta", "runs", "cells", "epochs"} - tables
-        if missing:
-            raise StoreError(f"{self.path}: not a petri ledger (missing tables: {', '.join(sorted(missing))})")
+        if app_id not in (0, APPLICATION_ID) or missing:
+            what = f"its application id is {app_id:#x}" if app_id not in (0, APPLICATION_ID) else \
+                f"missing tables: {', '.join(sorted(missing))}"
+            self.db.close()
+            raise StoreError(f"{self.path}: not a petri ledger ({what}); petri never writes into another "
+                             "application's database: use another --out directory")
+
+    def _connect(self, create: bool) -> sqlite3.Connection:
+        if create:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            return db
+        uri = self.path.resolve().as_uri()
+        try:
+            db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30, isolation_level=None)
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            return db
+        except sqlite3.OperationalError:  # a read-only place without WAL's shared-memory file: nobody writes
+            return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+
+    @contextmanager
+    def snapshot(self):
+        """Reads inside see one state of the ledger (WAL snapshot isolation), however a writer moves on."""
+        self.db.execute("BEGIN")
+        try:
+            yield self
+        finally:
+            self.db.execute("COMMIT")
 
     def close(self):
         self.db.close()

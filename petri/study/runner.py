@@ -158,6 +158,10 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
         return again
 
     def on_done(pack, results, error):
+        if not console.is_terminal:  # a log or a notebook: one line per pack instead of a live bar
+            console.print(f"pack {pack_no[id(pack)]}/{len(p.packs)} (K={len(pack.cells)}): " +
+                          (f"failed: {error}" if error else f"{len(pack.cells)} cells finished"),
+                          markup=False, highlight=False, soft_wrap=True)
         if error:
             unfinished = [c for c in pack.cells if c.hash not in written]
             ledger.fail_cells([c.hash for c in unfinished], error)

@@ -188,10 +188,18 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
                 profile: str | None = None, base_dir: Path | None = None) -> Study:
     """Parse and validate a study; ``profile`` applies ``[profiles.NAME]`` (recipe and seeds overrides).
     Plugins named by a relative path are found in ``base_dir`` (default: the study file's folder)."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise SpecError(f"{path}: malformed TOML: {e}") from None
+    if text.lstrip().startswith("{"):  # a study built in code (petri.load_study(dict)) is kept as JSON
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise SpecError(f"{path}: malformed JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
+    else:
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise SpecError(f"{path}: malformed TOML: {e}") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: a study is a table of fields (name, data, recipe, variants, ...)")
     where = Path(path).name
     unknown = set(raw) - TOP_KEYS
     if unknown:

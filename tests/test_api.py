@@ -1,0 +1,217 @@
+"""petri from Python: load / run / open, DataFrames with typed columns, the README example and the
+quickstart notebook (a real Jupyter kernel), reading a directory another process is writing."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import petri
+from petri.errors import PetriError, SpecError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+STUDY = {
+    "name": "api", "data": "mnist", "seeds": 3, "baseline": "original",
+    "recipe": {"model": {"name": "mlp", "hidden": [16]}, "epochs": 2, "train_size": 1500, "test_size": 500,
+               "optimizer": {"name": "adam", "lr": 1e-3}},
+    "variants": {"original": {}, "inverted": {"treatments": ["invert"]},
+                 "lr": {"recipe": {"optimizer": {"name": "adam", "lr": {"values": [3e-3, 1e-2]}}},
+                        "treatments": [{"name": "window_keep", "size": 20, "row": {"values": [0, 8]}, "col": 4}]}},
+}
+TOML = """
+name = "api"
+data = "mnist"
+seeds = 3
+baseline = "original"
+
+[recipe]
+model = { name = "mlp", hidden = [16] }
+epochs = 2
+train_size = 1500
+test_size = 500
+optimizer = { name = "adam", lr = 1e-3 }
+
+[variants.original]
+
+[variants.inverted]
+treatments = ["invert"]
+
+[variants.lr]
+recipe = { optimizer = { name = "adam", lr = { values = [3e-3, 1e-2] } } }
+treatments = [{ name = "window_keep", size = 20, row = { values = [0, 8] }, col = 4 }]
+"""
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    return petri.run(petri.load_study(STUDY), tmp_path_factory.mktemp("api"))
+
+
+def test_a_study_from_a_dict_a_toml_string_or_a_file_is_the_same(tmp_path):
+    f = tmp_path / "api.toml"
+    f.write_text(TOML)
+    hashes = [[c.hash for c in s.cells] for s in (petri.load_study(STUDY), petri.load_study(TOML), petri.load_study(f),
+                                                  petri.load_study(str(f)))]
+    assert hashes[0] == hashes[1] == hashes[2] == hashes[3] and len(hashes[0]) == 18
+    with pytest.raises(SpecError, match=r"<dict>: variants.x.treatments\[0\]: unknown treatment 'blur'"):
+        petri.load_study({**STUDY, "baseline": "x", "variants": {"x": {"treatments": ["blur"]}}})
+    assert issubclass(SpecError, petri.PetriError)
+
+
+def test_dataframes_have_documented_typed_columns(results):
+    cells = results.cells()
+    assert list(cells.columns[:4]) == ["variant", "lr", "row", "seed"]
+    assert cells["variant"].dtype == "category" and cells["status"].dtype == "category"
+    assert cells["lr"].dtype == np.float64 and cells["row"].dtype == np.float64  # NaN where a variant has no axis
+    assert cells["seed"].dtype == np.int64 and cells["epochs"].dtype == np.int64
+    assert len(cells) == 18 and set(cells["status"]) == {"done"} and (cells["epochs"] == 2).all()
+    assert cells.loc[cells["variant"] == "lr", "lr"].tolist() == [3e-3] * 6 + [1e-2] * 6
+    epochs = results.epochs()
+    assert len(epochs) == 36 and epochs["epoch"].dtype == np.int64
+    assert list(epochs.columns) == ["variant", "lr", "row", "seed", "epoch", "train_loss", "train_acc", "val_loss",
+                                    "val_acc", "test_loss", "test_acc", "images_per_s", "seconds", "pack_size", "hash"]
+    effects = results.effects()
+    assert list(effects.columns) == ["variant", "lr", "row", "n", "test_acc", "test_acc_ci95", "diff", "diff_ci95_low",
+                                     "diff_ci95_high", "p_t", "p_wilcoxon", "p_holm", "detectable_diff", "verdict",
+                                     "reference"]
+    assert len(effects) == 6 and effects.loc[0, "verdict"] == "baseline"
+    inv = effects[effects["variant"] == "inverted"].iloc[0]
+    assert inv["diff"] < 0 and inv["diff_ci95_low"] < inv["diff"] < inv["diff_ci95_high"] and 0 < inv["p_holm"] <= 1
+    assert set(effects["verdict"]) <= {"baseline", "better", "worse", "no detectable difference"}
+
+
+def test_effects_are_the_reports_numbers(results):
+    index = results.report()
+    report = pd.read_csv(index.parent / "variants.csv")
+    effects = results.effects()
+    for _, r in report.iterrows():
+        e = effects[(effects["variant"] == r["variant"])]
+        point = eval(r["point"]) if isinstance(r["point"], str) else {}  # noqa: S307 - JSON of numbers
+        for k, v in point.items():
+            e = e[e[k] == v]
+        assert len(e) == 1
+        assert e.iloc[0]["test_acc"] == pytest.approx(r["mean_test_acc"])
+        if r["verdict"] != "baseline":
+            assert e.iloc[0]["diff"] == pytest.approx(r["diff_vs_baseline"]) and e.iloc[0]["verdict"] == r["verdict"]
+
+
+def test_running_again_trains_nothing_and_open_study_reads_it(results):
+    again = petri.run(petri.load_study(STUDY), results.directory)
+    assert again.cells()["hash"].tolist() == results.cells()["hash"].tolist()
+    same = petri.open_study(results.directory)
+    pd.testing.assert_frame_equal(same.effects(), results.effects())
+    with pytest.raises(PetriError, match="no ledger here"):
+        petri.open_study(results.directory / "nowhere")
+
+
+def test_register_a_treatment_and_save_a_dataset_from_python(tmp_path):
+    from typing import Literal
+
+    from petri.treatments import TREATMENTS
+    from petri.treatments.base import Treatment
+
+    @petri.register_treatment
+    class Darken(Treatment):
+        name: Literal["darken"] = "darken"
+        factor: float = 0.5
+
+        def affine(self, st):
+            return self.factor, 0.0
+
+        def apply(self, x, idx, st, keys, epoch):
+            return x.mul_(self.factor)
+
+    try:
+        rng = np.random.default_rng(0)
+        path = petri.save_dataset(tmp_path / "toy.npz", rng.integers(0, 256, (300, 8, 8), dtype=np.uint8),
+                                  rng.integers(0, 3, 300), rng.integers(0, 256, (60, 8, 8), dtype=np.uint8),
+                                  rng.integers(0, 3, 60), classes=["a", "b", "c"])
+        study = petri.load_study({"name": "toy", "data": str(path), "seeds": 2,
+                                  "recipe": {"model": {"name": "mlp", "hidden": [8]}, "epochs": 1, "batch_size": 20},
+                                  "variants": {"plain": {}, "dark": {"treatments": [{"name": "darken", "factor": 0.25}]}}})
+        res = petri.run(study, tmp_path / "out", report=False)
+        assert set(res.cells()["status"]) == {"done"} and len(res.effects()) == 2
+        with pytest.raises(petri.PetriError, match=r"y_train: label -1 is negative"):
+            petri.save_dataset(tmp_path / "bad.npz", np.zeros((3, 8, 8), np.uint8), np.array([0, -1, 0]),
+                               np.zeros((3, 8, 8), np.uint8), np.zeros(3, np.int64))
+    finally:
+        TREATMENTS.classes.pop("darken", None)
+
+
+def _python_block(readme: str) -> str:
+    section = readme.split("## Python", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_the_readme_python_example_works_verbatim(tmp_path, shared_data):
+    code = _python_block((ROOT / "README.md").read_text())
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "PETRI_DATA": str(shared_data.resolve())})
+    assert r.returncode == 0, r.stderr
+    assert "inverted" in r.stdout and "worse" in r.stdout
+    assert (tmp_path / "runs" / "python-demo" / "report" / "index.html").is_file()
+
+
+@pytest.mark.slow
+def test_the_quickstart_notebook_runs_on_a_real_kernel(tmp_path, shared_data, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("PETRI_DATA", str(shared_data.resolve()))
+    nb = nbformat.read(ROOT / "examples" / "quickstart.ipynb", as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors, errors
+    table = nb.cells[2].outputs[-1]["data"]["text/plain"]
+    assert re.search(r"0\s+original\s+NaN\s+3", table) and re.search(r"1\s+inverted\s+0\.001\s+3", table)
+    assert re.search(r"2\s+inverted\s+0\.003\s+3", table) and "baseline" in table
+    streams = "".join(o.get("text", "") for o in nb.cells[2].outputs if o.output_type == "stream")
+    assert "\x1b[" not in streams and "pack 1/1" in streams  # plain lines, no terminal codes
+    assert any("image/png" in o.get("data", {}) for o in nb.cells[4].outputs)  # the figure
+
+
+def test_reading_a_directory_another_process_is_training(tmp_path, shared_data):
+    """A real writer process; every read is one consistent snapshot: never an error, never a half row,
+    the finished epochs only grow."""
+    slow = TOML.replace("epochs = 2", "epochs = 12").replace("train_size = 1500", "train_size = 3000")
+    f = tmp_path / "slow.toml"
+    f.write_text(slow)
+    out = tmp_path / "out"
+    writer = subprocess.Popen([sys.executable, "-m", "petri.cli", "run", str(f), "--out", str(out), "--no-report"],
+                              env={**os.environ, "PETRI_DATA": str(shared_data.resolve())},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen, reads = [], 0
+    try:
+        while writer.poll() is None:
+            if not (out / "petri.sqlite").exists():
+                time.sleep(0.05)
+                continue
+            try:
+                res = petri.open_study(out)
+                epochs, cells = res.epochs(), res.cells()
+            except PetriError as e:
+                if "holds no runs yet" in str(e):
+                    continue
+                raise
+            reads += 1
+            assert not epochs[["train_loss", "train_acc", "test_loss", "test_acc"]].isna().any().any()
+            assert (epochs.groupby("hash")["epoch"].max() == epochs.groupby("hash")["epoch"].count()).all()
+            finished = set(cells.loc[cells["status"].isin(["done"]), "hash"])
+            assert all(epochs[epochs["hash"] == h]["epoch"].max() == 12 for h in finished)
+            seen.append(len(epochs))
+        assert writer.wait(timeout=300) == 0, writer.stderr.read()
+    finally:
+        writer.kill()
+    assert reads >= 5 and seen == sorted(seen) and seen[-1] <= 18 * 12
+    assert len(petri.open_study(out).epochs()) == 18 * 12
+    assert sqlite3.connect(out / "petri.sqlite").execute("PRAGMA integrity_check").fetchone()[0] == "ok"
