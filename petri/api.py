@@ -79,7 +79,9 @@ def run(study: Study | str | Path | dict, out: str | Path | None = None, executo
     counts = run_study(study, out, executor=executor, address=address, max_members=max_members, console=console)
     results = Results(out)
     results.trained = counts.get("trained", 0)
-    if report and results.trained:
+    from .report.build import complete
+
+    if report and (results.trained or not complete(out)):  # a report a killed run left unwritten is written now
         results.report()
     return results
 
@@ -180,11 +182,11 @@ class Results:
                 "p_wilcoxon", "p_holm", "detectable_diff", "verdict", "reference"]
         return _frame(rows, study, cols)
 
-    def report(self) -> Path:
-        """Write DIR/report/ (index.html, report.md, figures, CSVs); returns index.html."""
+    def report(self, to: str | Path | None = None) -> Path:
+        """Write DIR/report/ (or ``to``): index.html, report.md, figures, CSVs; returns index.html."""
         from .report.build import build_report
 
-        return build_report(self.directory)
+        return build_report(self.directory, to)
 
     def export(self, fmt: str = "csv", to: str | Path | None = None) -> list[Path]:
         """The ledger's cells and epochs as CSV, Parquet or JSON files (default: DIR/export)."""

@@ -208,10 +208,10 @@ def run_cmd(
             for line in api.dry_run(study, out, max_members):
                 console.print(line, markup=False, highlight=False, soft_wrap=line.startswith("  data:"))
             return
-        results = api.run(study, out, executor=executor, address=address, max_members=max_members,
-                          report=not no_report)
+        api.run(study, out, executor=executor, address=address, max_members=max_members,
+                report=not no_report)
         _print_summary(out)
-        if not no_report and results.trained:
+        if not no_report and (out / "report" / "index.html").is_file():
             console.print(f"report: {out / 'report' / 'index.html'}")
     except PetriError as e:
         fail(e)
@@ -310,17 +310,14 @@ def _print_summary(directory: Path) -> None:
         err_console.print(f"petri: warning: {w}", markup=False, highlight=False, soft_wrap=True)
 
 
-def _report(directory: Path) -> None:
+@app.command("report")
+def report_cmd(directory: Path = typer.Argument(..., help="study directory (holding petri.sqlite)"),
+               to: Optional[Path] = typer.Option(None, "--to", help="write the report here instead of DIR/report")):
+    """Write DIR/report/: index.html (self-contained), report.md, figures (PNG + SVG), cells.csv, variants.csv."""
     from .api import open_study
 
-    console.print(f"report: {open_study(directory).report()}")
-
-
-@app.command("report")
-def report_cmd(directory: Path = typer.Argument(..., help="study directory (holding petri.sqlite)")):
-    """Write DIR/report/: index.html (self-contained), report.md, figures (PNG + SVG), cells.csv, variants.csv."""
     try:
-        _report(directory)
+        console.print(f"report: {open_study(directory).report(to)}")
     except PetriError as e:
         fail(e)
 
@@ -339,9 +336,44 @@ def _json(text: str, option: str):
         raise SpecError(f"{option}: not valid JSON ({e.msg} at column {e.colno})") from None
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app()
+def main(argv: list[str] | None = None) -> int:
+    """The console entry point: a bad command line is one line (`petri: error: ...`, exit 2), not a box;
+    PETRI_DEBUG=1 shows tracebacks of unexpected errors."""
+    import os
+
+    from typer._click import exceptions as cx  # typer carries its own click
+
+    try:
+        code = app(args=argv, prog_name="petri", standalone_mode=False)
+        return code if isinstance(code, int) else 0
+    except cx.NoArgsIsHelpError as e:  # `petri` alone, or a group alone: its help, as usual
+        console.print(e.ctx.get_help(), markup=False, highlight=False)
+        return 0
+    except cx.UsageError as e:
+        where = f" (see `{e.ctx.command_path} --help`)" if getattr(e, "ctx", None) else ""
+        err_console.print(f"petri: error: {' '.join(e.format_message().split())}{where}", markup=False,
+                          highlight=False, soft_wrap=True)
+        return 2
+    except cx.ClickException as e:
+        err_console.print(f"petri: error: {' '.join(e.format_message().split())}", markup=False, highlight=False,
+                          soft_wrap=True)
+        return e.exit_code
+    except typer.Exit as e:
+        return e.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("petri: interrupted", markup=False)
+        return 130
+    except PetriError as e:
+        err_console.print(f"petri: error: {e}", markup=False, highlight=False, soft_wrap=True)
+        return e.exit_code
+    except Exception as e:  # noqa: BLE001 - a bug of petri's: one line, and the traceback on request
+        if os.environ.get("PETRI_DEBUG"):
+            raise
+        err_console.print(f"petri: internal error: {type(e).__name__}: {' '.join(str(e).split())[:500]} "
+                          "(PETRI_DEBUG=1 shows the traceback; please report it)", markup=False, highlight=False,
+                          soft_wrap=True)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    sys.exit(main())

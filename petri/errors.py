@@ -29,3 +29,8 @@ class StoreError(PetriError):
     """The ledger is missing, broken, or belongs to another study."""
 
     exit_code = 2
+
+
+class PlaceError(PetriError):
+    """Where petri reads or writes is in the way: a damaged ledger, a full disk, a read-only or missing
+    folder (exit code 1: the input was fine, the environment is not)."""

@@ -78,8 +78,11 @@ def _message(err: dict, cls: type[BaseModel] | None) -> str:
 
 def _branch(p) -> bool:
     """A loc segment that names a union branch or validator, not a field ("float", "literal['auto']")."""
-    return isinstance(p, str) and ("[" in p or "(" in p or p.startswith("function-")
+    return isinstance(p, str) and ("[" in p or "(" in p or p.startswith(_INTERNAL)
                                    or p in ("float", "int", "str", "bool", "list", "dict", "tuple", "none"))
+
+
+_INTERNAL = ("function-", "constrained-", "lax-or-strict", "json-or-python", "tagged-union", "nullable", "chain")
 
 
 def translate(e: ValidationError, where: str, cls: type[BaseModel] | None = None) -> SpecError:
@@ -140,8 +143,8 @@ class Registry:
         cls = self.classes[name]
         if self.prepare:
             table = self.prepare(cls, table, where)
-        try:
-            return cls.model_validate(table)
+        try:  # strict: a study file says what it means ("100" is not 100, true is not 1)
+            return cls.model_validate(table, strict=True)
         except ValidationError as e:
             raise translate(e, where, cls) from None
 

@@ -102,7 +102,7 @@ BAD = [
     (BASE.replace('baseline = "original"', 'baseline = "orig"'), r"baseline: 'orig' is not a variant; variants: original"),
     (BASE + '[variants.x]\ntreatments = [{ name = "invert" }]\nrecipe = { epochs = { values = [] } }\n', r"values must be a non-empty list"),
     (BASE + '[variants.x]\nrecipe = { epochs = { range = [5, 5] } }\n', r"range \[5, 5\] is empty"),
-    (BASE.replace("seeds = 2", "seeds = 0"), r"seeds: must be a count >= 1"),
+    (BASE.replace("seeds = 2", "seeds = 0"), r"seeds: must be a count 1..10,000"),
     (BASE + "colour = 3\n", r"unknown field 'colour'"),
     (BASE.replace("[variants.original]", ""), r"variants: none defined"),
     (BASE.replace('model = { name = "mlp", hidden = [16] }', 'model = { name = "mlp", hidden = [16], depth = 3 }'),

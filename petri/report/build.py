@@ -8,8 +8,11 @@ import datetime as dt
 import html
 import json
 import math
+import os
+import shutil
 from pathlib import Path
 
+from ..errors import PlaceError
 from ..study.current import load_current
 from . import figures
 from .analysis import Row, cell_label, fmt_p, summarize, sweep_axes
@@ -19,11 +22,37 @@ def _pct(x, digits=2):
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.{digits}f}"
 
 
-def build_report(directory: str | Path) -> Path:
-    """Write DIR/report/ (index.html, report.md, figures, CSVs) from the ledger; returns index.html."""
+def build_report(directory: str | Path, to: str | Path | None = None) -> Path:
+    """Write DIR/report/ (or ``to``): index.html, report.md, figures, CSVs, from the ledger; returns
+    index.html. Written into a temporary folder that then takes the report's place: a report is whole
+    or absent, never half written."""
     directory = Path(directory)
     study, runs, cells, epochs = load_current(directory)
-    out = directory / "report"
+    final = Path(to) if to is not None else directory / "report"
+    if final.exists() and not final.is_dir():
+        raise PlaceError(f"{final}: is a file; the report is a folder: move the file, or write elsewhere with --to")
+    out = final.parent / f".{final.name}.{os.getpid()}.tmp"
+    try:
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        index = _write(directory, study, runs, cells, epochs, out)
+        old = final.parent / f".{final.name}.{os.getpid()}.old"
+        if final.exists():
+            final.rename(old)
+        out.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        shutil.rmtree(out, ignore_errors=True)
+        raise PlaceError(f"{final}: cannot write the report ({e.strerror}); write it elsewhere with --to") from None
+    return final / index.name
+
+
+def complete(directory: str | Path) -> bool:
+    """Whether DIR/report/ holds a whole report (it is renamed into place only once written)."""
+    return (Path(directory) / "report" / "index.html").is_file()
+
+
+def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
     figdir = out / "figures"
     rows = summarize(cells, epochs, study.baseline, study.baseline_point)
     ref = next((r for r in rows if r.verdict == "baseline"), None)

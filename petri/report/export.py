@@ -6,7 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from ..errors import SpecError
+from ..errors import PlaceError, SpecError
 from ..study.ledger import Ledger
 
 FORMATS = ("csv", "parquet", "json")
@@ -21,7 +21,16 @@ def export(directory: str | Path, fmt: str, to: str | Path | None = None) -> lis
     finally:
         ledger.close()
     out = Path(to) if to else Path(directory) / "export"
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        if out.exists() and not out.is_dir():
+            raise PlaceError(f"--to {out}: is a file; export writes into a folder")
+        out.mkdir(parents=True, exist_ok=True)
+        return _write(out, fmt, tables)
+    except OSError as e:
+        raise PlaceError(f"{out}: cannot write the export ({e.strerror}); choose a writable folder with --to") from None
+
+
+def _write(out: Path, fmt: str, tables: dict) -> list[Path]:
     paths = []
     for name, rows in tables.items():
         path = out / f"{name}.{fmt}"

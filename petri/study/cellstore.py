@@ -16,6 +16,7 @@ epoch 1. safetensors, not pickle: loading a file cannot run code.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -26,6 +27,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from ..errors import PlaceError
 from ..train.state import CellState
 
 CELLS = "cells"
@@ -51,12 +53,22 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def save(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> int:
-    """Write ``tensors`` (safetensors) and ``meta`` beside it with the file's checksum; bytes written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``tensors`` (safetensors) and ``meta`` beside it with the file's checksum; bytes written.
+    A full disk or a read-only place is one line (nothing half-written is left: the writes are atomic)."""
     data = st_save({n: t.contiguous() for n, t in tensors.items()}, metadata={"petri": json.dumps(meta)})
-    _write_atomic(path, data)
-    side = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "meta": meta}
-    _write_atomic(path.with_suffix(".json"), json.dumps(side).encode())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(path, data)
+        side = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "meta": meta}
+        _write_atomic(path.with_suffix(".json"), json.dumps(side).encode())
+    except OSError as e:
+        for tmp in path.parent.glob(f".*.{os.getpid()}.tmp"):
+            tmp.unlink(missing_ok=True)
+        if e.errno == errno.ENOSPC:
+            raise PlaceError(f"{path.parent}: no space left on the device; every epoch committed so far is kept: free "
+                             f"at least {max(1, 4 * len(data) >> 20)} MB (a cell's checkpoint is {len(data) / 1e6:,.1f} "
+                             "MB) and run again") from None
+        raise PlaceError(f"{path}: cannot write ({e.strerror}); the study directory must be writable for a run") from None
     return len(data)
 
 

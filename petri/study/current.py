@@ -50,8 +50,7 @@ def load_current(directory: str | Path) -> tuple[Study, list[dict], list[dict], 
         for e in epoch_rows:
             by_cell.setdefault(e["cell_hash"], []).append(e)
     except sqlite3.DatabaseError as e:
-        raise StoreError(f"{ledger.path}: the ledger is damaged ({e}); `sqlite3 {ledger.path} 'PRAGMA integrity_check'` "
-                         "says where; `.recover` saves what can be saved (petri never overwrites it)") from None
+        raise ledger.trouble(e) from None
     finally:
         ledger.close()
     places, epochs = [], []

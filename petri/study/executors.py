@@ -20,6 +20,7 @@ import traceback
 from typing import Callable
 
 from ..data import get_spec, load, locate
+from ..errors import PlaceError
 from ..plugins import load as load_plugins
 from ..train.loop import Result, resolve_device, train_pack
 from .packing import Pack
@@ -43,7 +44,7 @@ def run_local(packs: list[Pack], data: str, on_start: OnStart, on_epoch: OnEpoch
         try:
             results = train_pack(ds, pack.recipe, pack.members(), on_epoch=lambda e, r, p=pack: on_epoch(p, e, r),
                                  keep_state=True)
-        except (KeyboardInterrupt, SystemExit):
+        except (KeyboardInterrupt, SystemExit, PlaceError):  # a full disk or a read-only place stops the whole run
             raise
         except Exception as e:  # noqa: BLE001 - a failing pack must not sink the study
             if os.environ.get("PETRI_DEBUG"):

@@ -22,7 +22,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import StoreError
+from ..errors import PetriError, PlaceError, StoreError
 
 SCHEMA_VERSION = 1
 FINISHED = ("done", "diverged", "stopped-early")
@@ -62,14 +62,14 @@ class Ledger:
             try:
                 self.dir.mkdir(parents=True, exist_ok=True)
             except OSError as e:
-                raise StoreError(f"{self.dir}: cannot create the study directory ({e.strerror})") from None
+                raise PlaceError(f"{self.dir}: cannot create the study directory ({e.strerror})") from None
         try:
             self.db = self._connect(create)
             tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             app_id = self.db.execute("PRAGMA application_id").fetchone()[0]
-            if create and not tables:  # a new ledger: its schema in one transaction, seen whole or not at all
+            if create and not tables and app_id == 0:  # a new ledger: its schema in one transaction
                 self.db.executescript(f"BEGIN IMMEDIATE; PRAGMA application_id = {APPLICATION_ID}; {SCHEMA} COMMIT;")
-                tables = {"meta", "runs", "cells", "epochs"}
+                tables, app_id = {"meta", "runs", "cells", "epochs"}, APPLICATION_ID
             if not create and not tables and app_id == 0:  # a ledger being created this instant
                 self.db.close()
                 raise StoreError(f"{self.path}: the ledger holds no runs yet; nothing to show or report")
@@ -80,9 +80,17 @@ class Ledger:
                 if app_id == 0:
                     self.db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         except sqlite3.DatabaseError as e:
-            raise StoreError(f"{self.path}: not a petri ledger, or damaged ({e}); `sqlite3 {self.path} "
-                             f"'PRAGMA integrity_check'` tells which; `.recover` saves what can be saved") from None
+            if "file is not a database" in str(e) or "not a database" in str(e):
+                raise StoreError(f"{self.path}: not a petri ledger ({e}); petri never writes into it: use another "
+                                 "--out directory") from None
+            raise self.trouble(e) from None
         missing = {"meta", "runs", "cells", "epochs"} - tables
+        if create and not missing and app_id in (0, APPLICATION_ID):
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.DatabaseError as e:
+                raise self.trouble(e) from None
         if app_id not in (0, APPLICATION_ID) or missing:
             what = f"its application id is {app_id:#x}" if app_id not in (0, APPLICATION_ID) else \
                 f"missing tables: {', '.join(sorted(missing))}"
@@ -91,11 +99,8 @@ class Ledger:
                              "application's database: use another --out directory")
 
     def _connect(self, create: bool) -> sqlite3.Connection:
-        if create:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            return db
+        if create:  # WAL is switched on once the file is known to be petri's (it rewrites the header)
+            return sqlite3.connect(self.path, timeout=30, isolation_level=None)
         uri = self.path.resolve().as_uri()
         try:
             db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30, isolation_level=None)
@@ -107,29 +112,51 @@ class Ledger:
     @contextmanager
     def snapshot(self):
         """Reads inside see one state of the ledger (WAL snapshot isolation), however a writer moves on."""
-        self.db.execute("BEGIN")
+        try:
+            self.db.execute("BEGIN")
+        except sqlite3.DatabaseError as e:
+            raise self.trouble(e) from None
         try:
             yield self
         finally:
-            self.db.execute("COMMIT")
+            if self.db.in_transaction:
+                self.db.execute("COMMIT")
 
     def close(self):
         self.db.close()
 
     # --- transactions -------------------------------------------------------------------
     def _tx(self, fn):
-        self.db.execute("BEGIN IMMEDIATE")
+        """One write transaction; a damaged file or a full disk is one line, and nothing half-written stays."""
         try:
-            out = fn(self.db)
-            self.db.execute("COMMIT")
-            return out
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                out = fn(self.db)
+                self.db.execute("COMMIT")
+                return out
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+        except sqlite3.DatabaseError as e:
+            raise self.trouble(e) from None
+
+    def trouble(self, e: sqlite3.DatabaseError) -> PetriError:
+        """A SQLite error as petri says it: the file is damaged, the disk is full, or the place is read-only."""
+        text = str(e)
+        if "full" in text:
+            return PlaceError(f"{self.path}: the disk is full ({text}); every epoch committed so far is kept: free "
+                              f"some space (at least {max(64, self.path.stat().st_size >> 20)} MB) and run again")
+        if "readonly" in text or "read-only" in text:
+            return PlaceError(f"{self.path}: read-only ({text}); `petri show`, `report --to` and `export --to` read it "
+                              "from here, a run needs a writable study directory")
+        return PlaceError(f"{self.path}: the ledger is damaged ({text}); `sqlite3 {self.path} 'PRAGMA integrity_check'` "
+                          "says where, `.recover` saves what can be saved; petri never overwrites it")
 
     # --- study identity -----------------------------------------------------------------
     def study_name(self) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key='study'").fetchone()
+        row = self.query("SELECT value FROM meta WHERE key='study'")
+        row = tuple(row[0].values()) if row else None
         return row[0] if row else None
 
     def claim(self, name: str) -> None:
@@ -166,7 +193,7 @@ class Ledger:
             [(c.hash, c.variant, json.dumps(dict(c.point)), c.seed, c.config) for c in cells]))
 
     def statuses(self) -> dict[str, str]:
-        return dict(self.db.execute("SELECT hash, status FROM cells"))
+        return {r["hash"]: r["status"] for r in self.query("SELECT hash, status FROM cells")}
 
     def start_cells(self, hashes: list[str], run_id: int, start: int = 0) -> None:
         """Mark cells running; epochs after ``start`` (the checkpoint they resume from) are dropped."""
@@ -199,9 +226,12 @@ class Ledger:
 
     # --- reading ------------------------------------------------------------------------
     def query(self, sql: str, args=()) -> list[dict]:
-        cur = self.db.execute(sql, args)
-        cols = [d[0] for d in cur.description]
-        return [dict(zip(cols, r)) for r in cur.fetchall()]
+        try:
+            cur = self.db.execute(sql, args)
+            cols = [d[0] for d in cur.description]
+            return [dict(zip(cols, r)) for r in cur.fetchall()]
+        except sqlite3.DatabaseError as e:
+            raise self.trouble(e) from None
 
     def cells(self) -> list[dict]:
         return self.query("SELECT * FROM cells ORDER BY variant, point, seed")

@@ -15,7 +15,7 @@ import platform
 import time
 from pathlib import Path
 
-from ..errors import StoreError
+from ..errors import PlaceError, StoreError
 
 NAME = ".petri.lock"
 
@@ -29,7 +29,8 @@ class RunLock:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
-            raise StoreError(f"{self.path}: cannot create the run lock ({e.strerror})") from None
+            raise PlaceError(f"{self.path}: cannot create the run lock ({e.strerror}); a run needs a writable "
+                             "study directory") from None
         for attempt in range(10):  # a `petri show` may hold it shared for an instant
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .. import __version__
 from ..data import get_spec
 from ..data.sources import ensure_files
-from ..errors import PetriError, StoreError
+from ..errors import PetriError, PlaceError, StoreError
 from ..train.loop import resolve_device
 from . import cellstore
 from .executors import run_local, run_ray
@@ -75,10 +75,12 @@ def run_study(study: Study, out: str | Path, executor: str = "local", address: s
     if spec.source is None:  # the files first: a missing data set stops the run before it starts
         ensure_files(spec)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise StoreError(f"--out {out}: is a file; a study directory is a folder (petri creates it)")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise StoreError(f"{out}: cannot create the study directory ({e.strerror})") from None
+        raise PlaceError(f"--out {out}: cannot create the study directory ({e.strerror})") from None
     with RunLock(out):  # one run per directory; the lock dies with the process
         return _run(study, out, executor, address, max_members, console)
 
@@ -167,7 +169,8 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
             ledger.fail_cells([c.hash for c in unfinished], error)
             for c in unfinished:
                 written[c.hash] = "failed"
-            console.print(f"[red]pack {pack_no[id(pack)]} failed:[/red] {error}", markup=True, highlight=False)
+            if console.is_terminal:  # (a log got its line above)
+                console.print(f"[red]pack {pack_no[id(pack)]} failed:[/red] {error}", markup=True, highlight=False)
             progress.update(task, completed=len(written))
         else:
             write(pack, results)
@@ -185,8 +188,11 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
         console.print("interrupted: finished epochs and cells are kept; run the same command to resume")
         raise
     finally:
-        ledger.interrupt_running()
-        ledger.finish_run(run_id, status)
+        try:  # best effort: if the disk is full these fail too, and the error that stopped the run is the one to say
+            ledger.interrupt_running()
+            ledger.finish_run(run_id, status)
+        except PetriError:
+            pass
         ledger.close()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

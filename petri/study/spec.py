@@ -13,6 +13,8 @@ import copy
 import hashlib
 import itertools
 import json
+import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +42,10 @@ from ..treatments import parse_treatment
 # 6: a cell's config is hashed without the fields at their defaults (adding an optional field no longer
 #    re-keys stored cells); models are layer lists (the presets train the same numbers as before).
 SEMANTICS = 6
+MAX_CELLS = 100_000  # cells in one study: counted from the axes (arithmetic) before any is built
+MAX_SEEDS = 10_000
+MAX_SEED = 2**31 - 1  # seeds are integers 0..MAX_SEED
+MAX_MEMBER_BYTES = 8 << 30  # one member's parameters, gradients and optimiser state: a typo beyond this
 TOP_KEYS = {"name", "data", "seeds", "baseline", "baseline_point", "recipe", "variants", "description", "profiles",
             "plugins", "keep_weights"}
 PROFILE_KEYS = {"recipe", "seeds", "description"}
@@ -101,7 +107,7 @@ def recipe_from_dict(d: dict, where: str = "recipe") -> Recipe:
     if "optimizer" in d:
         d["optimizer"] = parse_optimizer(d["optimizer"], f"{where}.optimizer")
     try:
-        return Recipe.model_validate(d)
+        return Recipe.model_validate(d, strict=True)
     except ValidationError as e:
         raise translate(e, where) from None
 
@@ -188,22 +194,24 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
                 profile: str | None = None, base_dir: Path | None = None) -> Study:
     """Parse and validate a study; ``profile`` applies ``[profiles.NAME]`` (recipe and seeds overrides).
     Plugins named by a relative path are found in ``base_dir`` (default: the study file's folder)."""
-    if text.lstrip().startswith("{"):  # a study built in code (petri.load_study(dict)) is kept as JSON
-        try:
+    try:
+        if text.lstrip().startswith("{"):  # a study built in code (petri.load_study(dict)) is kept as JSON
             raw = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise SpecError(f"{path}: malformed JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
-    else:
-        try:
+        else:
             raw = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise SpecError(f"{path}: malformed TOML: {e}") from None
+    except json.JSONDecodeError as e:
+        raise SpecError(f"{path}: malformed JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{path}: malformed TOML: {e}") from None  # (its message quotes no value)
+    except RecursionError:
+        raise SpecError(f"{path}: nested too deeply (arrays or tables inside one another); a study needs a few "
+                        "levels at most") from None
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: a study is a table of fields (name, data, recipe, variants, ...)")
     where = Path(path).name
     unknown = set(raw) - TOP_KEYS
     if unknown:
-        raise SpecError(f"{where}: unknown field {sorted(unknown)[0]!r}; allowed: {', '.join(sorted(TOP_KEYS))}")
+        raise SpecError(f"{where}: unknown field {echo(sorted(unknown)[0])}; allowed: {', '.join(sorted(TOP_KEYS))}")
     raw = _apply_profile(raw, profile, where)
     base_dir = base_dir or (Path(path).parent if Path(path).is_file() else Path.cwd())
     plugins = raw.get("plugins", [])
@@ -214,6 +222,9 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
         raise SpecError(f"{where}: name: missing or empty; give the study a name (a string)")
+    if not _NAME.fullmatch(name) or name in (".", ".."):
+        raise SpecError(f"{where}: name: {echo(name)} is not allowed; a study name is 1-100 letters, digits, spaces "
+                        "and . _ - + (it names the run folder: no path separators or control characters)")
     data = data_override or raw.get("data")
     if isinstance(data, dict) and set(data) == {"path"}:
         data = data["path"]
@@ -226,19 +237,22 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
     except PetriError as e:
         raise SpecError(f"{where}: data: {e}") from None
     seeds = raw.get("seeds", 1)
-    if isinstance(seeds, bool) or not (isinstance(seeds, int) and seeds >= 1 or isinstance(seeds, list) and seeds
-                                       and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
-        raise SpecError(f"{where}: seeds: must be a count >= 1 or a non-empty list of integers >= 0 (got {seeds!r})")
+    if isinstance(seeds, bool) or not (isinstance(seeds, int) and 1 <= seeds <= MAX_SEEDS or isinstance(seeds, list)
+                                       and 0 < len(seeds) <= MAX_SEEDS and all(isinstance(s, int) and not isinstance(
+                                           s, bool) and 0 <= s <= MAX_SEED for s in seeds)):
+        raise SpecError(f"{where}: seeds: must be a count 1..{MAX_SEEDS:,} or a list of up to {MAX_SEEDS:,} integers "
+                        f"0..{MAX_SEED} (got {echo(seeds)})")
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(dict.fromkeys(seeds))
     base = raw.get("recipe")
     if not isinstance(base, dict):
-        raise SpecError(f"{where}: recipe: missing; a table with at least model")
+        raise SpecError(f"{where}: recipe: missing or not a table; a table with at least model")
     variants = raw.get("variants") or {}
     if not isinstance(variants, dict) or not variants:
         raise SpecError(f"{where}: variants: none defined; add at least [variants.<name>]")
     baseline = raw.get("baseline", next(iter(variants)))
     if not isinstance(baseline, str) or baseline not in variants:
-        raise SpecError(f"{where}: baseline: {baseline!r} is not a variant; variants: {', '.join(variants)}")
+        raise SpecError(f"{where}: baseline: {echo(baseline)} is not a variant; variants: {', '.join(variants)}")
+    _count_cells(base, variants, len(seeds), where)
 
     cells: list[Cell] = []
     for vname, v in variants.items():
@@ -247,7 +261,9 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
             raise SpecError(f"{vwhere}: must be a table")
         extra = set(v) - {"treatments", "recipe", "description"}
         if extra:
-            raise SpecError(f"{vwhere}: unknown field {sorted(extra)[0]!r}; allowed: treatments, recipe, description")
+            raise SpecError(f"{vwhere}: unknown field {echo(sorted(extra)[0])}; allowed: treatments, recipe, description")
+        if not isinstance(v.get("recipe", {}), dict):
+            raise SpecError(f"{vwhere}.recipe: must be a table of recipe overrides (got {echo(v['recipe'])})")
         treatments = v.get("treatments", [])
         if not isinstance(treatments, list) or not all(isinstance(t, (dict, str)) for t in treatments):
             raise SpecError(f"{vwhere}.treatments: must be a list of treatments like \"invert\" or "
@@ -271,6 +287,7 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
                     raise SpecError(f"{vwhere}.treatments[{i}] ({t.name}): {e}") from None
             _check_sizes(recipe, dspec, vwhere)
             recipe.model.check(dspec.shape, len(dspec.classes), f"{vwhere}.recipe.model")
+            _check_machine(recipe, dspec, vwhere)
             point = tuple(zip(labels, combo))
             for seed in seeds:
                 h, config = cell_hash(_config(data, dspec, recipe, ts, seed))
@@ -282,6 +299,54 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
     if not isinstance(study.keep_weights, bool):
         raise SpecError(f"{where}: keep_weights: must be true or false (got {echo(study.keep_weights)})")
     return study
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._+-]{0,99}")
+
+
+def _count_cells(base: dict, variants: dict, n_seeds: int, where: str) -> None:
+    """Refuse a study over MAX_CELLS before building any cell: the count is the product of each
+    variant's axis lengths (computed, not enumerated: a float range with a tiny step is counted too)."""
+    total = 0
+    for vname, v in variants.items():
+        if not isinstance(v, dict):
+            continue
+        over = v.get("recipe", {})
+        tree = {"recipe": _merge(base, over if isinstance(over, dict) else {}), "treatments": v.get("treatments", [])}
+        n = 1
+        for length in _axis_lengths(tree, f"{where}: variants.{vname}"):
+            n *= length
+            if n * n_seeds > MAX_CELLS:
+                break
+        total += n * n_seeds
+        if total > MAX_CELLS:
+            raise SpecError(f"{where}: variants.{vname}: the study has over {MAX_CELLS:,} cells (at least {total:,} with "
+                            f"{n_seeds} seeds); split it into smaller studies, or sweep fewer values")
+
+
+def _axis_lengths(node, where: str):
+    if _is_axis(node):
+        yield _axis_len(node, where)
+    elif isinstance(node, dict):
+        for v in node.values():
+            yield from _axis_lengths(v, where)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _axis_lengths(v, where)
+
+
+def _axis_len(v: dict, where: str) -> int:
+    if "values" in v:
+        return len(v["values"]) if isinstance(v["values"], list) else 1
+    r = v["range"]
+    if not isinstance(r, list) or len(r) not in (2, 3) or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in r):
+        raise SpecError(f"{where}: range must be [start, stop] or [start, stop, step] with finite numbers (got {echo(r)})")
+    start, stop, step = (r + [1])[:3]
+    if step == 0:
+        raise SpecError(f"{where}: range {echo(r)}: step must not be 0")
+    n = (stop - start) / step
+    return max(0, math.ceil(n)) if math.isfinite(n) and n < 10 * MAX_CELLS else 10 * MAX_CELLS
 
 
 def _baseline_point(bp, baseline: str, cells: list[Cell], where: str) -> tuple[dict | str | None, list[str]]:
@@ -356,6 +421,28 @@ def _config(data, dspec, recipe: Recipe, ts, seed) -> dict:
     return config
 
 
+def _check_machine(recipe: Recipe, dspec, where: str) -> None:
+    """What this machine cannot do, said before anything trains: a device it lacks, a network whose
+    parameters alone would not fit."""
+    import torch
+
+    if recipe.device == "cuda" and not torch.cuda.is_available():
+        raise SpecError(f"{where}.recipe.device: \"cuda\", but this machine has no CUDA device (torch "
+                        f"{torch.__version__}); \"auto\" would pick the CPU here")
+    params = recipe.model.n_params(dspec.shape, len(dspec.classes))
+    need = 4 * params * 4  # float32 weights, gradients, two optimiser moments
+    try:
+        import os
+
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        ram = MAX_MEMBER_BYTES
+    if need > min(MAX_MEMBER_BYTES, ram // 2):
+        raise SpecError(f"{where}.recipe.model: {params:,} parameters per member need about {need / 2**30:,.1f} GiB "
+                        f"(weights, gradients, optimiser state); at most {min(MAX_MEMBER_BYTES, ram // 2) / 2**30:,.1f} "
+                        f"GiB per member here (this machine has {ram / 2**30:,.0f} GiB)")
+
+
 def _check_sizes(recipe: Recipe, dspec, where):
     n_train = (recipe.train_size or dspec.n_train - recipe.val_size)
     if n_train + recipe.val_size > dspec.n_train:
@@ -385,10 +472,23 @@ def _dataset_names():
     return list(DATASETS)
 
 
+MAX_STUDY_BYTES = 16 << 20  # a study file is text a person writes: anything larger is not one
+
+
 def load_study(path: str | Path, data_override: str | None = None, profile: str | None = None) -> Study:
     p = Path(path)
     try:
-        text = p.read_text()
+        if p.is_dir():
+            raise SpecError(f"{p}: is a folder; give the study's TOML file")
+        if p.stat().st_size > MAX_STUDY_BYTES:
+            raise SpecError(f"{p}: {p.stat().st_size:,} bytes; a study file is at most {MAX_STUDY_BYTES >> 20} MB of text")
+        blob = p.read_bytes()
     except OSError as e:
         raise SpecError(f"{p}: cannot read study file ({e.strerror})") from None
+    try:
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{p}: not UTF-8 text (byte {e.start}); a study file is TOML text") from None
+    if "\0" in text:
+        raise SpecError(f"{p}: holds a NUL byte (at character {text.index(chr(0))}); a study file is TOML text")
     return parse_study(text, str(p), data_override, profile)

@@ -44,6 +44,11 @@ class Treatment(Spec):
     per_epoch: ClassVar[bool] = False  # fresh randomness each epoch (augmentation)
     on_labels: ClassVar[bool] = False  # changes labels instead of images
 
+    @field_validator("splits", mode="before")
+    @classmethod
+    def _splits_as_tuple(cls, v):  # a study file writes a list; strict validation takes a tuple
+        return tuple(v) if isinstance(v, list) else v
+
     @field_validator("splits")
     @classmethod
     def _check_splits(cls, v):
