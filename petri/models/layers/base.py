@@ -22,6 +22,8 @@ against autograd and against its ``torch.nn`` module.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar
@@ -104,6 +106,34 @@ def alone_on_one_thread(K: int, x: torch.Tensor):
     torch.set_num_threads(1)
     try:
         yield
+    finally:
+        torch.set_num_threads(n)
+
+
+_beside: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def one_thread_each(here, beside):
+    """Run ``here()`` in this thread and ``beside()`` on a helper thread at once, each on one intra-op
+    thread; returns both results. For a lone member's two independent gradients: the numbers of the
+    one-thread kernels (as in a pack's shard), the wall time of two threads."""
+    global _beside
+    if _beside is None or _beside[0] != os.getpid():  # a forked child gets its own helper thread
+        _beside = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="petri-beside"))
+
+    def run_beside():
+        torch.set_num_threads(1)  # this thread's own OpenMP team; process-wide default restored below
+        return beside()
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        pending = _beside[1].submit(run_beside)
+        try:
+            first = here()
+        finally:
+            second = pending.result()  # also before the restore: the helper's set_num_threads(1) comes first
+        return first, second
     finally:
         torch.set_num_threads(n)
 

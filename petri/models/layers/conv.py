@@ -10,7 +10,7 @@ from pydantic import Field, NonNegativeInt
 from torch import nn
 
 from ...specs import PositiveInt
-from .base import Layer, LayerSpec, ParamDecl, alone_on_one_thread, needs_image, register_layer
+from .base import Layer, LayerSpec, ParamDecl, alone_on_one_thread, needs_image, one_thread_each, register_layer
 
 aten = torch.ops.aten
 
@@ -52,9 +52,19 @@ class Conv2d(Layer):
                     output_padding=[0, 0])
         if gy.is_cuda or K == 1:
             w = self.p["weight"].reshape(K * self.c_out, self.c_in, self.k, self.k)
-            with alone_on_one_thread(K, gy):  # oneDNN splits the weight-gradient reduction across threads
-                gx, gw, gb = aten.convolution_backward(gy, self.x, w, [K * self.c_out] if self.bias else None,
-                                                       groups=K, output_mask=mask, **conv)
+            bias = [K * self.c_out] if self.bias else None
+
+            def grad(output_mask):
+                return aten.convolution_backward(gy, self.x, w, bias, groups=K, output_mask=output_mask, **conv)
+            if K == 1 and not gy.is_cuda and self.need_input_grad and torch.get_num_threads() > 1:
+                # oneDNN splits a weight gradient's reduction across threads: a lone member would round
+                # differently from the same member in a pack (one thread per shard). One thread per
+                # gradient then, but the input and the weight gradients at the same time.
+                (gx, _, _), (_, gw, gb) = one_thread_each(lambda: grad([True, False, False]),
+                                                          lambda: grad([False, True, self.bias]))
+            else:
+                with alone_on_one_thread(K, gy):
+                    gx, gw, gb = grad(mask)
             self.g["weight"].copy_(gw.view_as(self.g["weight"]))
             if self.bias:
                 self.g["bias"].copy_(gb.view_as(self.g["bias"]))
