@@ -13,12 +13,21 @@ __version__ = "0.1.0"
 _PUBLIC = {  # name -> module that defines it; imported on first use, so `petri --help` stays quick
     "load_study": "petri.api",
     "run": "petri.api",
+    "dry_run": "petri.api",
     "open_study": "petri.api",
     "Results": "petri.api",
     "load_model": "petri.study.trained",
     "register_model": "petri.models.plugin",
     "register_treatment": "petri.api",
     "save_dataset": "petri.api",
+    "register_dataset": "petri.api",
+    "fit": "petri.api",
+    "Trained": "petri.api",
+    "summary": "petri.api",
+    "catalog": "petri.api",
+    "datasets": "petri.api",
+    "verify_dataset": "petri.api",
+    "fetch_dataset": "petri.api",
     "PetriError": "petri.errors",
 }
 

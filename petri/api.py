@@ -34,11 +34,15 @@ from __future__ import annotations
 import json
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
-from .errors import SpecError
+from .errors import PetriError, SpecError
 from .study.spec import Study
+
+if TYPE_CHECKING:
+    from .models import ModelSpec
 
 METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
 
@@ -229,6 +233,171 @@ def _frame(rows: list[dict[str, Any]], study: Study, columns: list[str]):
         elif col not in ("variant", "status", "verdict", "reference", "hash") and df[col].dtype == object:
             df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
     return df
+
+
+@dataclass
+class Trained:
+    """One model trained by ``petri.fit``: its ``status`` (done, stopped-early, diverged), its
+    ``epochs`` (a DataFrame: ``epoch`` and the metrics, as in ``Results.epochs()``) and ``model``, the
+    trained network as a plain ``torch.nn.Module`` in eval mode (None if it diverged)."""
+
+    status: str
+    epochs: Any
+    model: Any
+
+
+def fit(recipe: dict, data: str = "mnist", seed: int = 0, on_epoch: Callable[[dict], None] | None = None) -> Trained:
+    """Train one model from a recipe (a study's ``recipe`` table as a dict) on ``data``, without a
+    study or a ledger: a quick look before writing a study. ``on_epoch`` gets each epoch's metrics."""
+    import pandas as pd
+
+    from .data import get_spec, load
+    from .study.spec import recipe_from_dict
+    from .train import Member, train_pack
+
+    recipe = recipe_from_dict(recipe, "recipe")
+    dspec = get_spec(data)
+    recipe.model.check(dspec.shape, len(dspec.classes), "recipe.model")
+    seen = 0
+
+    def log(epoch, results):
+        nonlocal seen
+        for m in results[0].epochs[seen:]:
+            if on_epoch is not None:
+                on_epoch(dict(m))
+        seen = len(results[0].epochs)
+
+    result = train_pack(load(dspec), recipe, [Member(seed)], on_epoch=log, keep_state=True)[0]
+    model = None
+    if result.weights is not None:
+        model = recipe.model.module(dspec.shape, len(dspec.classes))
+        model.load_state_dict(result.weights, strict=True)
+        model.eval()
+    cols = ["epoch", *METRICS, "images_per_s", "seconds"]
+    epochs = pd.DataFrame([{c: e.get(c) for c in cols} for e in result.epochs], columns=cols)
+    return Trained(result.status, epochs.astype({"epoch": "int64"}), model)
+
+
+def summary(model: str | list | dict | ModelSpec, data: str = "mnist"):
+    """A network's layers on a data set, like Keras' ``model.summary()``: a DataFrame with ``layer``
+    (str; a residual block's body indented), ``depth`` (int64, nesting), ``output_shape`` (one member's,
+    a tuple) and ``params`` (int64, per member). ``model``: a preset name or table, a layer list, or a
+    registered module's name, as a study writes it."""
+    import pandas as pd
+
+    from .data import get_spec
+    from .models import ModelSpec, parse_model
+
+    spec = model if isinstance(model, ModelSpec) else parse_model(model, "model")
+    try:
+        dspec = get_spec(data)
+    except PetriError as e:
+        raise SpecError(f"data: {e}") from None
+    spec.check(dspec.shape, len(dspec.classes), "model")
+    rows = [{"layer": "  " * r.depth + r.label, "depth": r.depth, "output_shape": tuple(r.shape), "params": r.params}
+            for r in spec.summary(dspec.shape, len(dspec.classes))]
+    return pd.DataFrame(rows, columns=["layer", "depth", "output_shape", "params"]).astype(
+        {"depth": "int64", "params": "int64"})
+
+
+CATALOG_KINDS = ("model", "layer", "optimizer", "treatment")
+
+
+def catalog(name: str | None = None):
+    """What a study can name. Without ``name``: every registered model (preset), layer, optimizer and
+    treatment as a DataFrame (``kind``, ``name``, ``parameters``, ``about``). With ``name``: its
+    parameters (``kind``, ``parameter``, ``type``, ``default``, ``description``; ``default`` is
+    "required" for a parameter without one)."""
+    import pandas as pd
+
+    from .specs import describe_fields
+
+    registries = _registries()
+    if name is None:
+        rows = [{"kind": kind, "name": n,
+                 "parameters": ", ".join(p if d == "required" else f"{p}={d}" for p, _, d, _ in describe_fields(cls)),
+                 "about": getattr(cls, "about", "") or (cls.__doc__ or "").strip().split("\n")[0]}
+                for kind, reg in registries.items() for n, cls in reg.items()]
+        return pd.DataFrame(rows, columns=["kind", "name", "parameters", "about"])
+    found = [(kind, reg[name]) for kind, reg in registries.items() if name in reg]
+    if not found:
+        raise SpecError(f"{name!r} is no model, layer, optimizer or treatment; known: "
+                        + "; ".join(f"{k}s: {r.known()}" for k, r in registries.items()))
+    rows = [{"kind": kind, "parameter": p, "type": t, "default": d, "description": text}
+            for kind, cls in found for p, t, d, text in describe_fields(cls)]
+    return pd.DataFrame(rows, columns=["kind", "parameter", "type", "default", "description"])
+
+
+def _registries() -> dict:
+    from .models import LAYERS, MODELS
+    from .train.recipe import OPTIMIZERS
+    from .treatments import TREATMENTS
+
+    return dict(zip(CATALOG_KINDS, (MODELS, LAYERS, OPTIMIZERS, TREATMENTS)))
+
+
+def datasets(root: str | Path | None = None):
+    """The data sets a study can name, as a DataFrame: ``name``, ``channels``, ``height``, ``width``,
+    ``classes``, ``train``, ``test`` (int64), ``variants`` (other label sets, e.g. ``cifar-100/coarse``),
+    ``files`` (the folder holding them, NA if missing; looked for under ``root``, else PETRI_DATA, then
+    the user cache; a named data set of your own: its file or folder) and ``citation``. The registered
+    sets first, then your own named with ``register_dataset``."""
+    import pandas as pd
+
+    from .data import DATASETS, get_spec, locate
+    from .data.registry import NAMED
+
+    rows = []
+    for spec in [*DATASETS.values(), *(get_spec(n) for n in NAMED)]:
+        found = spec.source or locate(spec, root)
+        c, h, w = spec.shape
+        rows.append({"name": spec.name, "channels": c, "height": h, "width": w, "classes": len(spec.classes),
+                     "train": spec.n_train, "test": spec.n_test,
+                     "variants": ", ".join(f"{spec.name}/{v} ({len(cl)} classes)" for v, _, cl in spec.variants),
+                     "files": None if not found else spec.source or str(found / spec.name),
+                     "citation": spec.citation})
+    cols = ["name", "channels", "height", "width", "classes", "train", "test", "variants", "files", "citation"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def register_dataset(name: str, source: str | Path) -> Path:
+    """Name your own data set (an .npz file or an image folder, as a study's ``data = "path"`` takes)
+    so that studies can write ``data = "name"``, like a registered set. It is read and checked now;
+    cells are keyed by its content, so a named and a path reference give the same cells.
+    Re-registering a name replaces it; the registered sets' names cannot be taken. In a study run from
+    the command line, register it in a plugin (``plugins = ["mydata.py"]``). Returns the resolved path."""
+    from .data import DATASETS, user
+    from .data.registry import NAMED
+
+    if not isinstance(name, str) or not name or any(ch in name for ch in "/\\") or name.endswith(".npz") \
+            or not name.isprintable() or name != name.strip():
+        raise SpecError(f"register_dataset: name {name!r}: a short name without slashes or spaces around it, "
+                        "not ending in .npz (e.g. \"digits\")")
+    if name in DATASETS:
+        raise SpecError(f"register_dataset: {name!r} is a registered data set; choose another name")
+    path = Path(source).expanduser().resolve()
+    user.spec_and_arrays(path, name)  # a bad data set is refused now, in one line, not at the first run
+    NAMED[name] = str(path)
+    return path
+
+
+def verify_dataset(name: str, root: str | Path | None = None) -> dict:
+    """Check a data set's files (checksums, every file parsed, images per class), bypassing the cache.
+    Returns ``name``, ``folder``, ``train``, ``test``, ``train_per_class``, ``test_per_class``."""
+    from .data import verify
+
+    return verify(name, root)
+
+
+def fetch_dataset(name: str, root: str | Path | None = None) -> Path | None:
+    """Download a registered data set's missing files (PETRI_MIRROR first if set) into ``root`` (default:
+    the user cache), verify and cache them; returns the folder holding them (None for your own data)."""
+    from .data import get_spec, load, locate
+
+    spec = get_spec(name)
+    load(spec, root)
+    where = locate(spec, root) if spec.source is None else None
+    return where / spec.name if where else None
 
 
 def register_treatment(cls):

@@ -31,16 +31,17 @@ def fail(e: PetriError) -> None:
 @data_app.command("list")
 def data_list(root: Optional[Path] = typer.Option(None, help="look only here (default: PETRI_DATA, then the user cache)")):
     """Registered data sets: shape, classes, sizes, and where their files are (or that they are missing)."""
-    from .data import DATASETS, data_roots, locate
+    import pandas as pd
+
+    from .api import datasets
+    from .data import data_roots
 
     table = Table(Column("name", no_wrap=True), "image shape", "classes", "train/test", Column("files", no_wrap=True),
                   "citation")
-    for spec in DATASETS.values():
-        found = locate(spec, root)
-        variants = "".join(f" (+ {spec.name}/{v}: {len(c)} classes)" for v, _, c in spec.variants)
-        table.add_row(spec.name, "×".join(map(str, spec.shape)), f"{len(spec.classes)}{variants}",
-                      f"{spec.n_train:,}/{spec.n_test:,}", str(found / spec.name) if found else "missing",
-                      spec.citation)
+    for _, d in datasets(root).iterrows():
+        table.add_row(d["name"], f"{d['channels']}×{d['height']}×{d['width']}",
+                      f"{d['classes']}" + (f" (+ {d['variants']})" if d["variants"] else ""),
+                      f"{d['train']:,}/{d['test']:,}", "missing" if pd.isna(d["files"]) else d["files"], d["citation"])
     console.print(table)
     console.print(f"searched: {', '.join(str(r) for r in data_roots(root))}. Your own data: data = \"path/to/file.npz\" "
                   "or an image folder (train/<class>/, test/<class>/).", markup=False, highlight=False, soft_wrap=True)
@@ -49,10 +50,10 @@ def data_list(root: Optional[Path] = typer.Option(None, help="look only here (de
 @data_app.command("verify")
 def data_verify(name: str, root: Optional[Path] = typer.Option(None, help="look only here")):
     """Check checksums, parse every file and count images per class. Exit 0 only if all is good."""
-    from .data import verify
+    from .api import verify_dataset
 
     try:
-        s = verify(name, root)
+        s = verify_dataset(name, root)
     except PetriError as e:
         fail(e)
     console.print(f"{s['name']}: OK — {s['folder']}: checksums match; train {s['train']} images, "
@@ -65,15 +66,13 @@ def data_verify(name: str, root: Optional[Path] = typer.Option(None, help="look 
 def data_fetch(name: str, root: Optional[Path] = typer.Option(
         None, help="download into this folder (default: the user cache; PETRI_DATA only if you name it here)")):
     """Download missing files (PETRI_MIRROR first if set), verify and cache them."""
-    from .data import get_spec, load, locate
+    from .api import fetch_dataset
 
     try:
-        spec = get_spec(name)
-        load(spec, root)
+        where = fetch_dataset(name, root)
     except PetriError as e:
         fail(e)
-    where = locate(spec, root) if spec.source is None else None
-    console.print(f"{name}: present and verified" + (f" in {where / spec.name}" if where else ""), soft_wrap=True)
+    console.print(f"{name}: present and verified" + (f" in {where}" if where else ""), soft_wrap=True)
 
 
 @app.command("train")
@@ -88,58 +87,46 @@ def train_cmd(
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
 ):
     """Train one model and print its per-epoch log (no study, no ledger)."""
-    from .data import load
-    from .study.spec import recipe_from_dict
-    from .train import Member, train_pack
+    from .api import fit
+
+    def log(m):
+        console.print(f"{m['epoch']:5d}  {m['train_loss']:10.4f}  {m['train_acc']:9.4f}  {m['test_loss']:9.4f}  "
+                      f"{m['test_acc']:8.4f}  {m['images_per_s']:8,.0f}  {m['seconds']:8.2f}")
 
     try:
-        recipe = recipe_from_dict({"model": _json(model, "--model"), "optimizer": _json(optimizer, "--optimizer"),
-                                   "epochs": epochs, "batch_size": batch_size, "train_size": train_size,
-                                   "device": device}, where="petri train")
-        ds = load(data)
+        recipe = {"model": _json(model, "--model"), "optimizer": _json(optimizer, "--optimizer"), "epochs": epochs,
+                  "batch_size": batch_size, "train_size": train_size, "device": device}
+        console.print("epoch  train/loss  train/acc  test/loss  test/acc  images/s   seconds")
+        trained = fit(recipe, data, seed, on_epoch=log)
     except PetriError as e:
         fail(e)
-    console.print("epoch  train/loss  train/acc  test/loss  test/acc  images/s   seconds")
-
-    def log(epoch, results):
-        r = results[0]
-        if r.epochs and r.epochs[-1]["epoch"] == epoch:
-            m = r.epochs[-1]
-            console.print(f"{epoch:5d}  {m['train_loss']:10.4f}  {m['train_acc']:9.4f}  {m['test_loss']:9.4f}  "
-                          f"{m['test_acc']:8.4f}  {m['images_per_s']:8,.0f}  {m['seconds']:8.2f}")
-
-    result = train_pack(ds, recipe, [Member(seed)], on_epoch=log)[0]
-    console.print(f"status: {result.status}")
+    console.print(f"status: {trained.status}")
 
 
 @app.command("models")
 def models_cmd(name: Optional[str] = typer.Argument(None, help="a preset, layer or optimizer to describe in full")):
-    """Presets, layers and optimizers: their parameters with types, defaults and descriptions."""
+    """Presets, layers, optimizers and treatments: their parameters with types, defaults and descriptions."""
     from rich.markup import escape
 
-    from .errors import SpecError
-    from .models import LAYERS, MODELS
-    from .specs import describe_fields
-    from .train.recipe import OPTIMIZERS
+    from .api import catalog
 
-    kinds = {"model": MODELS, "layer": LAYERS, "optimizer": OPTIMIZERS}
     if name is not None:
-        found = [(kind, reg[name]) for kind, reg in kinds.items() if name in reg]
-        if not found:
-            fail(SpecError(f"NAME: {name!r} is no model, layer or optimizer; known: "
-                           + "; ".join(f"{k}s: {r.known()}" for k, r in kinds.items())))
-        for kind, cls in found:
-            console.print(f"[bold]{name}[/bold] ({kind}): {escape(getattr(cls, 'about', '') or cls.__doc__ or '')}")
+        try:
+            rows = catalog(name)
+        except PetriError as e:
+            fail(e)
+        for kind, part in rows.groupby("kind", sort=False):
+            about = catalog().query("kind == @kind and name == @name")["about"].iloc[0]
+            console.print(f"[bold]{escape(name)}[/bold] ({kind}): {escape(about)}")
             table = Table("parameter", "type", "default", "description")
-            for row in describe_fields(cls):
-                table.add_row(*map(escape, row))
+            for _, r in part.iterrows():
+                table.add_row(*(escape(r[c]) for c in ("parameter", "type", "default", "description")))
             console.print(table)
         return
-    for kind, reg in kinds.items():
+    for kind, part in catalog().groupby("kind", sort=False):
         table = Table(Column(kind, no_wrap=True), "parameters (default)", "what it is", title=f"{kind}s")
-        for n, cls in reg.items():
-            params = ", ".join(p if d == "required" else f"{p}={d}" for p, _, d, _ in describe_fields(cls))
-            table.add_row(n, escape(params) or "—", escape(getattr(cls, "about", "") or (cls.__doc__ or "").split("\n")[0]))
+        for _, r in part.iterrows():
+            table.add_row(r["name"], escape(r["parameters"]) or "—", escape(r["about"]))
         console.print(table)
     console.print("`petri models NAME` describes one in full. A study writes a network as "
                   "model = [\"flatten\", { name = \"dense\", units = 64 }, \"relu\", { name = \"dense\", units = \"classes\" }]",
@@ -153,8 +140,8 @@ def summary_cmd(
     data: str = typer.Option("mnist", help="data set (sets the input shape and class count)"),
 ):
     """Per-layer output shape and parameter count of one member (like Keras' model.summary)."""
+    from .api import summary
     from .data import get_spec
-    from .errors import SpecError
     from .models import parse_model
 
     try:
@@ -162,22 +149,22 @@ def summary_cmd(
         try:
             dspec = get_spec(data)
         except PetriError as e:
-            raise SpecError(f"--data: {e}") from None
-        spec.check(dspec.shape, len(dspec.classes), "MODEL")
+            raise _spec_error(f"--data: {e}") from None
+        spec.check(dspec.shape, len(dspec.classes), "MODEL")  # errors name the argument, not the API's `model`
+        rows = summary(spec, data)
     except PetriError as e:
         fail(e)
     console.print(f"{spec.name} on {dspec.name} (input {'×'.join(map(str, dspec.shape))}, {len(dspec.classes)} classes)")
-    console.print(summary_table(spec, dspec.shape, len(dspec.classes)))
+    console.print(summary_table(rows, dspec.shape))
 
 
-def summary_table(spec, shape, n_classes) -> Table:
-    """A model's layers as a rich table: layer, one member's output shape, parameters per member."""
-    rows = spec.summary(shape, n_classes)
+def summary_table(rows, shape) -> Table:
+    """``petri.summary``'s DataFrame as a rich table: layer, one member's output shape, parameters per member."""
     table = Table("layer", "output shape", Column("parameters", justify="right"),
-                  caption=f"total parameters per member: {sum(r.params for r in rows if r.depth == 0):,}")
+                  caption=f"total parameters per member: {int(rows.loc[rows['depth'] == 0, 'params'].sum()):,}")
     table.add_row("input", "×".join(map(str, shape)), "")
-    for r in rows:
-        table.add_row("  " * r.depth + r.label, "×".join(map(str, r.shape)), f"{r.params:,}")
+    for _, r in rows.iterrows():
+        table.add_row(r["layer"], "×".join(map(str, r["output_shape"])), f"{r['params']:,}")
     return table
 
 
@@ -255,13 +242,13 @@ def weights_cmd(
     to: Path = typer.Option(..., "--to", help="file to write (safetensors: a torch.nn state_dict)"),
 ):
     """Write one trained cell's weights to a file (load them with safetensors into the model's module)."""
-    from .study.trained import export_weights
+    from .api import open_study
 
     try:
         pt = _json(point, "--point") if point else None
         if pt is not None and not isinstance(pt, dict):
             raise _spec_error("--point: must be a JSON object such as {\"lr\": 0.1}")
-        path = export_weights(directory, variant, seed, to, pt, best)
+        path = open_study(directory).save_weights(variant, seed, to, pt, best)
     except PetriError as e:
         fail(e)
     console.print(str(path))

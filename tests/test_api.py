@@ -215,3 +215,65 @@ def test_reading_a_directory_another_process_is_training(tmp_path, shared_data):
     assert reads >= 5 and seen == sorted(seen) and seen[-1] <= 18 * 12
     assert len(petri.open_study(out).epochs()) == 18 * 12
     assert sqlite3.connect(out / "petri.sqlite").execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_train_one_model_from_python_returns_its_epochs_and_the_trained_module(mnist):
+    import torch
+
+    from petri.study.spec import recipe_from_dict
+    from petri.train.splits import make_splits
+    from petri.treatments import Pipeline
+
+    seen = []
+    recipe = {"model": ["flatten", {"name": "dense", "units": 32}, "relu", {"name": "dense", "units": "classes"}],
+              "epochs": 2, "train_size": 2000, "test_size": 1000}
+    trained = petri.fit(recipe, "mnist", seed=1, on_epoch=seen.append)
+    assert trained.status == "done" and [m["epoch"] for m in seen] == [1, 2]
+    assert trained.epochs["epoch"].tolist() == [1, 2] and trained.epochs["epoch"].dtype == "int64"
+    assert trained.epochs["test_acc"].tolist() == [m["test_acc"] for m in seen]
+    model = trained.model
+    assert isinstance(model, torch.nn.Sequential) and not model.training
+    _, _, test = make_splits(mnist, recipe_from_dict(recipe), "cpu")
+    pipe = Pipeline([[]], [1], mnist.spec.shape, 10, mnist.train_x, mnist.train_y, "cpu")
+    with torch.no_grad():
+        correct = int((model(pipe.images(test.x[None], test.ids[None], "test", 0)[0]).argmax(1) == test.y).sum())
+    assert correct == round(trained.epochs["test_acc"].iloc[-1] * len(test.y))  # plain PyTorch, the same count
+    again = petri.fit(recipe, "mnist", seed=1)
+    pd.testing.assert_frame_equal(again.epochs.drop(columns=["images_per_s", "seconds"]),
+                                  trained.epochs.drop(columns=["images_per_s", "seconds"]))
+    with pytest.raises(SpecError, match=r"recipe\.model\.layers\[1\] \(dense\): dense needs a feature vector"):
+        petri.fit({"model": ["relu", {"name": "dense", "units": 10}]}, "mnist")
+
+
+def test_catalog_names_every_registered_thing_and_describes_one():
+    from petri.api import _registries
+
+    table = petri.catalog()
+    for kind, registry in _registries().items():
+        assert set(table.loc[table["kind"] == kind, "name"]) == set(registry.classes), kind
+    assert (table["about"].str.len() > 0).all()
+    dropout = petri.catalog("dropout")
+    assert dropout["parameter"].tolist() == ["p", "spatial"] and dropout["default"].tolist() == ["0.5", "false"]
+    assert petri.catalog("label_noise").set_index("parameter").loc["p", "default"] == "required"
+    with pytest.raises(SpecError, match="'convv' is no model, layer, optimizer or treatment; known: models: mlp"):
+        petri.catalog("convv")
+
+
+def test_summary_and_datasets_as_dataframes(shared_data):
+    s = petri.summary(["flatten", {"name": "dense", "units": 32}, "tanh", {"name": "dense", "units": "classes"}])
+    assert s["output_shape"].tolist() == [(784,), (32,), (32,), (10,)] and s["params"].sum() == 25_450
+    assert petri.summary("mnist_cnn", "cifar-10")["output_shape"].iloc[0] == (32, 30, 30)
+    with pytest.raises(SpecError, match=r"model\.layers\[0\] \(dense\): dense needs a feature vector"):
+        petri.summary([{"name": "dense", "units": 10}])
+    with pytest.raises(SpecError, match="data: unknown data set 'nope'"):
+        petri.summary("mlp", "nope")
+    d = petri.datasets().set_index("name")
+    from petri.data import DATASETS
+
+    assert list(d.index) == list(DATASETS) and len(d) == 6
+    assert d.loc["mnist", ["channels", "height", "width", "classes", "train", "test"]].tolist() == [1, 28, 28, 10, 60_000, 10_000]
+    assert d.loc["mnist", "files"] == str(shared_data.resolve() / "mnist") or d.loc["mnist", "files"].endswith("mnist")
+    assert pd.isna(petri.datasets(shared_data / "nowhere").loc[0, "files"])
+    assert "cifar-100/coarse (20 classes)" in d.loc["cifar-100", "variants"]
+    v = petri.verify_dataset("fashion-mnist")
+    assert (v["train"], v["test"]) == (60_000, 10_000)

@@ -255,19 +255,22 @@ def test_cli_model_summary():
     assert r.exit_code == 2 and "MODEL.layers[0] (dense): dense needs a feature vector" in r.stderr
 
 
-def test_cli_models_lists_every_registered_model_layer_and_optimizer():
+def test_cli_models_lists_every_registered_model_layer_optimizer_and_treatment():
     from petri.models import LAYERS, MODELS
     from petri.train.recipe import OPTIMIZERS
+    from petri.treatments import TREATMENTS
 
     r = runner.invoke(app, ["models"], env={"COLUMNS": "200"})
     assert r.exit_code == 0
-    for reg in (MODELS, LAYERS, OPTIMIZERS):
+    for reg in (MODELS, LAYERS, OPTIMIZERS, TREATMENTS):
         for name in reg:
             assert f"│ {name} " in r.output, name
     r = runner.invoke(app, ["models", "conv2d"], env={"COLUMNS": "200"})
     assert r.exit_code == 0 and "integer ≥ 1" in r.output and '"same"' in r.output
     r = runner.invoke(app, ["models", "convv"])
-    assert r.exit_code == 2 and "'convv' is no model, layer or optimizer" in r.stderr
+    assert r.exit_code == 2 and "'convv' is no model, layer, optimizer or treatment" in r.stderr
+    r = runner.invoke(app, ["models", "crop"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and "crop (treatment)" in r.output and "pad" in r.output
 
 
 RESNET = """

@@ -294,3 +294,54 @@ def test_report_names_the_data_and_its_checksum(both, tmp_path):
     md = (build_report(out).parent / "report.md").read_text()
     checksum = D.get_spec(str(npz)).identity[0][:12]
     assert f"Data: digits ({npz}; content sha256 {checksum})" in md
+
+
+def test_a_data_set_registered_by_name_from_python_and_from_a_plugin(both, tmp_path):
+    """``petri.register_dataset``: a study names the file by a short name (from Python, and from a
+    CLI run through a plugin); the cells are those of the path (content identity); Ray workers, which
+    never saw the registration, train it; bad names and files are one line."""
+    import petri
+    from petri.data.registry import NAMED
+
+    npz, _ = both
+    try:
+        assert petri.register_dataset("my-digits", npz) == npz.resolve()
+        named = parse_study(STUDY.format(data="my-digits").replace("epochs = 15", "epochs = 1"))
+        by_path = parse_study(STUDY.format(data=npz).replace("epochs = 15", "epochs = 1"))
+        assert [c.hash for c in named.cells] == [c.hash for c in by_path.cells] and named.data == "my-digits"
+        listed = petri.datasets().set_index("name").loc["my-digits"]
+        assert listed["files"] == str(npz.resolve()) and listed["train"] == 1500 and listed["classes"] == 10
+        assert petri.verify_dataset("my-digits")["train_per_class"][0] > 0
+        res = petri.run(named, tmp_path / "local", report=False)
+        ray = pytest.importorskip("ray")
+        try:
+            ray_res = petri.run(named, tmp_path / "ray", executor="ray", report=False)
+        finally:
+            ray.shutdown()
+        cols = ["variant", "seed", "epoch", "test_loss"]
+        assert res.epochs()[cols].equals(ray_res.epochs()[cols]) and len(res.epochs()) == 4
+        assert "Data: my-digits (" in (res.report(tmp_path / "report").parent / "report.md").read_text()
+        for name, msg in (("a/b", "without slashes"), ("mnist", "'mnist' is a registered data set"),
+                          ("x.npz", "not ending in .npz"), ("", "a short name")):
+            with pytest.raises(petri.PetriError, match=msg):
+                petri.register_dataset(name, npz)
+        with pytest.raises(petri.PetriError, match="no such file or folder"):
+            petri.register_dataset("gone", tmp_path / "nowhere.npz")
+    finally:
+        NAMED.clear()
+    # from the command line: a plugin registers it, the study names it
+    (tmp_path / "cli").mkdir()
+    (tmp_path / "cli" / "mydata.py").write_text(f"import petri\npetri.register_dataset('plugged', {str(npz)!r})\n")
+    (tmp_path / "cli" / "study.toml").write_text(
+        STUDY.format(data="plugged").replace("epochs = 15", "epochs = 1").replace('seeds = 2', 'seeds = 2\nplugins = ["mydata.py"]'))
+    try:
+        r = runner.invoke(app, ["run", str(tmp_path / "cli" / "study.toml"), "--out", str(tmp_path / "cli" / "out"),
+                                "--no-report"])
+        assert r.exit_code == 0, r.output
+        r = runner.invoke(app, ["data", "list"], env={"COLUMNS": "250"})
+        assert "plugged" in r.output and str(npz.resolve()) in r.output
+    finally:
+        NAMED.clear()
+    (tmp_path / "cli" / "study.toml").write_text(STUDY.format(data="plugged"))
+    r = runner.invoke(app, ["run", str(tmp_path / "cli" / "study.toml"), "--dry-run"])
+    assert r.exit_code == 2 and "unknown data set 'plugged'" in r.stderr

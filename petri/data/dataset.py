@@ -18,7 +18,7 @@ from ..errors import DataError
 from . import cache, user
 from .cifar import load_cifar_archive
 from .idx import load_idx_pair
-from .registry import CIFAR_BATCH_MD5, DATASETS, DatasetSpec, registered
+from .registry import CIFAR_BATCH_MD5, DATASETS, NAMED, DatasetSpec, registered
 from .sources import ensure_files, locate, verify_file
 from .svhn import read_svhn_mat
 
@@ -51,13 +51,15 @@ class Dataset:
 
 
 def is_registered(key: str) -> bool:
-    return key.partition("/")[0] in DATASETS
+    return key.partition("/")[0] in DATASETS or key in NAMED
 
 
 def get_spec(key: str) -> DatasetSpec:
     """The spec of the data set ``key`` names (a user's data set is read, once, to know its shape)."""
     if isinstance(key, DatasetSpec):
         return key
+    if key in NAMED:
+        return user.spec_and_arrays(NAMED[key], key)[0]
     if is_registered(key) or not ("/" in key or "\\" in key or key.endswith(".npz") or Path(key).exists()):
         return registered(key)
     return user.spec_and_arrays(key)[0]
@@ -105,7 +107,7 @@ def load(name: str | DatasetSpec, root=None, device: torch.device | str = "cpu",
     (default: PETRI_DATA, then the user cache; a download goes to the user cache)."""
     spec = name if isinstance(name, DatasetSpec) else get_spec(name)
     if spec.source is not None:  # the user's own arrays or folder
-        spec, arrays = user.spec_and_arrays(spec.source)
+        spec, arrays = user.spec_and_arrays(spec.source, spec.name)
     else:
         paths = ensure_files(spec, root, allow_download=allow_download)
         sources = [paths[f.name] for f in spec.files]
@@ -124,7 +126,7 @@ def verify(name: str | DatasetSpec, root=None) -> dict:
     """Checksums, parse and counts, bypassing the cache. Returns a summary; raises DataError."""
     spec = name if isinstance(name, DatasetSpec) else get_spec(name)
     if spec.source is not None:
-        spec, arrays = user.spec_and_arrays(spec.source)
+        spec, arrays = user.spec_and_arrays(spec.source, spec.name)
         folder = spec.source
     else:
         paths = ensure_files(spec, root, allow_download=False)

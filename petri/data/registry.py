@@ -203,6 +203,10 @@ CIFAR_BATCH_MD5 = {
 
 DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (MNIST, FASHION_MNIST, CIFAR10, KMNIST, CIFAR100, SVHN)}
 
+# a user's own data set given a name (``petri.register_dataset``, from a notebook or a study's plugin):
+# name -> the absolute path of its .npz file or image folder, read like any user data set
+NAMED: dict[str, str] = {}
+
 
 def registered(key: str) -> DatasetSpec:
     """A registered data set by name, or one of its label variants ("cifar-100/coarse")."""

@@ -27,8 +27,9 @@ from .registry import DatasetSpec
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-def spec_and_arrays(path: str | Path) -> tuple[DatasetSpec, dict[str, np.ndarray]]:
-    """The data set at ``path`` (an .npz file or a folder): its spec and arrays, validated."""
+def spec_and_arrays(path: str | Path, name: str | None = None) -> tuple[DatasetSpec, dict[str, np.ndarray]]:
+    """The data set at ``path`` (an .npz file or a folder): its spec (named ``name``, else after the
+    file) and arrays, validated."""
     p = Path(path).expanduser()
     if not p.exists():
         raise DataError(f"{path}: no such file or folder; a data set is a registered name, an .npz file or a "
@@ -53,7 +54,7 @@ def spec_and_arrays(path: str | Path) -> tuple[DatasetSpec, dict[str, np.ndarray
     else:
         info = got.pop("info")
         arrays = got
-    spec = DatasetSpec(name=p.stem, format=kind, files=(), classes=tuple(info["classes"]),
+    spec = DatasetSpec(name=name or p.stem, format=kind, files=(), classes=tuple(info["classes"]),
                        shape=tuple(arrays["train_x"].shape[1:]), n_train=len(arrays["train_y"]),
                        n_test=len(arrays["test_y"]), citation=f"your data: {p}", license="",
                        source=str(p), checksum_=info["checksum"])

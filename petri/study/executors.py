@@ -19,7 +19,7 @@ import threading
 import traceback
 from typing import Callable
 
-from ..data import get_spec, load, locate
+from ..data import DatasetSpec, get_spec, load, locate
 from ..errors import PlaceError
 from ..plugins import load as load_plugins
 from ..train.loop import Result, resolve_device, train_pack
@@ -54,7 +54,7 @@ def run_local(packs: list[Pack], data: str, on_start: OnStart, on_epoch: OnEpoch
         on_done(pack, results, None)
 
 
-def _train_stream(data: str, root: str | None, plugins: list[str], pack_blob: bytes):
+def _train_stream(data: str | DatasetSpec, root: str | None, plugins: list[str], pack_blob: bytes):
     """On a Ray worker: train a pack, yielding ("epoch", n, pickled results) after each epoch and
     ("done", pickled results) at the end. The study's plugins are imported first, so that a pack naming a user's model
     unpickles (its spec class and factory are found by reference)."""
@@ -93,7 +93,9 @@ def run_ray(packs: list[Pack], data: str, on_start: OnStart, on_epoch: OnEpoch, 
                      runtime_env={"env_vars": {k: v for k, v in os.environ.items() if k.startswith("PETRI_")}})
         except Exception as e:  # noqa: BLE001
             raise PetriError(f"--address {address}: cannot connect to Ray ({_error(e)})") from None
-    spec = get_spec(data)  # each worker reads the files from where the driver found them
+    # workers get the spec, not the name (a data set registered by name in this process is unknown
+    # to them), and read the files from where the driver found them
+    spec = get_spec(data)
     found = locate(spec) if spec.source is None else None
     root = str(found.resolve()) if found is not None else None
     live: dict = {}  # generator -> (pack, tries)
@@ -101,7 +103,7 @@ def run_ray(packs: list[Pack], data: str, on_start: OnStart, on_epoch: OnEpoch, 
     def submit(pack: Pack, tries: int) -> None:
         gpus = 1 if resolve_device(pack.recipe.device).type == "cuda" else 0
         task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_train_stream)
-        live[task.remote(data, root, plugins or [], pickle.dumps(pack))] = (pack, tries)
+        live[task.remote(spec, root, plugins or [], pickle.dumps(pack))] = (pack, tries)
         on_start(pack)
 
     for pack in packs:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import torch
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from ..specs import Spec
 
@@ -37,7 +37,8 @@ class Context:
 class Treatment(Spec):
 
     name: str
-    splits: tuple[Split, ...] | None = None  # None: the treatment's default splits
+    splits: tuple[Split, ...] | None = Field(
+        default=None, description="the splits it acts on (default: the treatment's own, e.g. train and test)")
 
     default_splits: ClassVar[tuple[str, ...]] = ("train", "test")
     allowed_splits: ClassVar[tuple[str, ...]] = ("train", "test")
