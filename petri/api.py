@@ -65,9 +65,12 @@ def load_study(source: str | Path | dict, data: str | None = None, profile: str 
 
 
 def run(study: Study | str | Path | dict, out: str | Path | None = None, executor: str = "local",
-        address: str | None = None, max_members: int | None = None, report: bool = True) -> Results:
+        address: str | None = None, max_members: int | None = None, report: bool = True,
+        checkpoint_minutes: float = 5.0) -> Results:
     """Train every unfinished cell of ``study`` into ``out`` (default ``runs/<name>``), resuming
-    interrupted ones; then write the report (unless ``report=False``). Returns the results."""
+    interrupted ones; then write the report (unless ``report=False``). Returns the results. Running
+    cells are checkpointed at every epoch's end and, within an epoch longer than that, every
+    ``checkpoint_minutes``."""
     from rich.console import Console
 
     from .study.runner import run_study
@@ -80,7 +83,8 @@ def run(study: Study | str | Path | dict, out: str | Path | None = None, executo
     notebook = "ipykernel" in sys.modules
     console = Console(stderr=True, force_jupyter=False, force_terminal=False, color_system=None) if notebook \
         else Console(stderr=True)
-    counts = run_study(study, out, executor=executor, address=address, max_members=max_members, console=console)
+    counts = run_study(study, out, executor=executor, address=address, max_members=max_members, console=console,
+                       checkpoint_minutes=checkpoint_minutes)
     results = Results(out)
     results.trained = counts.get("trained", 0)
     from .report.build import complete

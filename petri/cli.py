@@ -179,6 +179,9 @@ def run_cmd(
     data: Optional[str] = typer.Option(None, "--data", help="run on another data set (a name, or an .npz file / image folder)"),
     profile: Optional[str] = typer.Option(None, "--profile", help="apply the study's [profiles.NAME] (e.g. cpu)"),
     no_report: bool = typer.Option(False, "--no-report", help="skip the report at the end"),
+    checkpoint_minutes: float = typer.Option(
+        5.0, "--checkpoint-minutes", help="within an epoch longer than this, checkpoint running cells this often "
+        "(every epoch's end always is)"),
 ):
     """Train every unfinished cell of a study; the ledger is OUT/petri.sqlite."""
     from . import api
@@ -196,7 +199,7 @@ def run_cmd(
                 console.print(line, markup=False, highlight=False, soft_wrap=line.startswith("  data:"))
             return
         api.run(study, out, executor=executor, address=address, max_members=max_members,
-                report=not no_report)
+                report=not no_report, checkpoint_minutes=checkpoint_minutes)
         _print_summary(out)
         if not no_report and (out / "report" / "index.html").is_file():
             console.print(f"report: {out / 'report' / 'index.html'}")

@@ -100,7 +100,7 @@ def test_two_node_cluster_streams_epochs_and_survives_a_lost_node(tmp_path, shar
         out = tmp_path / "out"
         driver = subprocess.Popen([*inns, sys.executable, "-m", "petri.cli", "run", str(study), "--executor", "ray",
                                    "--address", f"127.0.0.1:{port}", "--max-members", "2", "--out", str(out),
-                                   "--no-report"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                   "--no-report", "--checkpoint-minutes", "0.002"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 240
         while time.time() < deadline and driver.poll() is None:  # epochs reach the driver as they end
             time.sleep(0.2)
@@ -117,7 +117,7 @@ def test_two_node_cluster_streams_epochs_and_survives_a_lost_node(tmp_path, shar
         _, err = driver.communicate(timeout=300)
         assert driver.returncode == 0, err
         assert "lost its worker" in err and "continue from" in err
-        assert _rows(out) == _rows(ref)  # every epoch of every cell, to the bit
+        assert _rows(out) == _rows(ref)  # every epoch of every cell, to the bit (checkpoints within epochs too)
         db = sqlite3.connect(out / "petri.sqlite")
         assert {s for (s,) in db.execute("SELECT status FROM cells")} == {"done"}
         db.close()

@@ -137,6 +137,25 @@ def test_checkpoints_are_atomic_verified_and_fall_back(tmp_path):
     assert cellstore.latest_checkpoint(tmp_path, "abc", epochs=4) is None  # not before the budget: useless
 
 
+def test_checkpoints_within_an_epoch_are_newer_than_its_start(tmp_path):
+    """Named by epoch and step: checkpoint-00004-0000120 (120 steps into epoch 5) is newer than
+    checkpoint-00004 and older than checkpoint-00005; the latest two are kept."""
+    for epoch, inner in ((4, 0), (4, 120), (4, 9), (5, 0), (5, 7)):
+        state = _state(epoch)
+        state.inner = inner
+        cellstore.save_checkpoint(tmp_path, "abc", state)
+        got = cellstore.latest_checkpoint(tmp_path, "abc")
+        assert (got.epoch, got.inner) == (epoch, inner) or (epoch, inner) == (4, 9)
+    names = sorted(p.name for p in cellstore.cell_dir(tmp_path, "abc").glob("*.safetensors"))
+    assert names == ["checkpoint-00005-0000007.safetensors", "checkpoint-00005.safetensors"]
+    (tmp_path / "s.toml").write_text(KILLED)
+    for bad in ("0", "-1", "inf", "nan"):
+        r = CliRunner().invoke(app, ["run", str(tmp_path / "s.toml"), "--out", str(tmp_path / "o"),
+                                     "--checkpoint-minutes", bad])
+        assert r.exit_code == 2 and "--checkpoint-minutes): must be a number > 0" in r.stderr, r.stderr
+    assert not (tmp_path / "o").exists()
+
+
 def test_resumed_cell_alone_equals_uninterrupted_cell_in_a_pack(mnist):
     """A cell's state after epoch 2 of a 3-member pack, resumed alone: epochs 3-4 bitwise as uninterrupted
     (BN after hidden layers, dropout, early stopping on a validation split, a permutation in its weights)."""
@@ -166,6 +185,46 @@ def test_resumed_cell_alone_equals_uninterrupted_cell_in_a_pack(mnist):
         assert all(a[k] == b[k] for k in METRICS)
     assert all(torch.equal(full.weights[n], alone.weights[n]) for n in full.weights)
     assert full.best_epoch == alone.best_epoch and all(torch.equal(full.best[n], alone.best[n]) for n in full.best)
+
+
+@pytest.mark.parametrize("train_size", [720, 700, 1000])  # 24 steps of 30, 24 with a short last (both: a checkpoint after the last step), 34
+def test_a_checkpoint_within_an_epoch_resumes_bitwise_alone_or_packed(mnist, train_size):
+    """Checkpoints within every epoch (taken between segments of 8 steps), resumed alone and as the
+    same pack: the rest bitwise as uninterrupted, and taking them changes nothing (BN and dropout,
+    label noise, crop, early stopping with best weights)."""
+    from petri.models import MLP
+    from petri.train import EarlyStopping
+    from petri.treatments import parse_treatment
+
+    recipe = Recipe(model=MLP(hidden=[32], bn=True, dropout=0.2), epochs=3, batch_size=30, train_size=train_size,
+                    test_size=300, val_size=200, device="cpu", early_stopping=EarlyStopping(patience=3))
+
+    def members(states=(None, None, None)):
+        return [Member(1, [parse_treatment({"name": "crop", "pad": 2})], state=states[0]),
+                Member(2, [parse_treatment({"name": "label_noise", "p": 0.2})], state=states[1]),
+                Member(3, state=states[2])]
+
+    full = train_pack(mnist, recipe, members(), keep_state=True)
+    taken = []
+    checkpointed = train_pack(mnist, recipe, members(), keep_state=True, checkpoint_every=0.0,
+                              on_checkpoint=lambda results: taken.append([r.state for r in results]))
+    # segments of 8 steps (they would grow while shorter than an eighth of the interval), a checkpoint
+    # after each but the epoch's last (with 24 steps: after the last step too, before the epoch's end)
+    steps = -(-train_size // 30)
+    assert [(s[0].epoch, s[0].inner) for s in taken] == [(e, i) for e in range(3) for i in range(8, steps + 1, 8)]
+    for a, b in zip(full, checkpointed):  # checkpoints are read only
+        assert [{k: e[k] for k in METRICS} for e in a.epochs] == [{k: e[k] for k in METRICS} for e in b.epochs]
+    for states in taken:
+        alone = train_pack(mnist, recipe, members(states)[1:2], keep_state=True)[0]
+        pack = train_pack(mnist, recipe, members(states), keep_state=True)
+        for ref, got in ((full[1], alone), *zip(full, pack)):
+            assert [e["epoch"] for e in got.epochs] == [states[0].epoch + 1, *range(states[0].epoch + 2, 4)]
+            for a, b in zip(ref.epochs[states[0].epoch:], got.epochs):
+                assert all(a[k] == b[k] for k in METRICS), (states[0].inner, a, b)
+            assert all(torch.equal(ref.weights[n], got.weights[n]) for n in ref.weights)
+            assert ref.best_epoch == got.best_epoch and all(torch.equal(ref.best[n], got.best[n]) for n in ref.best)
+    with pytest.raises(ValueError, match="resume from one point"):
+        train_pack(mnist, recipe, [members(taken[0])[0], members(taken[1])[1]])
 
 
 KILLED = """
@@ -203,37 +262,45 @@ def _epochs(out: Path) -> dict:
     return {(h, e): tuple(m) for h, e, *m in rows}, status
 
 
-@pytest.mark.slow
-def test_kill_9_at_random_moments_then_resume_is_bitwise(tmp_path, shared_data):
-    """kill -9 a real `petri run` at random moments, resume each time; every epoch of every cell equals
-    an uninterrupted run's, and no finished epoch is trained twice beyond the one in flight."""
+def _kill_and_resume(tmp_path, shared_data, text: str, kills: int, extra: list[str], within: bool = False
+                     ) -> tuple[int, str]:
+    """Run the study uninterrupted, then kill -9 a real `petri run` at ``kills`` random moments (soon
+    after some progress: a new epoch, or with ``within`` a new checkpoint inside an epoch), resuming
+    each time, then to the end: every epoch of every cell must equal the uninterrupted run's.
+    Returns how many resumes continued from a checkpoint, and everything the runs said."""
     study = tmp_path / "killed.toml"
-    study.write_text(KILLED)
+    study.write_text(text)
     env = {**os.environ, "PETRI_DATA": str(shared_data.resolve())}
-    cmd = [sys.executable, "-m", "petri.cli", "run", str(study), "--no-report", "--max-members", "3"]
+    cmd = [sys.executable, "-m", "petri.cli", "run", str(study), "--no-report", "--max-members", "3", *extra]
     ref = tmp_path / "ref"
     subprocess.run([*cmd, "--out", str(ref)], check=True, capture_output=True, env=env, timeout=600)
     expected, ref_status = _epochs(ref)
 
-    out, rng, kills, resumed = tmp_path / "out", random.Random(7), 0, 0
-    for attempt in range(7):  # six kills at random moments, then a run to the end
-        before = len(_epochs(out)[0]) if (out / "petri.sqlite").exists() else 0
+    out, rng, killed, resumed, said = tmp_path / "out", random.Random(7), 0, 0, ""
+    for attempt in range(kills + 1):  # kills at random moments, then a run to the end
+        def progress():
+            if within:
+                return set((out / "cells").glob("*/checkpoint-*-*.safetensors"))
+            return len(_epochs(out)[0]) if (out / "petri.sqlite").exists() else 0
+
+        before = progress()
         proc = subprocess.Popen([*cmd, "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 env=env, text=True)
-        if attempt < 6:
+        if attempt < kills:
             deadline = time.time() + 120
             while proc.poll() is None and time.time() < deadline:  # some progress, then a random moment
-                time.sleep(0.1)
+                time.sleep(0.05)
                 try:
-                    if len(_epochs(out)[0]) > before:
+                    if progress() != before:
                         break
                 except sqlite3.Error:
                     pass
-            time.sleep(rng.uniform(0.0, 2.5))
+            time.sleep(rng.uniform(0.0, 0.3 if within else 2.5))
             if proc.poll() is None:
                 proc.kill()
-                kills += 1
+                killed += 1
         _, err = proc.communicate(timeout=300)
+        said += err
         resumed += "continue from a checkpoint" in err
         db = sqlite3.connect(out / "petri.sqlite")
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -242,9 +309,26 @@ def test_kill_9_at_random_moments_then_resume_is_bitwise(tmp_path, shared_data):
             break
     assert proc.returncode == 0, err
     got, status = _epochs(out)
-    assert kills >= 2 and resumed >= 1, (kills, resumed)
+    assert killed >= 2 and resumed >= 1, (killed, resumed)
     assert status == ref_status and set(got) == set(expected)
     assert got == expected  # every metric of every epoch of every cell, to the bit
+    return resumed, said
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_then_resume_is_bitwise(tmp_path, shared_data):
+    """kill -9 a real `petri run` at random moments, resume each time; every epoch of every cell equals
+    an uninterrupted run's, and no finished epoch is trained twice beyond the one in flight."""
+    _kill_and_resume(tmp_path, shared_data, KILLED, 6, [])
+
+
+@pytest.mark.slow
+def test_kill_9_within_long_epochs_resumes_from_their_checkpoints_bitwise(tmp_path, shared_data):
+    """The same with epochs longer than the checkpoint interval: resumes continue from checkpoints
+    taken inside an epoch (by step), bitwise."""
+    text = KILLED.replace("epochs = 8", "epochs = 2").replace("train_size = 3000", "train_size = 12000")
+    _, said = _kill_and_resume(tmp_path, shared_data, text, 4, ["--checkpoint-minutes", "0.005"], within=True)
+    assert "of them from within an epoch" in said, said
 
 
 def test_dry_run_and_show_say_how_much_disk(nets, tmp_path):

@@ -4,7 +4,8 @@ Layout (``DIR/cells/<cell hash>/``):
 
 * ``checkpoint-<epoch>.safetensors`` — the cell's complete training state after that epoch
   (``train.state.CellState``: parameters, buffers, optimiser state, random streams; early
-  stopping and the step count in the file's metadata). The latest two are kept.
+  stopping and the step count in the file's metadata); ``checkpoint-<epoch>-<step>.safetensors``
+  — ``step`` steps into the next epoch (a long epoch's checkpoint). The latest two are kept.
 * ``weights.safetensors`` — the final weights as the ``torch.nn`` form's state_dict;
   ``best.safetensors`` — the best epoch's, when early stopping monitors a metric.
 
@@ -87,14 +88,18 @@ def load(path: Path) -> tuple[dict[str, torch.Tensor], dict] | None:
 
 
 def _checkpoints(root, cell_hash: str) -> list[Path]:
-    return sorted(cell_dir(root, cell_hash).glob("checkpoint-*.safetensors"), reverse=True)  # newest first
+    """Newest first: by (epoch, step into the next), from the names."""
+    def when(p: Path) -> tuple[int, ...]:
+        return tuple(int(part) for part in p.stem.split("-")[1:] if part.isdigit())
+    return sorted(cell_dir(root, cell_hash).glob("checkpoint-*.safetensors"), key=when, reverse=True)
 
 
 def save_checkpoint(root, cell_hash: str, state: CellState) -> int:
     tensors = dict(state.tensors)
     if state.best is not None:
         tensors |= {f"best.{n}": t for n, t in state.best.items()}
-    size = save(cell_dir(root, cell_hash) / f"checkpoint-{state.epoch:05d}.safetensors", tensors, state.to_meta())
+    name = f"checkpoint-{state.epoch:05d}" + (f"-{state.inner:07d}" if state.inner else "") + ".safetensors"
+    size = save(cell_dir(root, cell_hash) / name, tensors, state.to_meta())
     for old in _checkpoints(root, cell_hash)[KEEP:]:
         _remove(old)
     return size
@@ -111,7 +116,8 @@ def latest_checkpoint(root, cell_hash: str, epochs: int | None = None) -> CellSt
             continue
         best = {n[5:]: t for n, t in tensors.items() if n.startswith("best.")}
         state = {n: t for n, t in tensors.items() if not n.startswith("best.")}
-        return CellState(meta["epoch"], meta["step"], state, meta.get("stopper"), best or None, meta.get("best_epoch"))
+        return CellState(meta["epoch"], meta["step"], state, meta.get("stopper"), best or None, meta.get("best_epoch"),
+                         inner=meta.get("inner", 0))
     return None
 
 

@@ -30,6 +30,7 @@ OnStart = Callable[[Pack], None]
 OnEpoch = Callable[[Pack, int, list[Result]], None]
 OnDone = Callable[[Pack, list[Result] | None, str | None], None]
 OnLost = Callable[[Pack, str], list[Pack]]  # a lost pack's unfinished cells, re-packed from their checkpoints
+OnCheckpoint = Callable[[Pack, list[Result]], None]  # running cells' states within a long epoch
 RETRIES = 3  # times a pack is resumed after losing its worker
 
 
@@ -37,13 +38,15 @@ def _error(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
-def run_local(packs: list[Pack], data: str, on_start: OnStart, on_epoch: OnEpoch, on_done: OnDone) -> None:
+def run_local(packs: list[Pack], data: str, on_start: OnStart, on_epoch: OnEpoch, on_done: OnDone,
+              on_checkpoint: OnCheckpoint, checkpoint_every: float) -> None:
     ds = load(data)
     for pack in packs:
         on_start(pack)
         try:
             results = train_pack(ds, pack.recipe, pack.members(), on_epoch=lambda e, r, p=pack: on_epoch(p, e, r),
-                                 keep_state=True)
+                                 keep_state=True, on_checkpoint=lambda r, p=pack: on_checkpoint(p, r),
+                                 checkpoint_every=checkpoint_every)
         except (KeyboardInterrupt, SystemExit, PlaceError):  # a full disk or a read-only place stops the whole run
             raise
         except Exception as e:  # noqa: BLE001 - a failing pack must not sink the study
@@ -54,9 +57,10 @@ def run_local(packs: list[Pack], data: str, on_start: OnStart, on_epoch: OnEpoch
         on_done(pack, results, None)
 
 
-def _train_stream(data: str | DatasetSpec, root: str | None, plugins: list[str], pack_blob: bytes):
-    """On a Ray worker: train a pack, yielding ("epoch", n, pickled results) after each epoch and
-    ("done", pickled results) at the end. The study's plugins are imported first, so that a pack naming a user's model
+def _train_stream(data: str | DatasetSpec, root: str | None, plugins: list[str], pack_blob: bytes,
+                  checkpoint_every: float):
+    """On a Ray worker: train a pack, yielding ("epoch", n, pickled results) after each epoch,
+    ("checkpoint", pickled results) within a long one, and ("done", pickled results) at the end. The study's plugins are imported first, so that a pack naming a user's model
     unpickles (its spec class and factory are found by reference)."""
     load_plugins(plugins)
     pack = pickle.loads(pack_blob)
@@ -66,7 +70,9 @@ def _train_stream(data: str | DatasetSpec, root: str | None, plugins: list[str],
         try:
             # each epoch pickled as it ends: a snapshot the next epoch cannot change while it waits
             results = train_pack(load(data, root), pack.recipe, pack.members(),
-                                 on_epoch=lambda e, r: items.put(("epoch", e, pickle.dumps(r))), keep_state=True)
+                                 on_epoch=lambda e, r: items.put(("epoch", e, pickle.dumps(r))), keep_state=True,
+                                 on_checkpoint=lambda r: items.put(("checkpoint", pickle.dumps(r))),
+                                 checkpoint_every=checkpoint_every)
             items.put(("done", pickle.dumps(results)))
         except BaseException as e:  # noqa: BLE001 - raised again in the generator, for the driver
             items.put(e)
@@ -82,7 +88,8 @@ def _train_stream(data: str | DatasetSpec, root: str | None, plugins: list[str],
 
 
 def run_ray(packs: list[Pack], data: str, on_start: OnStart, on_epoch: OnEpoch, on_done: OnDone,
-            address: str | None = None, plugins: list[str] | None = None, on_lost: OnLost | None = None) -> None:
+            on_checkpoint: OnCheckpoint, checkpoint_every: float, address: str | None = None,
+            plugins: list[str] | None = None, on_lost: OnLost | None = None) -> None:
     import ray
 
     from ..errors import PetriError
@@ -103,7 +110,7 @@ def run_ray(packs: list[Pack], data: str, on_start: OnStart, on_epoch: OnEpoch, 
     def submit(pack: Pack, tries: int) -> None:
         gpus = 1 if resolve_device(pack.recipe.device).type == "cuda" else 0
         task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_train_stream)
-        live[task.remote(spec, root, plugins or [], pickle.dumps(pack))] = (pack, tries)
+        live[task.remote(spec, root, plugins or [], pickle.dumps(pack), checkpoint_every)] = (pack, tries)
         on_start(pack)
 
     for pack in packs:
@@ -128,6 +135,9 @@ def run_ray(packs: list[Pack], data: str, on_start: OnStart, on_epoch: OnEpoch, 
             continue
         if item[0] == "epoch":
             on_epoch(pack, item[1], pickle.loads(item[2]))
+            live[gen] = (pack, tries)
+        elif item[0] == "checkpoint":
+            on_checkpoint(pack, pickle.loads(item[1]))
             live[gen] = (pack, tries)
         else:
             on_done(pack, pickle.loads(item[1]), None)

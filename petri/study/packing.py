@@ -78,11 +78,12 @@ def cpu_members(member_bytes: int) -> int:
 def make_packs(cells: list[Cell], max_members: int | None = None, budget: int | None = None,
                states: dict[str, CellState] | None = None) -> list[Pack]:
     """Cells that can train together, K per pack from a memory budget; cells resuming from a checkpoint
-    pack with others resuming from the same epoch."""
+    pack with others resuming from the same point (epoch, and step within the next)."""
     states = states or {}
     groups: dict[tuple, list[Cell]] = {}
     for c in cells:
-        groups.setdefault((pack_key(c), states[c.hash].epoch if c.hash in states else 0), []).append(c)
+        at = (states[c.hash].epoch, states[c.hash].inner) if c.hash in states else (0, 0)
+        groups.setdefault((pack_key(c), at), []).append(c)
     packs = []
     for members in groups.values():
         recipe = members[0].recipe

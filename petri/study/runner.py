@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import platform
 import signal
 import subprocess
@@ -11,12 +12,19 @@ from pathlib import Path
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from .. import __version__
 from ..data import get_spec
 from ..data.sources import ensure_files
-from ..errors import PetriError, PlaceError, StoreError
+from ..errors import PetriError, PlaceError, SpecError, StoreError
 from ..train.loop import resolve_device
 from . import cellstore
 from .executors import run_local, run_ray
@@ -32,6 +40,7 @@ class Plan:
     packs: list[Pack]
     skipped: int
     resumed: int = 0  # cells continuing from a checkpoint
+    within: int = 0  # ... of them from one taken within an epoch
 
 
 def plan(study: Study, ledger: Ledger | None, max_members: int | None) -> Plan:
@@ -46,7 +55,8 @@ def plan(study: Study, ledger: Ledger | None, max_members: int | None) -> Plan:
                 state = cellstore.latest_checkpoint(ledger.dir, c.hash, c.recipe.epochs)
                 if state is not None:
                     states[c.hash] = state
-    return Plan(todo, make_packs(todo, max_members, states=states), len(distinct) - len(todo), len(states))
+    return Plan(todo, make_packs(todo, max_members, states=states), len(distinct) - len(todo), len(states),
+                sum(1 for s in states.values() if s.inner))
 
 
 def _git_commit() -> str | None:
@@ -67,9 +77,16 @@ def _on_sigterm(signum, frame):
     raise KeyboardInterrupt  # SIGTERM ends a run like Ctrl-C: finished work is kept, the rest marked failed
 
 
+CHECKPOINT_MINUTES = 5.0  # within an epoch longer than this, running cells are also checkpointed this often
+
+
 def run_study(study: Study, out: str | Path, executor: str = "local", address: str | None = None,
-              max_members: int | None = None, console: Console | None = None) -> dict:
-    """Train every unfinished cell of ``study`` into ``out``; returns counts by status."""
+              max_members: int | None = None, console: Console | None = None,
+              checkpoint_minutes: float = CHECKPOINT_MINUTES) -> dict:
+    """Train every unfinished cell of ``study`` into ``out``; returns counts by status. Every epoch's
+    end is checkpointed, and within a long epoch every ``checkpoint_minutes``."""
+    if not (isinstance(checkpoint_minutes, (int, float)) and 0 < checkpoint_minutes < math.inf):
+        raise SpecError(f"checkpoint_minutes (--checkpoint-minutes): must be a number > 0 (got {checkpoint_minutes!r})")
     console = console or Console(stderr=True)
     spec = get_spec(study.data)
     if spec.source is None:  # the files first: a missing data set stops the run before it starts
@@ -82,11 +99,11 @@ def run_study(study: Study, out: str | Path, executor: str = "local", address: s
     except OSError as e:
         raise PlaceError(f"--out {out}: cannot create the study directory ({e.strerror})") from None
     with RunLock(out):  # one run per directory; the lock dies with the process
-        return _run(study, out, executor, address, max_members, console)
+        return _run(study, out, executor, address, max_members, console, 60.0 * checkpoint_minutes)
 
 
 def _run(study: Study, out: Path, executor: str, address: str | None, max_members: int | None,
-         console: Console) -> dict:
+         console: Console, checkpoint_every: float) -> dict:
     ledger = Ledger(out, create=True)
     ledger.claim(study.name)
     ledger.register(study.cells)
@@ -99,7 +116,8 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
     run_id = ledger.start_run(run_facts(str(device), executor), study.text, study.profile, study.data_override,
                               str(Path(study.path).resolve()) if Path(study.path).is_file() else None)
     console.print(f"{study.name}: {len(p.todo)} cells to train in {len(p.packs)} packs on {device} "
-                  f"({p.skipped} already finished" + (f", {p.resumed} continue from a checkpoint)" if p.resumed else ")"),
+                  f"({p.skipped} already finished" + (f", {p.resumed} continue from a checkpoint" if p.resumed else "")
+                  + (f", {p.within} of them from within an epoch" if p.within else "") + ")",
                   soft_wrap=True)
     written: dict[str, str] = {}
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("cells"),
@@ -144,6 +162,13 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
         progress.update(task, description=f"pack {pack_no[id(pack)]}/{len(p.packs)} (K={len(pack.cells)}) "
                                           f"epoch {epoch}/{pack.recipe.epochs} {ips:,.0f} img/s")
 
+    def on_checkpoint(pack, results):
+        """Within a long epoch: each running cell's state (nothing enters the ledger)."""
+        for cell, r in zip(pack.cells, results):
+            if r.status == "running" and r.state is not None:
+                cellstore.save_checkpoint(ledger.dir, cell.hash, r.state)
+                r.state = None
+
     def on_lost(pack, error):
         """A Ray worker died under ``pack``: its unfinished cells continue from their latest checkpoints."""
         remaining = [c for c in pack.cells if c.hash not in written]
@@ -180,9 +205,10 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
     try:
         with progress:
             if executor == "ray":
-                run_ray(p.packs, study.data, on_start, on_epoch, on_done, address, study.plugins, on_lost)
+                run_ray(p.packs, study.data, on_start, on_epoch, on_done, on_checkpoint, checkpoint_every, address,
+                        study.plugins, on_lost)
             else:
-                run_local(p.packs, study.data, on_start, on_epoch, on_done)
+                run_local(p.packs, study.data, on_start, on_epoch, on_done, on_checkpoint, checkpoint_every)
         status = "done"
     except KeyboardInterrupt:
         console.print("interrupted: finished epochs and cells are kept; run the same command to resume")

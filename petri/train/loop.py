@@ -18,6 +18,7 @@ import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Callable
 
 import torch
@@ -79,9 +80,10 @@ def evaluate(net, pipe: Pipeline, split: Split, batch_size: int) -> tuple[torch.
 READ_BYTES = 4 << 20  # training images are read several steps at a time, up to this many bytes
 
 
-def _batches(reader, order: torch.Tensor, ids: torch.Tensor, epoch: int, B: int, buf: torch.Tensor):
-    """Each step's images, uint8 [K, B, C, H, W] (the last batch may be shorter), in the epoch's order
-    ``order [K, N]`` (``ids``: the same images' indices in the full split), read by the pipeline's reader.
+def _batches(reader, order: torch.Tensor, ids: torch.Tensor, epoch: int, B: int, buf: torch.Tensor, start: int = 0):
+    """Each step's images from step ``start`` on, uint8 [K, B, C, H, W] (the last batch may be shorter),
+    in the epoch's order ``order [K, N]`` (``ids``: the same images' indices in the full split), read by
+    the pipeline's reader.
 
     Images are read for several steps at once into ``buf``: one index_select of thousands of rows
     costs a fraction of what many 100-row ones do. Each yielded batch is a view, valid until the next.
@@ -90,10 +92,10 @@ def _batches(reader, order: torch.Tensor, ids: torch.Tensor, epoch: int, B: int,
     full = N // B
     per_read = max(1, buf.numel() // (K * B * reader.image_bytes))
     step_major = [t[:, :full * B].reshape(K, full, B).transpose(0, 1) for t in (order, ids)]  # [steps, K, B]
-    for s0 in range(0, full, per_read):
+    for s0 in range(start, full, per_read):
         pos, idx = (t[s0:s0 + per_read] for t in step_major)
         yield from reader.read(pos, idx, epoch, buf).unflatten(0, (-1, K, B))
-    if N > full * B:
+    if N > full * B and start <= full:
         yield reader.read(order[None, :, full * B:], ids[None, :, full * B:], epoch, buf).unflatten(0, (K, -1))
 
 
@@ -122,6 +124,9 @@ class _Shard:
         self.stoppers = [Stopper(recipe.early_stopping) if recipe.early_stopping else None for _ in members]
         self.live = (True,) * self.K  # members still training: not stopped early, not diverged
         self.step = 0
+        self.at = 0  # steps of the current epoch taken
+        self.inner = 0  # steps of the next epoch already taken (resumed from a checkpoint within it)
+        self.partial: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # ... and each member's losses, hits
         self.best: list[tuple[int, dict] | None] = [None] * self.K  # (epoch, weights) with early stopping
         for k, m in enumerate(members):
             if m.state is not None:
@@ -133,8 +138,12 @@ class _Shard:
         self.x_buf = torch.empty(self.K * recipe.batch_size * math.prod(data.spec.shape), device=device)  # reused
 
     def _resume(self, k: int, state: CellState) -> None:
-        """Member k exactly as it was after ``state.epoch`` epochs."""
-        restore(self.net, self.opt, k, {"order": self.orders[k]}, state.tensors)
+        """Member k exactly as it was after ``state.epoch`` epochs (and ``state.inner`` steps of the next)."""
+        tensors = dict(state.tensors)
+        if state.inner:
+            self.inner = state.inner
+            self.partial[k] = (tensors.pop("epoch.losses"), tensors.pop("epoch.hits"))
+        restore(self.net, self.opt, k, {"order": self.orders[k]}, tensors)
         self.step = state.step
         self.opt.steps.fill_(state.step)
         if self.stoppers[k] and state.stopper:
@@ -142,19 +151,35 @@ class _Shard:
         if state.best is not None:
             self.best[k] = (state.best_epoch, state.best)
 
+    def begin_epoch(self, epoch: int) -> None:
+        self.loop, self.epoch_over = self.train_epoch(epoch), False
+
+    def advance(self, n: int | None) -> None:
+        """Train up to ``n`` more steps of the epoch (all that are left with None)."""
+        taken = sum(1 for _ in islice(self.loop, n))
+        self.epoch_over = n is None or taken < n
+
     @torch.no_grad()  # grad mode is per thread: shards may run on worker threads
-    def train_epoch(self, epoch: int) -> None:
+    def train_epoch(self, epoch: int):
+        """The training loop proper: a generator, one step per ``next`` (``train_pack`` may pause
+        between two steps to checkpoint a long epoch)."""
         if not any(self.live):
             return
         K, N, B, recipe, pipe, train = self.K, self.N, self.recipe.batch_size, self.recipe, self.pipe, self.train
         steps = math.ceil(N / B)
+        self.order_states = [g.get_state() for g in self.orders]  # a checkpoint within the epoch keeps these
         order = torch.stack([torch.randperm(N, generator=g) for g in self.orders]).to(self.x_buf.device)  # [K, N]
         flat_order = order.reshape(-1)  # index_select: far faster than 2-D advanced indexing
         ids_epoch = train.ids.index_select(0, flat_order).view(K, N)  # indices in the full split (treatment keys)
         y_epoch = pipe.labels(train.y.index_select(0, flat_order).view(K, N), ids_epoch)  # after label treatments
         self.losses = torch.empty(K, steps, device=order.device)  # each step's batch loss per member
         self.hits = torch.zeros(K, dtype=torch.int64, device=order.device)
-        for s, raw in enumerate(_batches(pipe.reader, order, ids_epoch, epoch, B, self.raw_buf)):  # uint8 [K, B, C, H, W]
+        start, self.inner = self.inner, 0  # resumed within this epoch: its first steps are behind it
+        for k, (losses, hits) in self.partial.items():
+            self.losses[k, :start], self.hits[k] = losses, hits[0]
+        self.partial, self.at, self.epoch_images = {}, start, max(0, N - start * B)  # images this call trains
+        batches = _batches(pipe.reader, order, ids_epoch, epoch, B, self.raw_buf, start)  # uint8 [K, B, C, H, W]
+        for s, raw in enumerate(batches, start):
             if self.cancelled:
                 return
             ids, y = ids_epoch[:, s * B:(s + 1) * B], y_epoch[:, s * B:(s + 1) * B]
@@ -167,6 +192,8 @@ class _Shard:
             self.losses[:, s] = loss  # divergence is judged from these at the epoch's end (no sync per step)
             self.hits += correct
             self.step += 1
+            self.at = s + 1
+            yield
 
     @torch.no_grad()
     def end_epoch(self, epoch: int, t0: float, train_seconds: float, keep_state: bool = False) -> None:
@@ -192,7 +219,7 @@ class _Shard:
                  "train_acc": float(self.hits[k]) / N,
                  "val_loss": float(val_loss[k]) if val else None, "val_acc": float(val_acc[k]) if val else None,
                  "test_loss": float(test_loss[k]), "test_acc": float(test_acc[k]),
-                 "images_per_s": N / train_seconds, "seconds": seconds, "pack_size": self.pack_size}
+                 "images_per_s": self.epoch_images / train_seconds, "seconds": seconds, "pack_size": self.pack_size}
             r.epochs.append(m)
             if self.stoppers[k] and self.stoppers[k].update(m):
                 r.status = "stopped-early"
@@ -211,14 +238,28 @@ class _Shard:
         epoch's with early stopping. A diverged member keeps none (its last update was the bad one)."""
         best = self.best[k]
         if r.status == "running":
-            stopper = self.stoppers[k]
-            r.state = CellState(epoch, self.step, capture(self.net, self.opt, k, {"order": self.orders[k]}),
-                                stopper.state() if stopper else None, best[1] if best else None,
-                                best[0] if best else None)
+            r.state = self._state(k, epoch, self.orders[k])
         elif r.status in ("done", "stopped-early"):
             r.state, r.weights = None, _cpu(self.net.member_state(k))
             if best:
                 r.best_epoch, r.best = best
+
+    def keep_within(self, epoch: int) -> None:
+        """Each running member's state ``self.at`` steps into ``epoch`` (a checkpoint of a long epoch):
+        its order generator as the epoch began (a resume draws the epoch's order again), and the
+        epoch's losses and hits so far."""
+        for k, r in enumerate(self.results):
+            if r.status == "running":
+                order = torch.Generator()
+                order.set_state(self.order_states[k])
+                r.state = self._state(k, epoch - 1, order, {"epoch.losses": self.losses[k, :self.at],
+                                                            "epoch.hits": self.hits[k:k + 1]})
+
+    def _state(self, k: int, epoch: int, order: torch.Generator, extra: dict | None = None) -> CellState:
+        best, stopper = self.best[k], self.stoppers[k]
+        tensors = capture(self.net, self.opt, k, {"order": order}) | _cpu(extra or {})
+        return CellState(epoch, self.step, tensors, stopper.state() if stopper else None, best[1] if best else None,
+                         best[0] if best else None, inner=self.at if extra else 0)
 
 
 SHARD_BYTES = 8 << 20  # per shard: parameters, gradients, Adam moments and the float batch (cache-sized)
@@ -266,15 +307,19 @@ def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
-               on_epoch: Callable[[int, list[Result]], None] | None = None, keep_state: bool = False) -> list[Result]:
+               on_epoch: Callable[[int, list[Result]], None] | None = None, keep_state: bool = False,
+               on_checkpoint: Callable[[list[Result]], None] | None = None, checkpoint_every: float = 300.0
+               ) -> list[Result]:
     """Train ``members`` as one population from where their states leave them (epoch 0 without one).
     ``keep_state``: after each epoch, every running member's ``CellState`` (checkpoints), and a finished
-    member's final (and best) weights, as ``torch.nn`` state_dicts, are on its ``Result``."""
+    member's final (and best) weights, as ``torch.nn`` state_dicts, are on its ``Result``.
+    ``on_checkpoint``: within an epoch, whenever ``checkpoint_every`` seconds have passed since the
+    last epoch's end or checkpoint, it gets the results with every running member's state on them."""
     device = resolve_device(recipe.device)
-    starts = {m.state.epoch if m.state else 0 for m in members}
+    starts = {(m.state.epoch, m.state.inner) if m.state else (0, 0) for m in members}
     if len(starts) != 1:
-        raise ValueError(f"a pack's members resume from one epoch; got {sorted(starts)}")
-    start = starts.pop()
+        raise ValueError(f"a pack's members resume from one point (epoch, step); got {sorted(starts)}")
+    start = starts.pop()[0]
     train, val, test = make_splits(data, recipe, device)
     results = [Result() for _ in members]
     n = shard_count(len(members), device, _member_bytes(recipe, data.spec.shape, len(data.spec.classes)))
@@ -284,11 +329,29 @@ def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
               for a, b in zip(bounds, bounds[1:])]
     with _runner(n) as run:
         try:
+            last, seg = time.perf_counter(), 8  # the latest checkpoint; steps per segment
             for epoch in range(start + 1, recipe.epochs + 1):
                 t0 = time.perf_counter()
-                run(lambda s: s.train_epoch(epoch), shards)
-                train_seconds = time.perf_counter() - t0  # the pack's training time, evaluation excluded
+                for s in shards:
+                    s.begin_epoch(epoch)
+                paused = 0.0
+                if on_checkpoint is None:
+                    run(lambda s: s.advance(None), shards)
+                else:  # in segments (of an eighth of the interval, or more), between which to checkpoint
+                    while not all(s.epoch_over for s in shards):
+                        t = time.perf_counter()
+                        run(lambda s: s.advance(seg), shards)
+                        seg *= 2 if time.perf_counter() - t < checkpoint_every / 8 else 1
+                        c = time.perf_counter()
+                        if c - last >= checkpoint_every and not all(s.epoch_over for s in shards):
+                            for s in shards:
+                                s.keep_within(epoch)
+                            on_checkpoint(results)
+                            last = time.perf_counter()
+                            paused += last - c  # not training time
+                train_seconds = time.perf_counter() - t0 - paused  # the pack's training time, evaluation excluded
                 run(lambda s: s.end_epoch(epoch, t0, train_seconds, keep_state), shards)
+                last = time.perf_counter() if keep_state else last
                 if on_epoch:
                     on_epoch(epoch, results)
                 if not any(any(s.live) for s in shards):

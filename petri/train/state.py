@@ -1,9 +1,11 @@
-"""A cell's complete training state between two epochs: what a checkpoint holds and a resume restores.
+"""A cell's complete training state between two steps: what a checkpoint holds and a resume restores.
 
 Per cell, not per pack, so a resumed cell may train in a pack of any size: its parameter row and
 buffers (BatchNorm statistics), its optimiser state rows and step count, every random stream it
 draws from (data order, dropout masks, BN noise; treatments draw from stateless hashes of the
-epoch), and its early-stopping state. Tensors are CPU copies; ``meta`` is JSON-ready.
+epoch), and its early-stopping state. Usually taken at an epoch's end; within a long epoch
+(``inner`` > 0) also the epoch's losses and hits so far (``epoch.*``), with the order generator as
+the epoch began. Tensors are CPU copies; ``meta`` is JSON-ready.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ class CellState:
     best: dict[str, torch.Tensor] | None = None  # the best epoch's weights so far (with early stopping)
     best_epoch: int | None = None
     meta: dict = field(default_factory=dict)
+    inner: int = 0  # steps of epoch ``epoch + 1`` taken (a checkpoint within it), else 0
 
     def to_meta(self) -> dict:
         return {"epoch": self.epoch, "step": self.step, "stopper": self.stopper, "best_epoch": self.best_epoch,
-                **self.meta}
+                "inner": self.inner, **self.meta}
 
 
 def capture(net, opt, k: int, generators: dict[str, torch.Generator]) -> dict[str, torch.Tensor]:
