@@ -133,6 +133,10 @@ def test_kill_mid_run_keeps_ledger_and_resumes(tmp_path, sig):
         assert db.execute("SELECT status FROM runs").fetchone()[0] == "interrupted"
         assert db.execute("SELECT COUNT(*) FROM cells WHERE status='failed'").fetchone()[0] == 4
     db.close()
+    from petri.api import open_study
+
+    shown = open_study(out).cells()["status"].astype(str).value_counts().to_dict()
+    assert shown == {"done": 2, "interrupted": 4}, shown  # Ctrl-C / SIGTERM or kill -9: not "failed"
     # resume: the fast cells are kept; the 4 interrupted cells are the only ones trained again
     # (with a shorter epoch budget, i.e. new hashes, to keep the test quick)
     counts = run_study(parse_study(SLOW.replace("epochs = 500", "epochs = 1")), out)

@@ -34,8 +34,8 @@ def load_current(directory: str | Path) -> tuple[Study, list[dict], list[dict], 
     places (a grid point equal to the baseline has the baseline's hash): it is trained once and shown
     in each. A place row is its cell's ledger row with the place's variant, point and seed and a
     ``place`` key; each epoch row is repeated for every place of its cell, with the same key. A cell
-    marked running while no run holds the directory's lock (its process was killed) is shown as
-    "interrupted"."""
+    marked running while no run holds the directory's lock (its process was killed), or stopped by
+    Ctrl-C or SIGTERM, is shown as "interrupted"."""
     ledger = Ledger(directory)
     try:
         with ledger.snapshot():  # another process may be training into this directory
@@ -60,8 +60,8 @@ def load_current(directory: str | Path) -> tuple[Study, list[dict], list[dict], 
         key = f"{c.variant}|{point}|{c.seed}"
         row = stored.get(c.hash) or {"hash": c.hash, "status": "pending", "config": c.config, "started": None,
                                      "finished": None, "seconds": None, "run_id": None, "error": None}
-        if gone and row["status"] == "running":
-            row = row | {"status": "interrupted"}
+        if gone and row["status"] == "running" or row["status"] == "failed" and row.get("error") == "interrupted":
+            row = row | {"status": "interrupted"}  # killed, or stopped by Ctrl-C / SIGTERM: it resumes
         places.append(row | {"variant": c.variant, "point": point, "seed": c.seed, "place": key})
         epochs += [e | {"variant": c.variant, "point": point, "seed": c.seed, "place": key}
                    for e in by_cell.get(c.hash, [])]

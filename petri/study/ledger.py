@@ -221,7 +221,8 @@ class Ledger:
                                            [(time.time(), error[:2000], h) for h in hashes]))
 
     def interrupt_running(self) -> None:
-        """Cells left 'running' by an interrupted run are marked failed (they will be retrained)."""
+        """Cells left 'running' by an interrupted run (Ctrl-C, SIGTERM) are marked failed with the error
+        'interrupted' (shown as interrupted; a re-run resumes them from their checkpoints)."""
         self._tx(lambda db: db.execute("UPDATE cells SET status='failed', error='interrupted' WHERE status='running'"))
 
     # --- reading ------------------------------------------------------------------------
