@@ -87,19 +87,22 @@ def train_cmd(
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
 ):
     """Train one model and print its per-epoch log (no study, no ledger)."""
+    import re
+
     from .api import fit
 
     def log(m):
+        if m["epoch"] == 1:
+            console.print("epoch  train/loss  train/acc  test/loss  test/acc  images/s   seconds")
         console.print(f"{m['epoch']:5d}  {m['train_loss']:10.4f}  {m['train_acc']:9.4f}  {m['test_loss']:9.4f}  "
                       f"{m['test_acc']:8.4f}  {m['images_per_s']:8,.0f}  {m['seconds']:8.2f}")
 
     try:
         recipe = {"model": _json(model, "--model"), "optimizer": _json(optimizer, "--optimizer"), "epochs": epochs,
                   "batch_size": batch_size, "train_size": train_size, "device": device}
-        console.print("epoch  train/loss  train/acc  test/loss  test/acc  images/s   seconds")
         trained = fit(recipe, data, seed, on_epoch=log)
-    except PetriError as e:
-        fail(e)
+    except PetriError as e:  # the recipe is made of options here: name them ("--model.layers[3]: ...")
+        fail(type(e)(re.sub(r"^recipe\.(\w+)", lambda f: "--" + f[1].replace("_", "-"), str(e))))
     console.print(f"status: {trained.status}")
 
 

@@ -242,6 +242,10 @@ def test_cli_train_prints_epoch_log():
     assert "train/loss" in r.output and "status: done" in r.output
     r = runner.invoke(app, ["train", "--model", "{oops"])
     assert r.exit_code == 2 and "--model: not valid JSON" in r.stderr
+    for args, said in ((["--model", '["flatten", {"name": "dropout", "rate": 0.2}]'], "--model.layers[1].rate: unknown field"),
+                       (["--batch-size", "0"], "--batch-size: must be ≥ 1 (got 0)")):
+        r = runner.invoke(app, ["train", *args])  # errors name the option, and no log header comes before them
+        assert r.exit_code == 2 and r.stderr.startswith(f"petri: error: {said}") and r.output == r.stderr, r.output
 
 
 def test_cli_model_summary():
