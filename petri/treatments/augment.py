@@ -16,8 +16,10 @@ class Crop(Treatment):
     """Pad by ``pad`` (reflect), then take a random crop of the original size; shifts in [-pad, pad]."""
 
     name: Literal["crop"] = "crop"
+    about: ClassVar[str] = "random crop of the original size from the image padded by pad pixels, fresh each epoch"
     pad: NonNegativeInt = Field(default=4, description="padding in pixels, >= 0")
-    mode: Literal["reflect", "constant", "replicate"] = "reflect"
+    mode: Literal["reflect", "constant", "replicate"] = Field(
+        default="reflect", description="how the padding is filled: mirrored, zeros, or the edge pixel repeated")
 
     default_splits: ClassVar[tuple[str, ...]] = ("train",)
     per_epoch: ClassVar[bool] = True
@@ -84,6 +86,7 @@ class Flip(Treatment):
     """Horizontal flip with probability p."""
 
     name: Literal["flip"] = "flip"
+    about: ClassVar[str] = "horizontal flip with probability p, fresh each epoch"
     p: float = Field(default=0.5, ge=0.0, le=1.0, description="flip probability in [0, 1]")
 
     default_splits: ClassVar[tuple[str, ...]] = ("train",)

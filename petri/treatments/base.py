@@ -40,6 +40,7 @@ class Treatment(Spec):
     splits: tuple[Split, ...] | None = Field(
         default=None, description="the splits it acts on (default: the treatment's own, e.g. train and test)")
 
+    about: ClassVar[str] = ""  # one line for `petri models`
     default_splits: ClassVar[tuple[str, ...]] = ("train", "test")
     allowed_splits: ClassVar[tuple[str, ...]] = ("train", "test")
     per_epoch: ClassVar[bool] = False  # fresh randomness each epoch (augmentation)

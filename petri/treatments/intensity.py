@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import ClassVar, Literal, Union
 
 import torch
 from pydantic import Field, PositiveFloat
@@ -14,6 +14,7 @@ class Invert(Treatment):
     """x -> 1 - x (white background instead of black)."""
 
     name: Literal["invert"] = "invert"
+    about: ClassVar[str] = "x -> 1 - x: white background instead of black"
 
     def affine(self, st):
         return -1.0, 1.0
@@ -26,6 +27,7 @@ class Sparsify(Treatment):
     """x -> clip(x - threshold, 0, 1)."""
 
     name: Literal["sparsify"] = "sparsify"
+    about: ClassVar[str] = "x -> clip(x - threshold, 0, 1): faint pixels become 0"
     threshold: float = Field(default=0.5, ge=0.0, lt=1.0, description="t in [0, 1)")
 
     def state(self, key, ctx):
@@ -39,8 +41,11 @@ class Standardize(Treatment):
     """(x - mean) / std; ``auto`` takes them from the training images (after preceding treatments)."""
 
     name: Literal["standardize"] = "standardize"
-    mean: Union[float, Literal["auto"]] = "auto"
-    std: Union[PositiveFloat, Literal["auto"]] = "auto"
+    about: ClassVar[str] = "(x - mean) / std, per pixel value"
+    mean: Union[float, Literal["auto"]] = Field(
+        default="auto", description="subtracted; \"auto\": the training images' mean (after preceding treatments)")
+    std: Union[PositiveFloat, Literal["auto"]] = Field(
+        default="auto", description="divided by; \"auto\": the training images' standard deviation")
 
     def state(self, key, ctx: Context):
         mean = ctx.sample.mean() if self.mean == "auto" else torch.tensor(float(self.mean))

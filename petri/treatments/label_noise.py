@@ -15,6 +15,7 @@ class LabelNoise(Treatment):
     """p = 1 gives random labels; the expected change rate is p·(C−1)/C."""
 
     name: Literal["label_noise"] = "label_noise"
+    about: ClassVar[str] = "each training label replaced, with probability p, by a uniformly random class (p = 1: random labels)"
     p: float = Field(ge=0.0, le=1.0, description="corruption probability in [0, 1]")
 
     default_splits: ClassVar[tuple[str, ...]] = ("train",)

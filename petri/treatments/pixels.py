@@ -27,6 +27,8 @@ def _gather_pixels(x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
 class PermutePixels(Treatment):
     """One fixed random pixel permutation per cell seed, the same for train and test."""
 
+    about: ClassVar[str] = "one fixed random pixel permutation per seed, the same for every image, train and test"
+
     name: Literal["permute_pixels"] = "permute_pixels"
 
     def state(self, key, ctx):
@@ -67,6 +69,8 @@ class _PerImage(Treatment):
 class ShufflePixels(_PerImage):
     """Every training image gets its own fixed random pixel permutation."""
 
+    about: ClassVar[str] = "every training image gets its own fixed random pixel permutation"
+
     name: Literal["shuffle_pixels"] = "shuffle_pixels"
 
     def apply(self, x, idx, st, keys, epoch):
@@ -75,6 +79,8 @@ class ShufflePixels(_PerImage):
 
 class GaussianImages(_PerImage):
     """Each training image replaced by Gaussian noise with that image's own mean and std."""
+
+    about: ClassVar[str] = "each training image replaced by Gaussian noise with that image's own mean and std"
 
     name: Literal["gaussian_images"] = "gaussian_images"
 

@@ -6,7 +6,7 @@ so 400 window cells never materialise 400 copies of the data set.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -19,7 +19,7 @@ class _Window(Treatment):
     size: PositiveInt = Field(description="window side k in pixels, k >= 1")
     row: int = Field(ge=0, description="top row of the window")
     col: int = Field(ge=0, description="left column of the window")
-    keep: bool = True
+    keep: ClassVar[bool] = True  # the window's pixels are kept (else zeroed)
 
     def check(self, shape):
         _, h, w = shape
@@ -46,11 +46,12 @@ class WindowKeep(_Window):
     """Zero every pixel outside the k×k window at (row, col)."""
 
     name: Literal["window_keep"] = "window_keep"
-    keep: Literal[True] = True
+    about: ClassVar[str] = "zero every pixel outside the size × size window at (row, col)"
 
 
 class WindowDrop(_Window):
     """Zero the pixels inside the k×k window at (row, col)."""
 
     name: Literal["window_drop"] = "window_drop"
-    keep: Literal[False] = False
+    about: ClassVar[str] = "zero the pixels inside the size × size window at (row, col)"
+    keep: ClassVar[bool] = False
