@@ -1,12 +1,14 @@
 """Reliability of long runs: kill -9 at random moments and resume, and what checkpoints cost.
 
-Run: PETRI_DATA=../shared/datasets .venv/bin/python benchmarks/reliability.py [--kills 20]
+Run: PETRI_DATA=../shared/datasets .venv/bin/python benchmarks/reliability.py [--kills 20] [--within 10]
 
 1. A 24-cell study is run once without interruption, then again killed (SIGKILL) at `--kills`
    random moments and resumed each time. Counted: ledger integrity-check failures, finished epochs
    trained again (a cell's ledger rows beyond its checkpoint when killed: the window between the
    ledger commit and the checkpoint write), and whether every epoch of every cell equals the
-   uninterrupted run's, to the bit.
+   uninterrupted run's, to the bit. With `--within N`, then the same with N kills of a study whose
+   epochs are longer than its checkpoint interval (`--checkpoint-minutes 0.01`): counted too, the
+   cells that continue from a checkpoint taken within an epoch.
 2. The checkpoint cost per epoch: a 32-member `mlp` [64] pack and an 8-member `mnist_cnn` pack train
    epochs with and without checkpoints (states captured, files written and fsynced, as a run does);
    time and bytes per epoch.
@@ -67,16 +69,18 @@ def rows(out: Path) -> dict:
         db.close()
 
 
-def kills(n: int, seed: int) -> None:
+def kills(n: int, seed: int, within: bool = False) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="petri-reliability-"))
     study = tmp / "study.toml"
-    study.write_text(STUDY)
-    cmd = [sys.executable, "-m", "petri.cli", "run", str(study), "--no-report", "--max-members", "4"]
+    study.write_text(STUDY.replace("epochs = 20", "epochs = 3").replace("train_size = 3000", "train_size = 15000")
+                     if within else STUDY)
+    cmd = [sys.executable, "-m", "petri.cli", "run", str(study), "--no-report", "--max-members", "4",
+           *(["--checkpoint-minutes", "0.01"] if within else [])]
     t0 = time.perf_counter()
     subprocess.run([*cmd, "--out", str(tmp / "ref")], check=True, capture_output=True)
     print(f"uninterrupted: {len(rows(tmp / 'ref'))} epoch rows in {time.perf_counter() - t0:.0f} s", flush=True)
     out, rng = tmp / "out", random.Random(seed)
-    integrity_failures = recomputed = worst = done_kills = 0
+    integrity_failures = recomputed = worst = done_kills = from_within = 0
     while True:
         before = len(rows(out)) if (out / "petri.sqlite").exists() else 0
         proc = subprocess.Popen([*cmd, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -102,15 +106,17 @@ def kills(n: int, seed: int) -> None:
                 again = last - (ckpt.epoch if ckpt else 0)
                 recomputed += again
                 worst = max(worst, again)
+                from_within += bool(ckpt and ckpt.inner)
             db.close()
             continue
         proc.wait()
         if proc.returncode == 0:
             break
     same = rows(out) == rows(tmp / "ref")
-    print(f"{done_kills} kill -9 at random moments: {integrity_failures} integrity-check failures, {recomputed} "
-          f"finished epochs trained again (at most {worst} per cell), final numbers "
-          f"{'identical to' if same else 'DIFFERENT from'} the uninterrupted run", flush=True)
+    print(f"{done_kills} kill -9 at random moments{' of long epochs' if within else ''}: {integrity_failures} "
+          f"integrity-check failures, {recomputed} finished epochs trained again (at most {worst} per cell), "
+          + (f"{from_within} cells resumed from a checkpoint within an epoch, " if within else "")
+          + f"final numbers {'identical to' if same else 'DIFFERENT from'} the uninterrupted run", flush=True)
 
 
 def checkpoint_cost(ds, name: str, model, K: int, train_size: int, batch: int) -> None:
@@ -143,10 +149,13 @@ def checkpoint_cost(ds, name: str, model, K: int, train_size: int, batch: int) -
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--kills", type=int, default=20)
+    ap.add_argument("--within", type=int, default=10, help="kills of a study with long epochs")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs", flush=True)
     kills(args.kills, args.seed)
+    if args.within:
+        kills(args.within, args.seed, within=True)
     ds = petri.data.load("mnist")
     checkpoint_cost(ds, "mlp [64]", MLP(hidden=[64]), 32, 60000, 100)
     checkpoint_cost(ds, "mnist_cnn", MnistCNN(), 8, 2560, 128)
