@@ -305,6 +305,33 @@ def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {n: t.detach().to("cpu", copy=True).contiguous() for n, t in tensors.items()}
 
 
+class _Within:
+    """Checkpoints within long epochs: an epoch runs in segments, each a number of steps every shard
+    takes (so they stop at the same step), doubled while a segment is shorter than an eighth of the
+    interval; after a segment, if ``every`` seconds have passed since the last checkpoint, every
+    running member's state goes to ``on_checkpoint``."""
+
+    def __init__(self, on_checkpoint: Callable[[list[Result]], None], every: float):
+        self.on_checkpoint, self.every = on_checkpoint, every
+        self.last, self.seg = time.perf_counter(), 8  # the latest checkpoint; steps per segment
+
+    def train(self, run, shards: list[_Shard], epoch: int, results: list[Result]) -> float:
+        """Train the epoch; returns the seconds spent checkpointing (not training)."""
+        paused = 0.0
+        while not all(s.epoch_over for s in shards):
+            t = time.perf_counter()
+            run(lambda s: s.advance(self.seg), shards)
+            now = time.perf_counter()
+            self.seg *= 2 if now - t < self.every / 8 else 1
+            if now - self.last >= self.every and not all(s.epoch_over for s in shards):
+                for s in shards:
+                    s.keep_within(epoch)
+                self.on_checkpoint(results)
+                self.last = time.perf_counter()
+                paused += self.last - now
+        return paused
+
+
 @torch.no_grad()
 def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
                on_epoch: Callable[[int, list[Result]], None] | None = None, keep_state: bool = False,
@@ -327,31 +354,22 @@ def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
     shared: dict = {}  # the pack's padded copies of the training images, if a leading crop / flip needs them
     shards = [_Shard(data, recipe, members[a:b], results[a:b], train, val, test, device, len(members), shared)
               for a, b in zip(bounds, bounds[1:])]
+    within = _Within(on_checkpoint, checkpoint_every) if on_checkpoint else None
     with _runner(n) as run:
         try:
-            last, seg = time.perf_counter(), 8  # the latest checkpoint; steps per segment
             for epoch in range(start + 1, recipe.epochs + 1):
                 t0 = time.perf_counter()
                 for s in shards:
                     s.begin_epoch(epoch)
-                paused = 0.0
-                if on_checkpoint is None:
+                paused = 0.0  # seconds spent on checkpoints within the epoch
+                if within:
+                    paused = within.train(run, shards, epoch, results)
+                else:
                     run(lambda s: s.advance(None), shards)
-                else:  # in segments (of an eighth of the interval, or more), between which to checkpoint
-                    while not all(s.epoch_over for s in shards):
-                        t = time.perf_counter()
-                        run(lambda s: s.advance(seg), shards)
-                        seg *= 2 if time.perf_counter() - t < checkpoint_every / 8 else 1
-                        c = time.perf_counter()
-                        if c - last >= checkpoint_every and not all(s.epoch_over for s in shards):
-                            for s in shards:
-                                s.keep_within(epoch)
-                            on_checkpoint(results)
-                            last = time.perf_counter()
-                            paused += last - c  # not training time
                 train_seconds = time.perf_counter() - t0 - paused  # the pack's training time, evaluation excluded
                 run(lambda s: s.end_epoch(epoch, t0, train_seconds, keep_state), shards)
-                last = time.perf_counter() if keep_state else last
+                if within and keep_state:
+                    within.last = time.perf_counter()  # an epoch's end is a checkpoint too
                 if on_epoch:
                     on_epoch(epoch, results)
                 if not any(any(s.live) for s in shards):
