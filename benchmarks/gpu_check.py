@@ -8,7 +8,9 @@ Checks (each prints PASS/FAIL and the largest deviation):
    and autograd's, the population form equals the torch.nn module per member;
 2. a member alone equals the same member in a pack on the device (mlp, mnist_cnn, vgg with BN, a
    user module through torch.func vmap), within the documented tolerance;
-3. every optimizer's update on the device equals the CPU's.
+3. every optimizer's update on the device equals the CPU's;
+4. a pack resumed from a checkpoint taken within an epoch continues as if uninterrupted (bitwise on
+   the CPU; the deviation on the device is printed).
 Figures: a 64-member mnist_cnn pack against the same members one by one; mlp widths 50 / 1000 /
 3000 (the Chainer study) on the device against the CPU. With OUT set, results go to $OUT/gpu_check.json.
 """
@@ -111,6 +113,22 @@ def check_alone_vs_packed(ds, device: str, quick: bool) -> None:
                                                       f"(tolerance {tol:g})")
 
 
+def check_resume_within_an_epoch(ds, device: str) -> None:
+    recipe = Recipe(model=MLP(hidden=[64], bn=True, dropout=0.2), epochs=2, batch_size=50, train_size=1000,
+                    test_size=500, device=device)
+    full = train_pack(ds, recipe, [Member(1), Member(2)], keep_state=True)
+    taken = []
+    train_pack(ds, recipe, [Member(1), Member(2)], keep_state=True, checkpoint_every=0.0,
+               on_checkpoint=lambda results: taken.append([r.state for r in results]))
+    states = taken[len(taken) // 2]  # somewhere inside an epoch
+    resumed = train_pack(ds, recipe, [Member(1, state=states[0]), Member(2, state=states[1])], keep_state=True)
+    dev = max(abs(a[k] - b[k]) / max(abs(a[k]), 1e-12) for f, r in zip(full, resumed)
+              for a, b in zip(f.epochs[states[0].epoch:], r.epochs) for k in ("train_loss", "test_loss"))
+    report("resume within an epoch", dev <= (0.0 if device == "cpu" else 1e-6),
+           f"resumed {states[0].inner} steps into epoch {states[0].epoch + 1}: largest relative difference of the "
+           f"losses {dev:.2e} ({'bitwise' if dev == 0 else 'not bitwise'})")
+
+
 def check_optimizers(device: str) -> None:
     for spec in (Adam(lr=1e-2, weight_decay=1e-3), AdamW(lr=1e-2), SGD(lr=0.1, momentum=0.9, nesterov=True),
                  RMSprop(lr=1e-3, momentum=0.9, centered=True)):
@@ -168,6 +186,7 @@ def main() -> int:
     check_layers(args.device)
     check_optimizers(args.device)
     check_alone_vs_packed(ds, args.device, args.quick)
+    check_resume_within_an_epoch(ds, args.device)
     figures(ds, args.device, args.quick)
     if os.environ.get("OUT"):
         Path(os.environ["OUT"], "gpu_check.json").write_text(json.dumps(RESULTS | {"device": name}, indent=1))
