@@ -60,8 +60,9 @@ def run_local(packs: list[Pack], data: str, on_start: OnStart, on_epoch: OnEpoch
 def _train_stream(data: str | DatasetSpec, root: str | None, plugins: list[str], pack_blob: bytes,
                   checkpoint_every: float):
     """On a Ray worker: train a pack, yielding ("epoch", n, pickled results) after each epoch,
-    ("checkpoint", pickled results) within a long one, and ("done", pickled results) at the end. The study's plugins are imported first, so that a pack naming a user's model
-    unpickles (its spec class and factory are found by reference)."""
+    ("checkpoint", pickled results) within a long one, and ("done", pickled results) at the end. The
+    study's plugins are imported first, so that a pack naming a user's model unpickles (its spec
+    class and factory are found by reference)."""
     load_plugins(plugins)
     pack = pickle.loads(pack_blob)
     items: queue.Queue = queue.Queue()

@@ -7,7 +7,7 @@ import platform
 import signal
 import subprocess
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -48,15 +48,16 @@ def plan(study: Study, ledger: Ledger | None, max_members: int | None) -> Plan:
     statuses = ledger.statuses() if ledger else {}
     distinct = list({c.hash: c for c in reversed(study.cells)}.values())[::-1]  # a cell in several places: once
     todo = [c for c in distinct if statuses.get(c.hash) not in FINISHED]
-    states = {}
-    if ledger:
-        for c in todo:
-            if statuses.get(c.hash) in ("running", "failed"):
-                state = cellstore.latest_checkpoint(ledger.dir, c.hash, c.recipe.epochs)
-                if state is not None:
-                    states[c.hash] = state
+    states = resume_points(ledger.dir, [c for c in todo if statuses.get(c.hash) in ("running", "failed")]) \
+        if ledger else {}
     return Plan(todo, make_packs(todo, max_members, states=states), len(distinct) - len(todo), len(states),
                 sum(1 for s in states.values() if s.inner))
+
+
+def resume_points(root: Path, cells: list) -> dict:
+    """Cell hash -> the state it continues from (its latest valid checkpoint), for those that have one."""
+    states = {c.hash: cellstore.latest_checkpoint(root, c.hash, c.recipe.epochs) for c in cells}
+    return {h: state for h, state in states.items() if state is not None}
 
 
 def _git_commit() -> str | None:
@@ -148,13 +149,20 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
                 finished.append((cell.hash, r.status))
                 written[cell.hash] = r.status
         ledger.record_epoch(rows, finished)
+        if epoch is not None:
+            save_states(pack, results)
         for cell, r in zip(pack.cells, results):
-            if r.status == "running" and r.state is not None and epoch is not None:
-                cellstore.save_checkpoint(ledger.dir, cell.hash, r.state)
-                r.state = None
-            elif r.status != "running":
+            if r.status != "running":
                 cellstore.remove_checkpoints(ledger.dir, cell.hash)
         progress.update(task, completed=len(written))
+
+    def save_states(pack, results):
+        """Each running cell's state, as a checkpoint (after an epoch, or within a long one: then
+        nothing enters the ledger)."""
+        for cell, r in zip(pack.cells, results):
+            if r.status == "running" and r.state is not None:
+                cellstore.save_checkpoint(ledger.dir, cell.hash, r.state)
+                r.state = None
 
     def on_epoch(pack, epoch, results):
         write(pack, results, epoch)
@@ -162,21 +170,10 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
         progress.update(task, description=f"pack {pack_no[id(pack)]}/{len(p.packs)} (K={len(pack.cells)}) "
                                           f"epoch {epoch}/{pack.recipe.epochs} {ips:,.0f} img/s")
 
-    def on_checkpoint(pack, results):
-        """Within a long epoch: each running cell's state (nothing enters the ledger)."""
-        for cell, r in zip(pack.cells, results):
-            if r.status == "running" and r.state is not None:
-                cellstore.save_checkpoint(ledger.dir, cell.hash, r.state)
-                r.state = None
-
     def on_lost(pack, error):
         """A Ray worker died under ``pack``: its unfinished cells continue from their latest checkpoints."""
         remaining = [c for c in pack.cells if c.hash not in written]
-        states = {}
-        for c in remaining:
-            state = cellstore.latest_checkpoint(ledger.dir, c.hash, c.recipe.epochs)
-            if state is not None:
-                states[c.hash] = state
+        states = resume_points(ledger.dir, remaining)
         again = make_packs(remaining, len(pack.cells), states=states)
         for new in again:
             pack_no[id(new)] = pack_no[id(pack)]
@@ -205,10 +202,10 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
     try:
         with progress:
             if executor == "ray":
-                run_ray(p.packs, study.data, on_start, on_epoch, on_done, on_checkpoint, checkpoint_every, address,
+                run_ray(p.packs, study.data, on_start, on_epoch, on_done, save_states, checkpoint_every, address,
                         study.plugins, on_lost)
             else:
-                run_local(p.packs, study.data, on_start, on_epoch, on_done, on_checkpoint, checkpoint_every)
+                run_local(p.packs, study.data, on_start, on_epoch, on_done, save_states, checkpoint_every)
         status = "done"
     except KeyboardInterrupt:
         console.print("interrupted: finished epochs and cells are kept; run the same command to resume")
@@ -317,7 +314,7 @@ def measured_rate(pack: Pack, steps: int = 6) -> float | None:
     n = min(steps * r.batch_size, (r.train_size or ds.spec.n_train - r.val_size))
     quick = r.model_copy(update={"epochs": 2, "train_size": n, "val_size": 0, "early_stopping": None,
                                  "test_size": min(r.batch_size, ds.spec.n_test)})
-    members = [m.__class__(m.seed, m.treatments, m.lr, m.weight_decay) for m in pack.members()]
+    members = [replace(m, state=None) for m in pack.members()]  # from epoch 0 (the rate is all we want)
     out = train_pack(ds, quick, members)
     return out[0].epochs[-1]["images_per_s"] * len(members) if out[0].epochs else None
 

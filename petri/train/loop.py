@@ -32,7 +32,7 @@ from .loss import cross_entropy
 from .optim import Optimizer, lr_factor
 from .recipe import Recipe
 from .splits import Split, make_splits
-from .state import CellState, capture, restore
+from .state import CellState, capture, cpu_copies, restore
 
 
 @dataclass
@@ -226,7 +226,7 @@ class _Shard:
             elif epoch == recipe.epochs:
                 r.status = "done"  # the epoch budget is spent
             if keep_state and self.stoppers[k] and self.stoppers[k].since_best == 0:  # a new best epoch
-                self.best[k] = (epoch, _cpu(self.net.member_state(k)))
+                self.best[k] = (epoch, cpu_copies(self.net.member_state(k)))
         if keep_state:
             for k, r in enumerate(self.results):
                 if r.epochs and r.epochs[-1]["epoch"] == epoch or not alive[k]:
@@ -240,7 +240,7 @@ class _Shard:
         if r.status == "running":
             r.state = self._state(k, epoch, self.orders[k])
         elif r.status in ("done", "stopped-early"):
-            r.state, r.weights = None, _cpu(self.net.member_state(k))
+            r.state, r.weights = None, cpu_copies(self.net.member_state(k))
             if best:
                 r.best_epoch, r.best = best
 
@@ -252,14 +252,15 @@ class _Shard:
             if r.status == "running":
                 order = torch.Generator()
                 order.set_state(self.order_states[k])
-                r.state = self._state(k, epoch - 1, order, {"epoch.losses": self.losses[k, :self.at],
-                                                            "epoch.hits": self.hits[k:k + 1]})
+                r.state = self._state(k, epoch - 1, order, self.at, {"epoch.losses": self.losses[k, :self.at],
+                                                                     "epoch.hits": self.hits[k:k + 1]})
 
-    def _state(self, k: int, epoch: int, order: torch.Generator, extra: dict | None = None) -> CellState:
+    def _state(self, k: int, epoch: int, order: torch.Generator, inner: int = 0, extra: dict | None = None
+               ) -> CellState:
         best, stopper = self.best[k], self.stoppers[k]
-        tensors = capture(self.net, self.opt, k, {"order": order}) | _cpu(extra or {})
+        tensors = capture(self.net, self.opt, k, {"order": order}) | cpu_copies(extra or {})
         return CellState(epoch, self.step, tensors, stopper.state() if stopper else None, best[1] if best else None,
-                         best[0] if best else None, inner=self.at if extra else 0)
+                         best[0] if best else None, inner=inner)
 
 
 SHARD_BYTES = 8 << 20  # per shard: parameters, gradients, Adam moments and the float batch (cache-sized)
@@ -299,10 +300,6 @@ def _runner(n: int):
             yield run
     finally:
         torch.set_num_threads(threads)  # the workers' set_num_threads(1) also changed torch's process-wide default
-
-
-def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {n: t.detach().to("cpu", copy=True).contiguous() for n, t in tensors.items()}
 
 
 class _Within:

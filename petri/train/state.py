@@ -31,10 +31,14 @@ class CellState:
                 "inner": self.inner, **self.meta}
 
 
+def cpu_copies(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Contiguous CPU copies, by name (a state that later steps cannot change)."""
+    return {n: t.detach().to("cpu", copy=True).contiguous() for n, t in tensors.items()}
+
+
 def capture(net, opt, k: int, generators: dict[str, torch.Generator]) -> dict[str, torch.Tensor]:
     """CPU copies of member k's tensors and random-stream states."""
-    out = {n: t.detach().to("cpu", copy=True).contiguous() for n, t in {**net.member_tensors(k),
-                                                                      **opt.member_state(k)}.items()}
+    out = cpu_copies({**net.member_tensors(k), **opt.member_state(k)})
     out |= {f"rng.{n}": g.get_state().clone() for n, g in {**net.member_generators(k), **generators}.items()}
     return out
 
