@@ -16,7 +16,8 @@ DataFrames (columns in this order; sweep axes as typed columns, one per axis, na
     ``train_acc``, ``val_loss``, ``val_acc``, ``test_loss``, ``test_acc`` (float64, the last
     finished epoch's; NaN before one), ``seconds`` (float64), ``hash`` (the cell's identity).
 ``epochs()`` one row per finished epoch of every place: ``variant``, the axes, ``seed``, ``epoch``
-    (int64), the six metrics, ``images_per_s``, ``seconds``, ``pack_size`` (int64), ``hash``.
+    (int64), the six metrics, ``images_per_s``, ``seconds``, ``pack_size`` (int64), ``machine``
+    (category: what computed the epoch, see ``petri.machine``; empty for ledgers from before), ``hash``.
 ``effects()`` one row per (variant, point), the report's numbers: ``variant``, the axes, ``n``
     (seeds with a result), ``test_acc`` and ``test_acc_ci95`` (mean final test accuracy and the
     half-width of its 95 % t-interval, as fractions), ``diff``, ``diff_ci95_low``,
@@ -167,8 +168,9 @@ class Results:
         study, _, _, epochs = self._load()
         rows = [{"variant": e["variant"], **json.loads(e["point"]), "seed": e["seed"], "epoch": e["epoch"],
                  **{m: e[m] for m in METRICS}, "images_per_s": e["images_per_s"], "seconds": e["seconds"],
-                 "pack_size": e["pack_size"], "hash": e["cell_hash"]} for e in epochs]
-        return _frame(rows, study, ["variant", "seed", "epoch", *METRICS, "images_per_s", "seconds", "pack_size", "hash"])
+                 "pack_size": e["pack_size"], "machine": e.get("machine"), "hash": e["cell_hash"]} for e in epochs]
+        return _frame(rows, study, ["variant", "seed", "epoch", *METRICS, "images_per_s", "seconds", "pack_size",
+                                    "machine", "hash"])
 
     def effects(self):
         """The report's per-(variant, point) numbers and paired effects, one row each."""
@@ -216,6 +218,9 @@ class Results:
         return export_weights(self.directory, variant, seed, to, point, best)
 
 
+CATEGORIES = ("variant", "status", "verdict", "reference", "machine")  # text columns kept as pandas categories
+
+
 def _frame(rows: list[dict[str, Any]], study: Study, columns: list[str]):
     """A DataFrame with the sweep axes as typed columns right after ``variant``."""
     import pandas as pd
@@ -223,7 +228,7 @@ def _frame(rows: list[dict[str, Any]], study: Study, columns: list[str]):
     axes = list(dict.fromkeys(k for c in study.cells for k, _ in c.point))
     order = [columns[0], *axes, *[c for c in columns[1:] if c not in axes]]
     df = pd.DataFrame(rows, columns=order)
-    for col in ("variant", "status", "verdict", "reference"):
+    for col in CATEGORIES:
         if col in df:
             df[col] = df[col].astype("category")
     for col in ("seed", "epoch", "epochs", "n", "pack_size"):
@@ -234,7 +239,7 @@ def _frame(rows: list[dict[str, Any]], study: Study, columns: list[str]):
             values = [v for v in df[col] if v is not None]
             if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
                 df[col] = pd.to_numeric(df[col])
-        elif col not in ("variant", "status", "verdict", "reference", "hash") and df[col].dtype == object:
+        elif col not in (*CATEGORIES, "hash") and df[col].dtype == object:
             df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
     return df
 

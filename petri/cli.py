@@ -299,7 +299,10 @@ def _print_summary(directory: Path) -> None:
                       pct(r["test_acc"]) + ("" if math.isnan(r["test_acc_ci95"]) else f" ± {pct(r['test_acc_ci95'])}"),
                       diff, p, str(r["verdict"]), ", ".join(f"{v} {k}" for k, v in Counter(mine["status"].astype(str)).items()))
     console.print(table)
-    for w in study.warnings:
+    from .machine import mixed_note
+
+    mixed = mixed_note(results.epochs().drop_duplicates(["hash", "epoch"]).to_dict("records"))
+    for w in [*study.warnings, *([mixed] if mixed else [])]:
         err_console.print(f"petri: warning: {w}", markup=False, highlight=False, soft_wrap=True)
 
 

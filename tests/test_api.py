@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 import petri
+import petri.machine
 from petri.errors import PetriError, SpecError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,7 +80,9 @@ def test_dataframes_have_documented_typed_columns(results):
     epochs = results.epochs()
     assert len(epochs) == 36 and epochs["epoch"].dtype == np.int64
     assert list(epochs.columns) == ["variant", "lr", "row", "seed", "epoch", "train_loss", "train_acc", "val_loss",
-                                    "val_acc", "test_loss", "test_acc", "images_per_s", "seconds", "pack_size", "hash"]
+                                    "val_acc", "test_loss", "test_acc", "images_per_s", "seconds", "pack_size", "machine",
+                                    "hash"]
+    assert epochs["machine"].dtype == "category" and set(epochs["machine"]) == {petri.machine.machine()}
     effects = results.effects()
     assert list(effects.columns) == ["variant", "lr", "row", "n", "test_acc", "test_acc_ci95", "diff", "diff_ci95_low",
                                      "diff_ci95_high", "p_t", "p_wilcoxon", "p_holm", "detectable_diff", "verdict",

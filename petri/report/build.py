@@ -105,7 +105,7 @@ def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
             "Training images per second of each pack (all its members), excluding evaluation.")
 
     _write_csvs(out, rows, cells, last)
-    facts = _facts(study, runs, cells)
+    facts = _facts(study, runs, cells, list({(e['cell_hash'], e['epoch']): e for e in epochs}.values()))
     nets = networks(study)
     (out / "report.md").write_text(_markdown(study, rows, facts, figs, nets))
     (out / "index.html").write_text(_html(study, rows, facts, figs, nets))
@@ -149,14 +149,16 @@ def _data_label(study) -> str:
     return f"{spec.key} (official files, MD5 {spec.identity[0][:8]}…)"
 
 
-def _facts(study, runs, cells) -> dict:
+def _facts(study, runs, cells, epochs) -> dict:
     last = runs[-1]
     wall = sum((r["finished"] or r["started"]) - r["started"] for r in runs)
     status: dict[str, int] = {}
     for c in cells:
         status[c["status"]] = status.get(c["status"], 0) + 1
     missing = [c for c in cells if c["status"] not in ("done", "stopped-early", "diverged")]
-    return {"data": _data_label(study), "petri": last["petri_version"], "commit": (last["git_commit"] or "—")[:12], "torch": last["torch_version"],
+    from ..machine import kinds, mixed_note
+
+    return {"data": _data_label(study), "machines": list(kinds(epochs)), "mixed": mixed_note(epochs), "petri": last["petri_version"], "commit": (last["git_commit"] or "—")[:12], "torch": last["torch_version"],
             "device": last["device"], "host": last["host"], "executor": last["executor"],
             "runs": len(runs), "wall": f"{wall:,.0f} s", "cells": f"{len(cells)} of {len(study.cells)} in the study",
             "status": ", ".join(f"{v} {k}" for k, v in sorted(status.items())),
@@ -245,6 +247,10 @@ def _markdown(study, rows, facts, figs, nets) -> str:
              f"petri {facts['petri']} ({facts['commit']}), torch {facts['torch']}, {facts['device']}, wall {facts['wall']}.", ""]
     if facts["missing"]:
         lines += [f"**{len(facts['missing'])} cells have no final result yet** (pending, running or failed).", ""]
+    if facts["mixed"]:
+        lines += [f"**Machines.** {facts['mixed']}", ""]
+    elif facts["machines"]:
+        lines += [f"Computed on {facts['machines'][0]}.", ""]
     cols = head(rows)
     lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(row) + " |" for row in _table_rows(rows)]
@@ -286,6 +292,10 @@ def _html(study, rows, facts, figs, nets) -> str:
         names = sorted({c["variant"] for c in facts["missing"]})
         body.append(f"<p class='warn'>{len(facts['missing'])} of {facts['expected']} cells have no final result yet "
                     f"(pending, running or failed) in: {esc(', '.join(names))}. Numbers below use the finished cells only.</p>")
+    if facts["mixed"]:
+        body.append(f"<p class='warn'>{esc(facts['mixed'])}</p>")
+    elif facts["machines"]:
+        body.append(f"<p class='facts'>Computed on {esc(facts['machines'][0])}.</p>")
     body.append("<h2>Variants, sorted by effect</h2><div class='wrap'><table><tr>" +
                 "".join(f"<th>{esc(h)}</th>" for h in head(rows)) + "</tr>")
     for row in _table_rows(rows):

@@ -9,7 +9,8 @@ Schema (query it with any SQLite client):
   run_id, error)``: status is pending / running / done / failed / diverged /
   stopped-early; ``point`` and ``config`` are JSON.
 * ``epochs(cell_hash, epoch, train_loss, train_acc, val_loss, val_acc, test_loss,
-  test_acc, images_per_s, seconds, pack_size)``.
+  test_acc, images_per_s, seconds, pack_size, machine)``: ``machine`` names what computed the
+  epoch (``petri.machine``: CPU model, vector capability, GPU, torch / MKL / oneDNN / CUDA).
 
 Every write is one transaction, so a kill -9 loses at most the epoch in flight.
 """
@@ -27,7 +28,7 @@ from ..errors import PetriError, PlaceError, StoreError
 SCHEMA_VERSION = 1
 FINISHED = ("done", "diverged", "stopped-early")
 EPOCH_FIELDS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
-                "images_per_s", "seconds", "pack_size")
+                "images_per_s", "seconds", "pack_size", "machine")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -42,7 +43,7 @@ CREATE TABLE IF NOT EXISTS cells (
 CREATE TABLE IF NOT EXISTS epochs (
   cell_hash TEXT NOT NULL REFERENCES cells(hash), epoch INTEGER NOT NULL,
   train_loss REAL, train_acc REAL, val_loss REAL, val_acc REAL, test_loss REAL, test_acc REAL,
-  images_per_s REAL, seconds REAL, pack_size INTEGER, PRIMARY KEY (cell_hash, epoch));
+  images_per_s REAL, seconds REAL, pack_size INTEGER, machine TEXT, PRIMARY KEY (cell_hash, epoch));
 """
 
 
@@ -77,6 +78,8 @@ class Ledger:
                 columns = {r[1] for r in self.db.execute("PRAGMA table_info(runs)")}
                 if "study_path" not in columns:  # a ledger from before plugins
                     self.db.execute("ALTER TABLE runs ADD COLUMN study_path TEXT")
+                if "machine" not in {r[1] for r in self.db.execute("PRAGMA table_info(epochs)")}:
+                    self.db.execute("ALTER TABLE epochs ADD COLUMN machine TEXT")  # from before machines were recorded
                 if app_id == 0:
                     self.db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         except sqlite3.DatabaseError as e:

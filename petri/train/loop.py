@@ -24,6 +24,7 @@ from typing import Callable
 import torch
 
 from ..data import Dataset
+from ..machine import machine
 from ..rng import derive_seed
 from ..treatments.base import Treatment
 from ..treatments.pipeline import Pipeline
@@ -108,6 +109,7 @@ class _Shard:
                  shared: dict):
         self.recipe, self.results, self.train, self.val, self.test = recipe, results, train, val, test
         self.pack_size = pack_size
+        self.machine = machine(device)  # what computes this shard's numbers (recorded with each epoch)
         seeds = [m.seed for m in members]
         self.K, self.N = len(members), len(train.y)
         self.net = recipe.model.build(data.spec.shape, len(data.spec.classes), seeds, device)
@@ -219,7 +221,8 @@ class _Shard:
                  "train_acc": float(self.hits[k]) / N,
                  "val_loss": float(val_loss[k]) if val else None, "val_acc": float(val_acc[k]) if val else None,
                  "test_loss": float(test_loss[k]), "test_acc": float(test_acc[k]),
-                 "images_per_s": self.epoch_images / train_seconds, "seconds": seconds, "pack_size": self.pack_size}
+                 "images_per_s": self.epoch_images / train_seconds, "seconds": seconds, "pack_size": self.pack_size,
+                 "machine": self.machine}
             r.epochs.append(m)
             if self.stoppers[k] and self.stoppers[k].update(m):
                 r.status = "stopped-early"
