@@ -20,11 +20,17 @@ DataFrames (columns in this order; sweep axes as typed columns, one per axis, na
     (category: what computed the epoch, see ``petri.machine``; empty for ledgers from before), ``hash``.
 ``effects()`` one row per (variant, point), the report's numbers: ``variant``, the axes, ``n``
     (seeds with a result), ``test_acc`` and ``test_acc_ci95`` (mean final test accuracy and the
-    half-width of its 95 % t-interval, as fractions), ``diff``, ``diff_ci95_low``,
-    ``diff_ci95_high`` (the paired difference from the reference, fractions), ``p_t``,
-    ``p_wilcoxon``, ``p_holm``, ``detectable_diff`` (the smallest difference 80 % power detects),
-    ``verdict`` (baseline, better, worse, no detectable difference, too few seeds, same cells as
-    the reference), ``reference`` (what every Δ is against, in words).
+    half-width of its 95 % t-interval, as fractions; named after the study's ``[analysis] metric``),
+    ``diff`` (the paired difference from the reference, fractions), ``diff_fw_low``,
+    ``diff_fw_high`` (its family-wise interval: the one the verdict reads), ``diff_ci95_low``,
+    ``diff_ci95_high`` (unadjusted), ``p_t`` (unadjusted), ``p_wilcoxon``, ``p_holm``,
+    ``p_bonferroni`` (the verdict's), ``p_better``, ``p_better_low``, ``p_better_high`` (the share of
+    seeds on which the row beats the reference, with a bootstrap interval), ``detectable_diff`` (the
+    smallest difference 80 % power detects at the family's level), ``verdict`` (baseline, better,
+    worse, equivalent, inconclusive, no detectable difference, too few seeds, same cells as the
+    reference), ``reference`` (what every Δ is against, in words).
+``comparisons()`` every comparison of the study's family (see its docstring); ``compare(a, b)`` one
+    asked from Python.
 
 Reading is safe while another process trains into the directory: each call reads one consistent
 snapshot of the ledger (finished epochs only).
@@ -172,25 +178,51 @@ class Results:
         return _frame(rows, study, ["variant", "seed", "epoch", *METRICS, "images_per_s", "seconds", "pack_size",
                                     "machine", "hash"])
 
-    def effects(self):
-        """The report's per-(variant, point) numbers and paired effects, one row each."""
-        from .report.analysis import summarize
+    def _findings(self, extra=None):
+        from .report.analysis import findings
 
         study, _, places, epochs = self._load()
-        rows = []
-        for r in summarize(places, epochs, study.baseline, study.baseline_point):
-            e = r.effect
-            lo = hi = math.nan
-            if e is not None and not math.isnan(e.half_width):
-                lo, hi = e.mean - e.half_width, e.mean + e.half_width
-            rows.append({"variant": r.variant, **r.point, "n": r.n, "test_acc": r.mean, "test_acc_ci95": r.half_width,
-                         "diff": e.mean if e else math.nan, "diff_ci95_low": lo, "diff_ci95_high": hi,
-                         "p_t": e.p_t if e else math.nan, "p_wilcoxon": e.p_wilcoxon if e else math.nan,
-                         "p_holm": r.p_holm, "detectable_diff": e.min_detectable if e else math.nan,
-                         "verdict": r.verdict, "reference": study.reference})
-        cols = ["variant", "n", "test_acc", "test_acc_ci95", "diff", "diff_ci95_low", "diff_ci95_high", "p_t",
-                "p_wilcoxon", "p_holm", "detectable_diff", "verdict", "reference"]
+        analysis = study.analysis if extra is None else extra(study.analysis)
+        return study, findings(places, epochs, study.baseline, study.baseline_point, analysis)
+
+    def effects(self):
+        """The report's per-(variant, point) numbers and each one's comparison with the reference."""
+        study, f = self._findings()
+        metric, rows = f.analysis.metric, []
+        for r in f.rows:
+            rows.append({"variant": r.variant, **r.point, "n": r.n, metric: r.mean, f"{metric}_ci95": r.half_width,
+                         **_comparison_columns(r.effect, f.m), "verdict": r.verdict, "reference": study.reference})
+        cols = ["variant", "n", metric, f"{metric}_ci95", *COMPARISON_COLUMNS, "verdict", "reference"]
         return _frame(rows, study, cols)
+
+    def comparisons(self, detect: float | None = None):
+        """Every comparison of the study's family, one row each: ``a``, ``b`` (the two sides), ``kind``
+        (vs reference, simple effect, interaction), ``at`` (where), ``n``, ``diff``, its family-wise interval
+        (``diff_fw_low``, ``diff_fw_high``: the verdict's) and unadjusted one (``diff_ci95_*``), ``p_t``,
+        ``p_holm``, ``p_bonferroni`` (the verdict's), ``p_wilcoxon``, ``p_better`` (share of seeds on which
+        a beats b) with its bootstrap interval, ``sd`` (of the paired differences), ``rho`` (correlation of
+        the paired sides) and ``pairing_gain`` (1 / (1 - rho): the seeds an unpaired design would need,
+        as a multiple), ``detectable_diff`` (80 % power at the family's level), ``seeds_needed`` (to
+        detect ``detect``, in the metric's units: a fraction for accuracies; default: the margin), and
+        ``verdict``. Differences are in the metric's own units (fractions for accuracies)."""
+        study, f = self._findings()
+        return _comparison_frame(f.family, f.m, detect, f.analysis)
+
+    def compare(self, a: str, b: str, margin: float | None = None, detect: float | None = None):
+        """``a`` against ``b`` at every sweep point they share (with the sweep effects and interactions of
+        a crossed design), as ``comparisons()`` gives, whether or not the study declared it. Asked after
+        the fact, it is its own family: its intervals are adjusted for its own comparisons only (say so
+        when you report them). ``margin`` in the metric's units (a fraction for accuracies)."""
+        from dataclasses import replace
+
+        from .study.questions import Question
+
+        study = self.study
+        for name in (a, b):
+            if name not in study.variants:
+                raise SpecError(f"compare: {name!r} is not a variant; variants: {', '.join(study.variants)}")
+        _, f = self._findings(lambda an: replace(an, compare=[Question(a, b, margin)], margin=margin))
+        return _comparison_frame(f.family, f.m, detect, f.analysis)
 
     def report(self, to: str | Path | None = None) -> Path:
         """Write DIR/report/ (or ``to``): index.html, report.md, figures, CSVs; returns index.html."""
@@ -216,6 +248,41 @@ class Results:
         from .study.trained import export_weights
 
         return export_weights(self.directory, variant, seed, to, point, best)
+
+
+COMPARISON_COLUMNS = ["diff", "diff_fw_low", "diff_fw_high", "diff_ci95_low", "diff_ci95_high", "p_t", "p_wilcoxon",
+                      "p_holm", "p_bonferroni", "p_better", "p_better_low", "p_better_high", "detectable_diff"]
+
+
+def _comparison_columns(c, m: int) -> dict:
+    nan = math.nan
+    if c is None:
+        return dict.fromkeys(COMPARISON_COLUMNS, nan)
+    return {"diff": c.mean, "diff_fw_low": c.lo_fw, "diff_fw_high": c.hi_fw, "diff_ci95_low": c.lo,
+            "diff_ci95_high": c.hi, "p_t": c.p, "p_wilcoxon": c.p_wilcoxon, "p_holm": c.p_holm, "p_bonferroni": c.p_fw,
+            "p_better": c.p_better, "p_better_low": c.p_better_lo, "p_better_high": c.p_better_hi,
+            "detectable_diff": c.detectable}
+
+
+def _comparison_frame(family, m: int, detect: float | None, analysis):
+    import pandas as pd
+
+    from .report.family import pairing_gain
+
+    delta = detect if detect is not None else None
+    rows = []
+    for c in family:
+        d = delta if delta is not None else c.margin
+        rows.append({"a": c.a, "b": c.b, "kind": c.kind, "at": c.at, "n": c.n, **_comparison_columns(c, m),
+                     "sd": c.sd, "rho": c.rho, "pairing_gain": pairing_gain(c.rho),
+                     "seeds_needed": c.seeds_needed(d, m) if d else math.nan, "margin": c.margin if c.margin else math.nan,
+                     "verdict": c.verdict, "metric": analysis.metric, "family_size": m})
+    df = pd.DataFrame(rows, columns=["a", "b", "kind", "at", "n", *COMPARISON_COLUMNS, "sd", "rho", "pairing_gain",
+                                     "seeds_needed", "margin", "verdict", "metric", "family_size"])
+    for col in ("kind", "verdict", "metric"):
+        df[col] = df[col].astype("category")
+    df["n"] = df["n"].astype("int64")
+    return df
 
 
 CATEGORIES = ("variant", "status", "verdict", "reference", "machine")  # text columns kept as pandas categories

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections import Counter
 from pathlib import Path
@@ -267,8 +268,6 @@ def _spec_error(message: str):
 
 
 def _print_summary(directory: Path) -> None:
-    import math
-
     from .api import open_study
     from .study.cellstore import disk_usage
     from .study.runner import human_bytes
@@ -278,32 +277,77 @@ def _print_summary(directory: Path) -> None:
     counts = Counter(cells["status"].astype(str))
     console.print(f"{study.name}: {len(cells)} cells — " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
                   + f"; {human_bytes(disk_usage(directory))} on disk in {directory}", soft_wrap=True)
-    table = Table(Column("variant", no_wrap=True), "point", "n", "test accuracy % (mean ± 95 % CI)",
-                  "Δ (pp) [95 % CI]", "p (Holm)", "verdict", "status",
-                  caption=f"Δ: paired by seed against {study.reference}; a verdict needs a Holm-corrected p < 0.05 "
-                          "and an interval that excludes 0")
+    from .report.build import comparison_head, comparison_rows
+    from .report.family import ALPHA
+
+    study, found = results._findings()
+    a = found.analysis
+    scale, unit = (100, "pp") if a.percent else (1, a.metric)
+    level = f"{100 * (1 - ALPHA / max(found.m, 1)):.4g} %"
+    table = Table(Column("variant", no_wrap=True), "point", "n", f"{a.metric} (mean ± 95 % CI)",
+                  f"Δ ({unit}) [family-wise CI]", "p (Bonferroni)", "P(A > B)", f"detectable Δ ({unit})", "verdict",
+                  "status",
+                  caption=(f"Δ: paired by seed against {study.reference}; " if not a.compare else "")
+                  + f"{found.m} comparisons in one family: a verdict reads its family-wise ({level}) interval")
     axes = list(effects.columns[1:effects.columns.get_loc("n")])  # the sweep axes, between variant and n
 
-    def pct(x):
-        return "—" if x is None or math.isnan(x) else f"{100 * x:.2f}"
+    def num(x):
+        return "—" if x is None or math.isnan(x) else f"{scale * x:.2f}" if a.percent else f"{x:.4f}"
 
     for _, r in effects.iterrows():
-        point = {a: r[a] for a in axes if not (isinstance(r[a], float) and math.isnan(r[a]))}
+        point = {ax: r[ax] for ax in axes if not (isinstance(r[ax], float) and math.isnan(r[ax]))}
         mine = cells[(cells["variant"] == r["variant"])]
-        for a in axes:
-            mine = mine[mine[a].isna()] if a not in point else mine[mine[a] == point[a]]
-        diff = "—" if math.isnan(r["diff"]) else (f"{100 * r['diff']:+.2f}" + ("" if math.isnan(r["diff_ci95_low"]) else
-                                                   f" [{100 * r['diff_ci95_low']:+.2f}, {100 * r['diff_ci95_high']:+.2f}]"))
-        p = "—" if math.isnan(r["p_holm"]) else (f"{r['p_holm']:.2g}" if r["p_holm"] >= 1e-4 else "<1e-4")
+        for ax in axes:
+            mine = mine[mine[ax].isna()] if ax not in point else mine[mine[ax] == point[ax]]
+        diff = "—" if math.isnan(r["diff"]) else (f"{scale * r['diff']:+.2f}" + ("" if math.isnan(r["diff_fw_low"]) else
+                                                   f" [{scale * r['diff_fw_low']:+.2f}, {scale * r['diff_fw_high']:+.2f}]"))
+        p = "—" if math.isnan(r["p_bonferroni"]) else (f"{r['p_bonferroni']:.2g}" if r["p_bonferroni"] >= 1e-4 else "<1e-4")
+        better = "—" if math.isnan(r["p_better"]) else f"{r['p_better']:.2f}"
         table.add_row(str(r["variant"]), ", ".join(f"{k}={_num(v)}" for k, v in point.items()) or "—", str(r["n"]),
-                      pct(r["test_acc"]) + ("" if math.isnan(r["test_acc_ci95"]) else f" ± {pct(r['test_acc_ci95'])}"),
-                      diff, p, str(r["verdict"]), ", ".join(f"{v} {k}" for k, v in Counter(mine["status"].astype(str)).items()))
+                      num(r[a.metric]) + ("" if math.isnan(r[f"{a.metric}_ci95"]) else f" ± {num(r[f'{a.metric}_ci95'])}"),
+                      diff, p, better, "—" if math.isnan(r["detectable_diff"]) else f"{scale * r['detectable_diff']:.2f}",
+                      str(r["verdict"]), ", ".join(f"{v} {k}" for k, v in Counter(mine["status"].astype(str)).items()))
     console.print(table)
+    if found.declared:
+        comp = Table(*comparison_head(found), title="comparisons")
+        for row in comparison_rows(found):
+            comp.add_row(*row)
+        console.print(comp)
     from .machine import mixed_note
 
     mixed = mixed_note(results.epochs().drop_duplicates(["hash", "epoch"]).to_dict("records"))
     for w in [*study.warnings, *([mixed] if mixed else [])]:
         err_console.print(f"petri: warning: {w}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("plan")
+def plan_cmd(directory: Path = typer.Argument(..., help="study directory (holding petri.sqlite)"),
+             detect: float = typer.Option(..., "--detect", help="the smallest true difference to detect: percentage "
+                                          "points for accuracies, else the metric's units")):
+    """How many seeds each comparison of a finished study needs to detect --detect with 80 % power."""
+    from .api import open_study
+    from .errors import SpecError
+
+    try:
+        if not detect > 0 or math.isinf(detect):
+            raise SpecError(f"--detect: must be a positive number (got {detect})")
+        results = open_study(directory)
+        study, found = results._findings()
+        scale = 100 if found.analysis.percent else 1
+        frame = results.comparisons(detect=detect / scale)
+    except PetriError as e:
+        fail(e)
+    unit = "pp" if found.analysis.percent else found.analysis.metric
+    table = Table("comparison", "at", "n", f"paired sd ({unit})", "ρ", "unpaired would need", f"detectable Δ now ({unit})",
+                  f"seeds to detect {detect:g} {unit}",
+                  caption=f"80 % power, two-sided, at the family's level (α = 0.05 over {found.m} comparisons)")
+    for _, r in frame.iterrows():
+        def f(x, fmt):
+            return "—" if math.isnan(x) else fmt.format(x)
+        table.add_row(f"{r['a']} − {r['b']}", str(r["at"]) or "—", str(r["n"]), f(scale * r["sd"], "{:.3f}"),
+                      f(r["rho"], "{:.2f}"), f(r["pairing_gain"], "×{:.1f} the seeds"),
+                      f(scale * r["detectable_diff"], "{:.2f}"), f(r["seeds_needed"], "{:.0f}"))
+    console.print(table)
 
 
 @app.command("report")

@@ -84,12 +84,15 @@ def test_dataframes_have_documented_typed_columns(results):
                                     "hash"]
     assert epochs["machine"].dtype == "category" and set(epochs["machine"]) == {petri.machine.machine()}
     effects = results.effects()
-    assert list(effects.columns) == ["variant", "lr", "row", "n", "test_acc", "test_acc_ci95", "diff", "diff_ci95_low",
-                                     "diff_ci95_high", "p_t", "p_wilcoxon", "p_holm", "detectable_diff", "verdict",
-                                     "reference"]
+    assert list(effects.columns) == ["variant", "lr", "row", "n", "test_acc", "test_acc_ci95", "diff", "diff_fw_low",
+                                     "diff_fw_high", "diff_ci95_low", "diff_ci95_high", "p_t", "p_wilcoxon", "p_holm",
+                                     "p_bonferroni", "p_better", "p_better_low", "p_better_high", "detectable_diff",
+                                     "verdict", "reference"]
     assert len(effects) == 6 and effects.loc[0, "verdict"] == "baseline"
     inv = effects[effects["variant"] == "inverted"].iloc[0]
     assert inv["diff"] < 0 and inv["diff_ci95_low"] < inv["diff"] < inv["diff_ci95_high"] and 0 < inv["p_holm"] <= 1
+    assert inv["diff_fw_low"] <= inv["diff_ci95_low"] and inv["diff_fw_high"] >= inv["diff_ci95_high"]  # wider
+    assert inv["p_holm"] <= inv["p_bonferroni"] and 0 <= inv["p_better"] <= 1
     assert set(effects["verdict"]) <= {"baseline", "better", "worse", "no detectable difference"}
 
 

@@ -7,36 +7,41 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .stats import Paired, holm, paired, t_interval
+from ..study.questions import Analysis
+from .family import ALPHA, Comparison, analyse
+from .stats import t_interval
 
-ALPHA = 0.05
 OK = ("done", "stopped-early")
 
 
 @dataclass
 class Row:
-    """One (variant, sweep point): its seeds' final numbers and, unless it is the baseline, its effect."""
+    """One (variant, sweep point): its seeds' final numbers and, unless it is the reference, its
+    comparison with the reference (a member of the study's family)."""
 
     variant: str
     point: dict
     cells: int
     n: int  # seeds with a finished result
-    mean: float
+    mean: float  # of the analysed metric (test accuracy unless the study's [analysis] names another)
     half_width: float
     best: float  # test accuracy at the best epoch (by validation accuracy if there is one, else by test), mean
     best_on: str  # "val" or "test": what chose the best epoch (on test it is optimistic: never used in verdicts)
     final_loss: float
     epochs: float  # epochs run, mean over seeds
     status: dict[str, int]  # cells per status
-    by_seed: dict[int, float] = field(default_factory=dict)
+    by_seed: dict[int, float] = field(default_factory=dict)  # the analysed metric's final value per seed
     hashes: frozenset = frozenset()  # its cells (two places may hold the same ones)
-    effect: Paired | None = None
-    p_holm: float = math.nan
+    effect: Comparison | None = None
     verdict: str = ""
 
     @property
     def label(self) -> str:
         return cell_label(self.variant, self.point)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.variant, json.dumps(self.point)
 
     @property
     def diverged(self) -> int:
@@ -48,6 +53,21 @@ class Row:
         return sum(v for k, v in self.status.items() if k not in OK + ("diverged",))
 
 
+@dataclass
+class Findings:
+    """Everything a report, ``petri show`` and the API say about a study's numbers."""
+
+    rows: list[Row]
+    family: list[Comparison]  # every comparison of the study, tested as one family
+    m: int  # the family's size (comparisons with a test)
+    analysis: Analysis
+
+    @property
+    def declared(self) -> list[Comparison]:
+        """The comparisons beyond "each against the reference": declared ones, crossed designs."""
+        return [c for c in self.family if c.kind != "vs reference"]
+
+
 def point_label(point: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in point.items())
 
@@ -56,11 +76,20 @@ def cell_label(variant: str, point: dict) -> str:
     return variant + (f" ({point_label(point)})" if point else "")
 
 
-def summarize(cells: list[dict], epochs: list[dict], baseline: str, baseline_point: dict | str | None = None
-              ) -> list[Row]:
+def summarize(cells: list[dict], epochs: list[dict], baseline: str, baseline_point: dict | str | None = None,
+              analysis: Analysis | None = None) -> list[Row]:
+    """The per-(variant, point) rows of ``findings``."""
+    return findings(cells, epochs, baseline, baseline_point, analysis).rows
+
+
+def findings(cells: list[dict], epochs: list[dict], baseline: str, baseline_point: dict | str | None = None,
+             analysis: Analysis | None = None) -> Findings:
     """cells: the study's places (``study.current.load_current``); epochs: their epoch rows.
-    Effects are paired by seed against the reference: the baseline variant, at ``baseline_point`` if
-    it is a sweep (a point's values, or "best": its point with the highest mean final accuracy)."""
+    Rows are compared with the reference (the baseline variant, at ``baseline_point`` if it is a sweep:
+    a point's values, or "best": its point with the highest mean); with the comparisons the study
+    declares, and simple effects and interactions where variants and a sweep cross: one family."""
+    analysis = analysis or Analysis()
+    metric = analysis.metric
     by_cell: dict[str, list[dict]] = {}
     for e in {(e["cell_hash"], e["epoch"]): e for e in epochs}.values():  # a cell's epochs once, however many places
         by_cell.setdefault(e["cell_hash"], []).append(e)
@@ -72,13 +101,13 @@ def summarize(cells: list[dict], epochs: list[dict], baseline: str, baseline_poi
         finals, bests, losses, lens, by_seed = [], [], [], [], {}
         for c in cs:
             es = sorted(by_cell.get(c["hash"], []), key=lambda e: e["epoch"])
-            if c["status"] in OK and es:
-                finals.append(es[-1]["test_acc"])
+            if c["status"] in OK and es and es[-1].get(metric) is not None:
+                finals.append(es[-1][metric])
                 on_val = es[-1]["val_acc"] is not None
                 bests.append(max(es, key=lambda e: e["val_acc"] if on_val else e["test_acc"])["test_acc"])
                 losses.append(es[-1]["test_loss"])
                 lens.append(len(es))
-                by_seed[c["seed"]] = es[-1]["test_acc"]
+                by_seed[c["seed"]] = es[-1][metric]
         mean, hw = t_interval(finals)
         on = "val" if any(e["val_acc"] is not None for c in cs for e in by_cell.get(c["hash"], [])[:1]) else "test"
         rows.append(Row(variant, json.loads(point), len(cs), len(finals), mean, hw, _mean(bests), on,
@@ -86,8 +115,17 @@ def summarize(cells: list[dict], epochs: list[dict], baseline: str, baseline_poi
                         frozenset(c["hash"] for c in cs)))
     variants = list(dict.fromkeys(r.variant for r in rows))  # as the study lists them; points as numbers
     rows.sort(key=lambda r: (variants.index(r.variant), [point_key(v) for v in r.point.values()]))
-    _compare(rows, reference(rows, baseline, baseline_point))
-    return rows
+    base = reference(rows, baseline, baseline_point, lower_is_better=not analysis.percent)
+    family = _family(rows, base, analysis)
+    m = analyse(family, {r.key: r.by_seed for r in rows}, ALPHA)
+    for r in rows:
+        if base is not None and r is not base and r.hashes == base.hashes:
+            r.verdict = "same cells as the reference"  # a grid point equal to the baseline: nothing to test
+        elif r.effect is not None:
+            r.verdict = r.effect.verdict
+    if base is not None:
+        base.verdict = "baseline"
+    return Findings(rows, family, m, analysis)
 
 
 def point_key(v):
@@ -95,12 +133,12 @@ def point_key(v):
     return (0, float(v), "") if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, 0.0, str(v))
 
 
-def reference(rows: list[Row], baseline: str, point: dict | str | None) -> Row | None:
+def reference(rows: list[Row], baseline: str, point: dict | str | None, lower_is_better: bool = False) -> Row | None:
     """The row every other is compared with; None when there is none (a swept baseline, no point)."""
     base = [r for r in rows if r.variant == baseline]
     if point == "best":
         scored = [r for r in base if r.n]
-        return max(scored, key=lambda r: r.mean) if scored else None
+        return (min if lower_is_better else max)(scored, key=lambda r: r.mean) if scored else None
     if isinstance(point, dict):
         return next((r for r in base if r.point == point), None)
     return base[0] if len(base) == 1 else None
@@ -110,30 +148,57 @@ def _mean(xs):
     return sum(xs) / len(xs) if xs else math.nan
 
 
-def _compare(rows: list[Row], base: Row | None) -> None:
-    if base is None:
-        return
-    ref = base.by_seed
-    for r in rows:
-        if r is not base and r.hashes == base.hashes:
-            r.verdict = "same cells as the reference"  # a grid point equal to the baseline: nothing to test
-    others = [r for r in rows if r is not base and r.hashes != base.hashes]
-    for r in others:
-        r.effect = paired(r.by_seed, ref, ALPHA)
-    adjusted = holm([r.effect.p_t for r in others])
-    for r, p in zip(others, adjusted):
-        r.p_holm = p
-        e = r.effect
-        lo, hi = e.mean - e.half_width, e.mean + e.half_width
-        if not math.isnan(p) and p < ALPHA and lo > 0:
-            r.verdict = "better"
-        elif not math.isnan(p) and p < ALPHA and hi < 0:
-            r.verdict = "worse"
-        elif e.n < 2:
-            r.verdict = "too few seeds"
+def _family(rows: list[Row], base: Row | None, analysis: Analysis) -> list[Comparison]:
+    """Each row against the reference (without declared comparisons), then each declared "A - B" (or,
+    without any, each variant crossing the baseline's sweep against it): A against B at every point
+    they share, each side's sweep effect at each point against the first, and the interaction as a
+    difference of differences. A contrast that is already in the family is not tested twice."""
+    family: list[Comparison] = []
+    seen: set = set()
+
+    def add(c: Comparison, row: Row | None = None) -> None:
+        key = frozenset(c.terms)
+        if key in seen or not c.terms:
+            return
+        seen.add(key)
+        family.append(c)
+        if row is not None:
+            row.effect = c
+
+    if not analysis.compare and base is not None:
+        for r in rows:
+            if r is not base and r.hashes != base.hashes:
+                add(Comparison(r.label, base.label, "vs reference", ((r.key, 1.0), (base.key, -1.0)), analysis.margin,
+                               point_label(r.point)), r)
+    questions = [(q.a, q.b, q.margin) for q in analysis.compare]
+    if not questions and base is not None:  # a crossed design: the baseline's sweep shared by another variant
+        mine = [r.point for r in rows if r.variant == base.variant]
+        if len(mine) >= 2:
+            for v in dict.fromkeys(r.variant for r in rows if r.variant != base.variant):
+                if sum(1 for r in rows if r.variant == v and r.point in mine) >= 2:
+                    questions.append((v, base.variant, analysis.margin))
+    for a, b, margin in questions:
+        ra = {json.dumps(r.point): r for r in rows if r.variant == a}
+        rb = {json.dumps(r.point): r for r in rows if r.variant == b}
+        if list(ra) == ["{}"] or list(rb) == ["{}"]:  # one side is not swept: it meets every point of the other
+            pairs = [(x, y) for x in ra.values() for y in rb.values()]
         else:
-            r.verdict = "no detectable difference"
-    base.verdict = "baseline"
+            pairs = [(ra[p], rb[p]) for p in ra if p in rb]
+        for x, y in pairs:
+            add(Comparison(x.label, y.label, "simple effect", ((x.key, 1.0), (y.key, -1.0)), margin,
+                           point_label(x.point or y.point)))
+        if len(pairs) < 2 or list(ra) == ["{}"] or list(rb) == ["{}"]:
+            continue
+        (x0, y0), rest = pairs[0], pairs[1:]
+        for side, first in ((a, x0), (b, y0)):
+            for x in (p[0] if side == a else p[1] for p in rest):
+                add(Comparison(x.label, first.label, "simple effect", ((x.key, 1.0), (first.key, -1.0)), margin,
+                               f"{side}: {point_label(x.point)} vs {point_label(first.point)}"))
+        for x, y in rest:
+            add(Comparison(f"({a} − {b}) at {point_label(x.point)}", f"({a} − {b}) at {point_label(x0.point)}",
+                           "interaction", ((x.key, 1.0), (y.key, -1.0), (x0.key, -1.0), (y0.key, 1.0)), margin,
+                           f"{point_label(x.point)} vs {point_label(x0.point)}"))
+    return family
 
 
 def sweep_axes(rows: list[Row], variant: str) -> list[str]:
@@ -148,13 +213,14 @@ def fmt_acc(mean: float, hw: float) -> str:
     return f"{100 * mean:.2f}" + ("" if math.isnan(hw) else f" ± {100 * hw:.2f}")
 
 
-def fmt_effect(e: Paired | None) -> str:
-    """A paired difference in percentage points with its interval: "-4.98 [-5.31, -4.65]"."""
+def fmt_effect(e: Comparison | None, scale: float = 100, family_wise: bool = True) -> str:
+    """A difference with its (family-wise) interval, in percentage points for accuracies: "-4.98 [-5.31, -4.65]"."""
     if e is None or math.isnan(e.mean):
         return "—"
-    if math.isnan(e.half_width):
-        return f"{100 * e.mean:+.2f}"
-    return f"{100 * e.mean:+.2f} [{100 * (e.mean - e.half_width):+.2f}, {100 * (e.mean + e.half_width):+.2f}]"
+    lo, hi = (e.lo_fw, e.hi_fw) if family_wise else (e.lo, e.hi)
+    if math.isnan(lo):
+        return f"{scale * e.mean:+.2f}"
+    return f"{scale * e.mean:+.2f} [{scale * lo:+.2f}, {scale * hi:+.2f}]"
 
 
 def fmt_p(p: float) -> str:

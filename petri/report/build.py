@@ -15,7 +15,8 @@ from pathlib import Path
 from ..errors import PlaceError
 from ..study.current import load_current
 from . import figures
-from .analysis import Row, cell_label, fmt_p, summarize, sweep_axes
+from .analysis import Findings, Row, cell_label, findings, fmt_effect, fmt_p, sweep_axes
+from .family import ALPHA, pairing_gain
 
 
 def _pct(x, digits=2):
@@ -54,7 +55,8 @@ def complete(directory: str | Path) -> bool:
 
 def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
     figdir = out / "figures"
-    rows = summarize(cells, epochs, study.baseline, study.baseline_point)
+    found = findings(cells, epochs, study.baseline, study.baseline_point, study.analysis)
+    rows = found.rows
     ref = next((r for r in rows if r.verdict == "baseline"), None)
     rows.sort(key=lambda r: (r.verdict != "baseline", -(r.effect.mean if r.effect and not math.isnan(r.effect.mean) else -9)))
     figs: list[tuple[str, str, str, bytes]] = []  # (title, caption, file name, png)
@@ -78,8 +80,15 @@ def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
                "the noisy ones." if noisy else ""))
     if ref is not None and any(r.effect for r in rows):
         add(figures.forest(rows, ref), "paired-differences", "Paired differences",
-            f"Each variant's difference in final test accuracy from {study.reference}, paired by seed: mean and 95 % "
-            "interval; each dot is one seed's own difference. Green: better, red: worse (Holm-corrected).")
+            f"Each variant's difference in final test accuracy from {study.reference}, paired by seed: mean and "
+            f"family-wise {100 * (1 - ALPHA / found.m):.4g} % interval (Bonferroni over the study's {found.m} "
+            "comparisons, the interval the verdict reads); each dot is one seed's own difference. Green: better, "
+            "red: worse.")
+    for a, b, axis in crossings(found):
+        add(figures.interaction(rows, (a, b), axis, found.analysis), f"interaction-{_slug(a)}-{_slug(b)}",
+            f"{a} and {b} across {axis}",
+            f"Mean final {found.analysis.metric} of each variant at each {axis}, with 95 % t-intervals over seeds, on "
+            "one axis: lines that are not parallel show an interaction (its test is in the comparisons table).")
     train_final: dict[str, list[float]] = {}
     last = {}
     for e in epochs:
@@ -104,11 +113,11 @@ def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
         add(figures.throughput(packs), "throughput", "Throughput",
             "Training images per second of each pack (all its members), excluding evaluation.")
 
-    _write_csvs(out, rows, cells, last)
+    _write_csvs(out, rows, cells, last, found)
     facts = _facts(study, runs, cells, list({(e['cell_hash'], e['epoch']): e for e in epochs}.values()))
     nets = networks(study)
-    (out / "report.md").write_text(_markdown(study, rows, facts, figs, nets))
-    (out / "index.html").write_text(_html(study, rows, facts, figs, nets))
+    (out / "report.md").write_text(_markdown(study, found, facts, figs, nets))
+    (out / "index.html").write_text(_html(study, found, facts, figs, nets))
     return out / "index.html"
 
 
@@ -166,25 +175,80 @@ def _facts(study, runs, cells, epochs) -> dict:
             "generated": dt.datetime.now().strftime("%Y-%m-%d %H:%M")}
 
 
-def _table_rows(rows: list[Row]) -> list[list[str]]:
+def crossings(found: Findings) -> list[tuple[str, str, str]]:
+    """(A, B, axis) for each pair of variants compared across a one-axis sweep they share."""
     out = []
-    for r in rows:
-        e = r.effect
-        ci = "—" if not e or math.isnan(e.half_width) else f"[{_pct(e.mean - e.half_width)}, {_pct(e.mean + e.half_width)}]"
-        out.append([r.label, str(r.n), f"{_pct(r.mean)} ± {_pct(r.half_width)}" if r.n > 1 else _pct(r.mean),
-                    _pct(r.best), f"{r.final_loss:.4f}" if not math.isnan(r.final_loss) else "—",
-                    f"{r.epochs:.1f}" if not math.isnan(r.epochs) else "—", str(r.diverged),
-                    _pct(e.mean) if e else "—", ci, fmt_p(e.p_t) if e else "—", fmt_p(e.p_wilcoxon) if e else "—",
-                    fmt_p(r.p_holm), _pct(e.min_detectable) if e else "—", r.verdict])
+    for c in found.family:
+        if c.kind == "interaction":
+            a, b = c.a.split(") at ")[0].lstrip("(").split(" − ")
+            axes = [r.point for r in found.rows if r.variant == a][0]
+            if len(axes) == 1 and (a, b, next(iter(axes))) not in out:
+                out.append((a, b, next(iter(axes))))
     return out
 
 
-def head(rows: list[Row]) -> list[str]:
+def _table_rows(found: Findings) -> list[list[str]]:
+    out = []
+    scale = 100 if found.analysis.percent else 1
+    for r in found.rows:
+        e = r.effect
+        out.append([r.label, str(r.n), _num(r.mean, r.half_width, scale), _pct(r.best),
+                     f"{r.final_loss:.4f}" if not math.isnan(r.final_loss) else "—",
+                     f"{r.epochs:.1f}" if not math.isnan(r.epochs) else "—", str(r.diverged),
+                     fmt_effect(e, scale), fmt_effect(e, scale, family_wise=False).partition(" ")[2] or "—",
+                     fmt_p(e.p) if e else "—", fmt_p(e.p_wilcoxon) if e else "—", fmt_p(e.p_holm) if e else "—",
+                     fmt_p(e.p_fw) if e else "—", _better(e), f"{scale * e.detectable:.2f}" if e else "—", r.verdict])
+    return out
+
+
+def _num(mean: float, hw: float, scale: float) -> str:
+    digits = 2 if scale == 100 else 4
+    if math.isnan(mean):
+        return "—"
+    return f"{scale * mean:.{digits}f}" + ("" if math.isnan(hw) else f" ± {scale * hw:.{digits}f}")
+
+
+def _better(c) -> str:
+    """P(A > B): the share of seeds on which A beats B, with its bootstrap interval."""
+    if c is None or math.isnan(c.p_better):
+        return "—"
+    return f"{c.p_better:.2f} [{c.p_better_lo:.2f}, {c.p_better_hi:.2f}]"
+
+
+def comparison_rows(found: Findings, detect: float | None = None) -> list[list[str]]:
+    """The family's comparisons beyond "against the reference", as table rows (see ``comparison_head``)."""
+    scale = 100 if found.analysis.percent else 1
+    out = []
+    for c in found.declared:
+        d = detect if detect is not None else c.margin
+        need = c.seeds_needed(d, found.m) if d else math.nan
+        gain = pairing_gain(c.rho)
+        out.append([c.kind, c.label, c.at, str(c.n), fmt_effect(c, scale),
+                    fmt_effect(c, scale, family_wise=False).partition(" ")[2] or "—", fmt_p(c.p_fw), _better(c),
+                    "—" if math.isnan(c.rho) else f"{c.rho:.2f} (×{gain:.1f})" if not math.isnan(gain) else f"{c.rho:.2f}",
+                    f"{scale * c.detectable:.2f}" if not math.isnan(c.detectable) else "—",
+                    "—" if math.isnan(need) else f"{need:.0f}", c.verdict])
+    return out
+
+
+def comparison_head(found: Findings, detect: float | None = None) -> list[str]:
+    unit = "pp" if found.analysis.percent else found.analysis.metric
+    d = detect if detect is not None else found.analysis.margin
+    need = f"seeds to detect {(100 if found.analysis.percent else 1) * d:g} {unit}" if d else "seeds needed (no margin)"
+    return ["kind", "comparison", "at", "n", f"Δ ({unit}) [family-wise CI]", "95 % CI (unadjusted)", "p (Bonferroni)",
+            "P(A > B) [95 % CI]", "ρ (paired gain)", f"detectable Δ ({unit}, 80 % power)", need, "verdict"]
+
+
+def head(found: Findings) -> list[str]:
     """The table's columns; "best" says which split chose the best epoch."""
+    rows = found.rows
     on_val = rows and all(r.best_on == "val" for r in rows)
     best = "best epoch's test acc % (chosen on val)" if on_val else "best test acc % (epoch chosen on test: optimistic, never in verdicts)"
-    return ["variant", "n", "test acc % (mean ± 95 % CI)", best, "final test loss", "epochs", "diverged",
-            "Δ (pp)", "95 % CI of Δ", "p (paired t)", "p (Wilcoxon)", "p (Holm)", "detectable Δ (80 % power)", "verdict"]
+    metric = found.analysis.metric + (" %" if found.analysis.percent else "")
+    unit = "pp" if found.analysis.percent else found.analysis.metric
+    return ["variant", "n", f"{metric} (mean ± 95 % CI)", best, "final test loss", "epochs", "diverged",
+            f"Δ ({unit}) [family-wise CI]", "95 % CI (unadjusted)", "p (paired t)", "p (Wilcoxon)", "p (Holm)",
+            "p (Bonferroni)", "P(A > B) [95 % CI]", f"detectable Δ ({unit}, 80 % power)", "verdict"]
 
 
 def recipes(study) -> list[tuple[str, str, list[str]]]:
@@ -224,25 +288,43 @@ def networks(study) -> list[tuple[str, list[str], list[list[str]], int]]:
     return out
 
 
-def table_notes(study, rows: list[Row]) -> list[str]:
-    """What the table's columns mean, in sentences (shared by the HTML and the markdown)."""
-    notes = [f"Δ: the difference in final test accuracy, paired by seed, against {study.reference} (seeds missing "
-             "on one side are left out of that pair). A direction is called only when the Holm-corrected paired t-test "
-             "gives p < 0.05 and the 95 % interval excludes zero."]
-    if not any(r.effect for r in rows):
+def table_notes(study, found: Findings) -> list[str]:
+    """What the tables' columns mean, in sentences (shared by the HTML and the markdown)."""
+    rows, m, a = found.rows, found.m, found.analysis
+    level = f"{100 * (1 - ALPHA / m):.4g} %"
+    what = "final " + a.metric.replace("_", " ")
+    notes = [f"Δ: the difference in {what}, paired by seed (seeds missing on one side are left out of that pair), "
+             + (f"against {study.reference}. " if not a.compare else "")
+             + f"The study's {m} comparison{'s are' if m != 1 else ' is'} one family: each verdict reads its "
+             f"family-wise interval ({level}, single-step Bonferroni: 95 % for all {m} at once), which excludes zero "
+             "exactly when the Bonferroni p < 0.05, so an interval and its verdict never disagree. Holm's p (never "
+             "larger) and the unadjusted 95 % interval are shown, labelled, for reference."]
+    if a.margin is not None or any(c.margin for c in found.family):
+        unit = "pp" if a.percent else a.metric
+        notes.append(f"Equivalence: a comparison with a margin (±{(100 if a.percent else 1) * (a.margin or 0):g} {unit} "
+                     "unless its own is given) is 'equivalent' when its family-wise interval lies inside ±margin "
+                     "(two one-sided tests, each at α/m), 'better' or 'worse' when it lies above or below zero, "
+                     "else 'inconclusive'.")
+    if not found.family:
         notes.append("Nothing is compared: " + (" ".join(study.warnings) or "the study has no reference."))
-    if any(r.effect and r.effect.n < 6 for r in rows):
+    if any(c.n == 2 for c in found.family):
+        notes.append("Caution: a comparison on 2 seeds rests on a t with 1 degree of freedom (its interval is 12.7 "
+                     "standard errors wide at 95 %); a verdict needs at least 2 seeds, and 5 or more are advised.")
+    if any(c.n and c.n < 6 for c in found.family):
         notes.append("p (Wilcoxon) is '—' with fewer than 6 paired seeds: the signed-rank test cannot reach p < 0.05 "
                      "below n = 6, so it is not reported.")
     if not all(r.best_on == "val" for r in rows):
         notes.append("The best epoch is chosen on the test set (there is no validation split): an optimistic number, "
                      "shown for reference and never used in a verdict; set val_size for an honest one.")
-    notes.append("'detectable Δ' is the smallest true difference this many seeds would detect with 80 % power: if it is "
-                 "larger than the effect you care about, add seeds.")
+    notes.append("P(A > B): the share of seeds on which the variant beats what it is compared with (ties count half), "
+                 "with a 95 % bootstrap interval. 'detectable Δ' is the smallest true difference this many seeds "
+                 "would detect with 80 % power at the family's level: if it is larger than the effect you care about, "
+                 "add seeds (`petri plan DIR --detect Δ` says how many).")
     return notes
 
 
-def _markdown(study, rows, facts, figs, nets) -> str:
+def _markdown(study, found, facts, figs, nets) -> str:
+    rows = found.rows
     lines = [f"# {study.name}", "", f"{facts['cells']}: {facts['status']}. Reference: {study.reference}. Data: {facts['data']}. "
              f"petri {facts['petri']} ({facts['commit']}), torch {facts['torch']}, {facts['device']}, wall {facts['wall']}.", ""]
     if facts["missing"]:
@@ -251,10 +333,14 @@ def _markdown(study, rows, facts, figs, nets) -> str:
         lines += [f"**Machines.** {facts['mixed']}", ""]
     elif facts["machines"]:
         lines += [f"Computed on {facts['machines'][0]}.", ""]
-    cols = head(rows)
+    cols = head(found)
     lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(row) + " |" for row in _table_rows(rows)]
-    lines += ["", " ".join(table_notes(study, rows)), ""]
+    lines += ["| " + " | ".join(row) + " |" for row in _table_rows(found)]
+    if found.declared:
+        cols = comparison_head(found)
+        lines += ["", "## Comparisons", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        lines += ["| " + " | ".join(row) + " |" for row in comparison_rows(found)]
+    lines += ["", " ".join(table_notes(study, found)), ""]
     for title, caption, slug, _ in figs:  # every figure the HTML shows
         lines += [f"**{title}.** {caption}", "", f"![{title}](figures/{slug}.png)", ""]
     lines += ["## Recipes (resolved, defaults included)", ""]
@@ -280,8 +366,9 @@ pre{background:#f7f7f7;padding:1em;overflow-x:auto;font-size:.85em} .warn{backgr
 """
 
 
-def _html(study, rows, facts, figs, nets) -> str:
+def _html(study, found, facts, figs, nets) -> str:
     esc = html.escape
+    rows = found.rows
     body = [f"<h1>{esc(study.name)}</h1>",
             f"<p class='facts'>{esc(facts['cells'])}: {esc(facts['status'])} · reference <b>{esc(study.reference)}</b> · "
             f"data {esc(facts['data'])} · {len(study.seeds)} seeds · petri {esc(facts['petri'])} ({esc(facts['commit'])}) · "
@@ -296,13 +383,11 @@ def _html(study, rows, facts, figs, nets) -> str:
         body.append(f"<p class='warn'>{esc(facts['mixed'])}</p>")
     elif facts["machines"]:
         body.append(f"<p class='facts'>Computed on {esc(facts['machines'][0])}.</p>")
-    body.append("<h2>Variants, sorted by effect</h2><div class='wrap'><table><tr>" +
-                "".join(f"<th>{esc(h)}</th>" for h in head(rows)) + "</tr>")
-    for row in _table_rows(rows):
-        cls = row[-1] if row[-1] in ("better", "worse") else ""
-        body.append("<tr>" + "".join(f"<td>{esc(x)}</td>" for x in row[:-1]) + f"<td class='{cls}'>{esc(row[-1])}</td></tr>")
-    body.append(f"</table></div><p class='facts'>{esc(' '.join(table_notes(study, rows)))}</p>")
-    dropped = sum(r.effect.dropped for r in rows if r.effect)
+    body.append("<h2>Variants, sorted by effect</h2>" + _html_table(head(found), _table_rows(found)))
+    if found.declared:
+        body.append("<h2>Comparisons</h2>" + _html_table(comparison_head(found), comparison_rows(found)))
+    body.append(f"<p class='facts'>{esc(' '.join(table_notes(study, found)))}</p>")
+    dropped = sum(c.dropped for c in found.family if c.kind == "vs reference")
     if dropped:
         body.append(f"<p class='facts'>{dropped} seed(s) had no partner on the other side and were left out of pairs.</p>")
     for title, caption, _, png in figs:
@@ -326,18 +411,39 @@ def _html(study, rows, facts, figs, nets) -> str:
             f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>")
 
 
-def _write_csvs(out: Path, rows: list[Row], cells: list[dict], last: dict) -> None:
+def _html_table(head: list[str], rows: list[list[str]]) -> str:
+    """A table whose last column is a verdict (better and worse coloured)."""
+    esc = html.escape
+    out = ["<div class='wrap'><table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>"]
+    for row in rows:
+        cls = row[-1] if row[-1] in ("better", "worse", "equivalent") else ""
+        out.append("<tr>" + "".join(f"<td>{esc(x)}</td>" for x in row[:-1]) + f"<td class='{cls}'>{esc(row[-1])}</td></tr>")
+    return "".join(out) + "</table></div>"
+
+
+def _write_csvs(out: Path, rows: list[Row], cells: list[dict], last: dict, found: Findings) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "variants.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["variant", "point", "n", "cells", "mean_test_acc", "ci95_half_width", "best_test_acc", "final_test_loss",
-                    "epochs", "diverged", "missing", "diff_vs_baseline", "diff_ci95_half_width", "p_t", "p_wilcoxon",
-                    "p_holm", "min_detectable_diff", "verdict"])
+        metric = found.analysis.metric
+        w.writerow(["variant", "point", "n", "cells", f"mean_{metric}", "ci95_half_width", "best_test_acc", "final_test_loss",
+                    "epochs", "diverged", "missing", "diff_vs_baseline", "diff_fw_low", "diff_fw_high", "diff_ci95_low",
+                    "diff_ci95_high", "p_t", "p_wilcoxon", "p_holm", "p_bonferroni", "p_better", "min_detectable_diff",
+                    "verdict"])
         for r in rows:
             e = r.effect
             w.writerow([r.variant, json.dumps(r.point), r.n, r.cells, r.mean, r.half_width, r.best, r.final_loss, r.epochs,
-                        r.diverged, r.missing, e.mean if e else "", e.half_width if e else "", e.p_t if e else "",
-                        e.p_wilcoxon if e else "", r.p_holm, e.min_detectable if e else "", r.verdict])
+                        r.diverged, r.missing, *([e.mean, e.lo_fw, e.hi_fw, e.lo, e.hi, e.p, e.p_wilcoxon, e.p_holm, e.p_fw,
+                                                  e.p_better, e.detectable] if e else [""] * 11), r.verdict])
+    with open(out / "comparisons.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["kind", "a", "b", "at", "n", "diff", "diff_fw_low", "diff_fw_high", "diff_ci95_low", "diff_ci95_high",
+                    "p_t", "p_holm", "p_bonferroni", "p_better", "p_better_low", "p_better_high", "sd", "rho",
+                    "detectable_diff", "margin", "verdict", "family_size"])
+        for c in found.family:
+            w.writerow([c.kind, c.a, c.b, c.at, c.n, c.mean, c.lo_fw, c.hi_fw, c.lo, c.hi, c.p, c.p_holm, c.p_fw,
+                        c.p_better, c.p_better_lo, c.p_better_hi, c.sd, c.rho, c.detectable,
+                        "" if c.margin is None else c.margin, c.verdict, found.m])
     with open(out / "cells.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["hash", "variant", "point", "seed", "status", "epochs", "final_train_loss", "final_train_acc",

@@ -161,8 +161,35 @@ def sweep_line(rows: list[Row], variant: str, axis: str, train: dict[str, list[f
     return fig
 
 
+def interaction(rows: list[Row], variants: tuple[str, ...], axis: str, analysis):
+    """A crossed design on one axis: one line per variant across the levels of ``axis``, mean ± 95 %
+    t-interval over seeds (seaborn's hue= overlay), so an interaction shows as lines that are not parallel."""
+    scale = 100 if analysis.percent else 1
+    fig, ax = subplots(figsize=(6.5, 4))
+    levels = sorted({r.point[axis] for r in rows if r.variant in variants and axis in r.point}, key=point_key)
+    pos = levels if numeric(levels) else list(range(len(levels)))
+    for v in variants:
+        pts = {r.point[axis]: r for r in rows if r.variant == v and axis in r.point}
+        xs = [p for p, lv in zip(pos, levels) if lv in pts]
+        ms = [scale * pts[lv].mean for lv in levels if lv in pts]
+        hs = [scale * pts[lv].half_width for lv in levels if lv in pts]
+        ax.errorbar(xs, ms, yerr=_yerr(ms, hs) if analysis.percent else np.nan_to_num(hs), marker="o", capsize=3,
+                    label=v)
+    if numeric(levels) and all(x > 0 for x in levels) and max(levels) / min(levels) >= 10:
+        ax.set_xscale("log")
+    ax.set_xticks(pos, [str(x) for x in levels])  # the swept values themselves, on any scale
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_xlabel(axis)
+    ax.set_ylabel(f"final {analysis.metric.replace('_', ' ')}" + (" (%)" if analysis.percent else ""))
+    ax.set_title(f"{' vs '.join(variants)} across {axis}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def forest(rows: list[Row], reference: Row):
-    """Each compared row's paired difference vs the reference (pp): mean and 95 % interval, and every
+    """Each compared row's paired difference vs the reference (pp): mean and family-wise interval, and every
     seed's own difference as a dot, so a paired verdict is never read off overlapping unpaired bands."""
     compared = [r for r in rows if r.effect is not None and r is not reference]
     fig, ax = subplots(figsize=(7, max(2.2, 0.38 * len(compared) + 1.2)))
@@ -170,14 +197,15 @@ def forest(rows: list[Row], reference: Row):
         e = r.effect
         color = {"better": "tab:green", "worse": "tab:red"}.get(r.verdict, "0.35")
         if not np.isnan(e.mean):
-            ax.errorbar(100 * e.mean, i, xerr=100 * np.nan_to_num(e.half_width), fmt="o", color=color, capsize=3)
-        diffs = [100 * (r.by_seed[s] - reference.by_seed[s]) for s in r.by_seed if s in reference.by_seed]
+            err = [[100 * np.nan_to_num(e.mean - e.lo_fw)], [100 * np.nan_to_num(e.hi_fw - e.mean)]]
+            ax.errorbar(100 * e.mean, i, xerr=err, fmt="o", color=color, capsize=3)
+        diffs = [100 * d for d in e.diffs.values()]
         ax.scatter(diffs, np.full(len(diffs), i) + 0.18, s=10, color=color, alpha=0.6)
     ax.axvline(0, color="0.2", lw=1)
     ax.set_yticks(range(len(compared)), [r.label for r in compared], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel(f"Δ final test accuracy vs {reference.label} (percentage points)")
-    ax.set_title("Paired differences: mean ± 95 % CI; dots: each seed's own difference", fontsize=10)
+    ax.set_title("Paired differences: mean and family-wise interval; dots: each seed's own difference", fontsize=10)
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     return fig

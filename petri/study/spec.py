@@ -29,6 +29,7 @@ from ..models import parse_model
 from ..specs import canonical, echo, fmt_loc, translate
 from ..train.recipe import Recipe, parse_optimizer
 from ..treatments import parse_treatment
+from .questions import Analysis, parse_analysis
 
 # Bump when a change alters what training computes: old cells get new hashes.
 # 2: the optimiser update comes straight from PyTorch's fused kernel; the loss gradient is scaled once.
@@ -47,7 +48,7 @@ MAX_SEEDS = 10_000
 MAX_SEED = 2**31 - 1  # seeds are integers 0..MAX_SEED
 MAX_MEMBER_BYTES = 8 << 30  # one member's parameters, gradients and optimiser state: a typo beyond this
 TOP_KEYS = {"name", "data", "seeds", "baseline", "baseline_point", "recipe", "variants", "description", "profiles",
-            "plugins", "keep_weights"}
+            "plugins", "keep_weights", "analysis"}
 PROFILE_KEYS = {"recipe", "seeds", "description"}
 
 
@@ -87,6 +88,7 @@ class Study:
     keep_weights: bool = True  # each finished cell's final (and best) weights under DIR/cells/
     baseline_point: dict | str | None = None  # in a swept baseline: the reference point, or "best"
     warnings: list[str] = field(default_factory=list)  # said at parse time (nothing to compare, ...)
+    analysis: Analysis = field(default_factory=Analysis)  # the comparisons, metric and margin it asks for
 
     @property
     def reference(self) -> str:
@@ -295,6 +297,7 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
     study = Study(name, data, seeds, baseline, variants, base, text, str(path), cells)
     study.baseline_point, study.warnings = _baseline_point(raw.get("baseline_point"), baseline, cells, where)
     study.profile, study.data_override, study.plugins = profile, data_override, plugins
+    study.analysis = parse_analysis(raw.get("analysis"), variants, where)
     study.keep_weights = raw.get("keep_weights", True)
     if not isinstance(study.keep_weights, bool):
         raise SpecError(f"{where}: keep_weights: must be true or false (got {echo(study.keep_weights)})")

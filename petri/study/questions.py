@@ -1,0 +1,89 @@
+"""A study's ``[analysis]`` table: the comparisons it is about, the metric, the margin that matters.
+
+```toml
+[analysis]
+compare = ["bn - plain"]            # "A - B": A against B at every sweep point they share, paired by seed
+metric = "test_acc"                 # the per-cell number compared: its final epoch's value
+margin = 0.5                        # smallest difference that matters (pp for accuracies): equivalence
+# compare = [{ compare = "bn - plain", margin = 0.2 }]   # a margin for one comparison
+```
+
+None of it enters a cell's identity: the same cells answer any question asked of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import SpecError
+from ..specs import echo
+
+METRICS = ("test_acc", "test_loss", "val_acc", "val_loss", "train_acc", "train_loss")
+KEYS = {"compare", "metric", "margin"}
+
+
+@dataclass(frozen=True)
+class Question:
+    a: str
+    b: str
+    margin: float | None = None  # metric units (a fraction for accuracies)
+
+
+@dataclass
+class Analysis:
+    compare: list[Question] = field(default_factory=list)
+    metric: str = "test_acc"
+    margin: float | None = None  # metric units
+
+    @property
+    def percent(self) -> bool:
+        """Accuracies are shown in percent and their differences (and margins) in percentage points."""
+        return self.metric.endswith("_acc")
+
+
+def _margin(v, where: str, percent: bool) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or v != v or v == float("inf"):
+        raise SpecError(f"{where}: must be a positive number ({'percentage points' if percent else 'metric units'}), "
+                        f"got {echo(v)}")
+    return float(v) / 100 if percent else float(v)
+
+
+def parse_analysis(raw, variants: dict, where: str) -> Analysis:
+    if raw is None:
+        return Analysis()
+    where = f"{where}: analysis"
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: must be a table with compare, metric, margin")
+    unknown = set(raw) - KEYS
+    if unknown:
+        raise SpecError(f"{where}: unknown field {echo(sorted(unknown)[0])}; allowed: {', '.join(sorted(KEYS))}")
+    metric = raw.get("metric", "test_acc")
+    if metric not in METRICS:
+        raise SpecError(f"{where}.metric: {echo(metric)} is not a recorded metric; allowed: {', '.join(METRICS)}")
+    out = Analysis(metric=metric)
+    if "margin" in raw:
+        out.margin = _margin(raw["margin"], f"{where}.margin", out.percent)
+    items = raw.get("compare", [])
+    if not isinstance(items, list):
+        raise SpecError(f"{where}.compare: must be a list such as [\"bn - plain\"]")
+    for i, item in enumerate(items):
+        iw = f"{where}.compare[{i}]"
+        margin = out.margin
+        if isinstance(item, dict):
+            extra = set(item) - {"compare", "margin"}
+            if extra or "compare" not in item:
+                raise SpecError(f"{iw}: a table has compare = \"A - B\" and optionally margin" +
+                                (f" (unknown field {echo(sorted(extra)[0])})" if extra else ""))
+            if "margin" in item:
+                margin = _margin(item["margin"], f"{iw}.margin", out.percent)
+            item = item["compare"]
+        if not isinstance(item, str) or item.count(" - ") != 1:
+            raise SpecError(f"{iw}: {echo(item)} is not \"A - B\" (two variant names around ' - ', with spaces)")
+        a, b = (s.strip() for s in item.split(" - "))
+        for name in (a, b):
+            if name not in variants:
+                raise SpecError(f"{iw}: {echo(name)} is not a variant; variants: {', '.join(variants)}")
+        if a == b:
+            raise SpecError(f"{iw}: compares {a!r} with itself; name two variants")
+        out.compare.append(Question(a, b, margin))
+    return out

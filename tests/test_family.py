@@ -1,0 +1,202 @@
+"""A study's comparisons as one family, checked against scipy and statsmodels on fixed data:
+paired t and its interval, Holm and Bonferroni, TOST, a 2 × 2 interaction (AnovaRM), P(A > B)'s
+bootstrap interval, power; and how the family is built from a study's rows."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from petri.errors import SpecError
+from petri.report.analysis import findings
+from petri.report.family import Comparison, analyse, pairing_gain, verdict
+from petri.study.questions import Analysis, Question, parse_analysis
+
+# Final accuracies of a 2 × 2 design (variant × lr) over 7 seeds: BN helps little at the low rate and a
+# lot at the high one (an interaction), seeds shared across every cell.
+SEEDS = range(7)
+rng = np.random.default_rng(1)
+seed_effect = rng.normal(0, 0.004, 7)
+CELLS = {("plain", 0.05): 0.95, ("bn", 0.05): 0.955, ("plain", 0.5): 0.60, ("bn", 0.5): 0.96}
+VALUES = {(v, json.dumps({"lr": lr})): {s: mean + seed_effect[s] + rng.normal(0, 0.003) for s in SEEDS}
+          for (v, lr), mean in CELLS.items()}
+
+
+def key(v, lr):
+    return v, json.dumps({"lr": lr})
+
+
+def simple(a, b, **kw):
+    return Comparison(str(a), str(b), "simple effect", ((a, 1.0), (b, -1.0)), **kw)
+
+
+def test_paired_t_and_interval_are_scipys():
+    c = simple(key("bn", 0.5), key("plain", 0.5))
+    analyse([c], VALUES)
+    a, b = (np.array(list(VALUES[k].values())) for k in (key("bn", 0.5), key("plain", 0.5)))
+    ref = stats.ttest_rel(a, b)
+    assert c.p == pytest.approx(ref.pvalue, rel=1e-12)
+    assert (c.lo, c.hi) == pytest.approx(tuple(ref.confidence_interval(0.95)), rel=1e-12)
+    assert (c.lo_fw, c.hi_fw) == (c.lo, c.hi) and c.p_fw == pytest.approx(c.p)  # a family of one
+    assert c.sd == pytest.approx(stats.tstd(a - b))
+
+
+def test_holm_and_bonferroni_are_statsmodels_and_intervals_agree_with_verdicts():
+    from statsmodels.stats.multitest import multipletests
+
+    family = [simple(key("bn", lr), key("plain", lr)) for lr in (0.05, 0.5)] + \
+             [simple(key(v, 0.5), key(v, 0.05)) for v in ("plain", "bn")]
+    m = analyse(family, VALUES)
+    assert m == 4
+    ps = [c.p for c in family]
+    assert [c.p_holm for c in family] == pytest.approx(list(multipletests(ps, 0.05, "holm")[1]))
+    assert [c.p_fw for c in family] == pytest.approx(list(multipletests(ps, 0.05, "bonferroni")[1]))
+    for c in family:  # the family-wise interval is the (1 - α/m) t-interval, and it agrees with the verdict
+        d = np.array(list(c.diffs.values()))
+        lo, hi = stats.ttest_1samp(d, 0).confidence_interval(1 - 0.05 / m)
+        assert (c.lo_fw, c.hi_fw) == pytest.approx((lo, hi), rel=1e-12)
+        assert (c.lo_fw > 0 or c.hi_fw < 0) == (c.p_fw < 0.05)
+        assert c.verdict == ("better" if c.lo_fw > 0 else "worse" if c.hi_fw < 0 else "no detectable difference")
+
+
+def test_interaction_t_squared_is_anovarm_F():
+    """The difference of differences, paired by seed, against statsmodels' repeated-measures ANOVA with
+    seeds as subjects: the interaction F (1 numerator df) is the square of petri's t."""
+    from statsmodels.stats.anova import AnovaRM
+
+    inter = Comparison("x", "y", "interaction", ((key("bn", 0.5), 1.0), (key("plain", 0.5), -1.0),
+                                                 (key("bn", 0.05), -1.0), (key("plain", 0.05), 1.0)))
+    analyse([inter], VALUES)
+    df = pd.DataFrame([{"seed": s, "variant": v, "lr": lr, "acc": VALUES[key(v, lr)][s]}
+                       for (v, lr) in CELLS for s in SEEDS])
+    table = AnovaRM(df, "acc", "seed", within=["variant", "lr"]).fit().anova_table
+    F, p = table.loc["variant:lr", "F Value"], table.loc["variant:lr", "Pr > F"]
+    t = inter.mean / (inter.sd / math.sqrt(inter.n))
+    assert t ** 2 == pytest.approx(F, rel=1e-9) and inter.p == pytest.approx(p, rel=1e-9)
+
+
+def test_equivalence_is_tost_at_the_family_level():
+    """'equivalent' ⇔ the family-wise interval lies inside ±margin ⇔ statsmodels' paired TOST rejects at
+    α/(2m) (each one-sided test at the (1 - α/m) interval's tail)."""
+    from statsmodels.stats.weightstats import ttost_paired
+
+    close = simple(key("bn", 0.05), key("plain", 0.05), margin=0.02)
+    far = simple(key("bn", 0.5), key("plain", 0.5), margin=0.02)
+    tight = simple(key("bn", 0.05), key("plain", 0.05), margin=0.004)
+    family = [close, far, tight]
+    m = analyse(family, VALUES)
+    for c in family:
+        a, b = (np.array([VALUES[k][s] for s in SEEDS]) for k, _ in c.terms)
+        p_tost = ttost_paired(a, b, -c.margin, c.margin)[0]
+        assert (c.verdict == "equivalent") == (p_tost < 0.05 / (2 * m))
+    assert close.verdict == "equivalent" and far.verdict == "better" and tight.verdict == "better"  # Δ ≈ 0.5 pp > 0.4
+    vague = Comparison("a", "b", "x", (("a", 1.0), ("b", -1.0)), margin=0.005)
+    analyse([vague], {"a": {0: 0.5, 1: 0.52, 2: 0.49}, "b": {0: 0.5, 1: 0.5, 2: 0.5}})
+    assert vague.lo_fw < -0.005 < 0 < vague.hi_fw and vague.verdict == "inconclusive"
+    assert verdict(Comparison("a", "b", "x", (), margin=0.1, n=1)) == "too few seeds"
+
+
+def test_p_better_and_its_bootstrap_interval_are_scipys():
+    c = simple(key("bn", 0.05), key("plain", 0.05))
+    analyse([c], VALUES)
+    d = np.array(list(c.diffs.values()))
+    wins = (d > 0) + 0.5 * (d == 0)
+    assert c.p_better == wins.mean()
+    ref = stats.bootstrap((wins,), np.mean, confidence_level=0.95, method="percentile", n_resamples=9999,
+                          rng=np.random.default_rng(0)).confidence_interval
+    assert (c.p_better_lo, c.p_better_hi) == (ref.low, ref.high)
+    assert 0 <= c.p_better_lo <= c.p_better <= c.p_better_hi <= 1
+
+
+def test_seeds_needed_is_statsmodels_power_and_rho_saves_seeds():
+    from statsmodels.stats.power import TTestPower
+
+    c = simple(key("bn", 0.05), key("plain", 0.05))
+    analyse([c], VALUES)
+    need = c.seeds_needed(0.01, m=3)
+    assert need == math.ceil(TTestPower().solve_power(effect_size=0.01 / c.sd, alpha=0.05 / 3, power=0.8))
+    assert c.seeds_needed(0.01, m=1) <= need  # a smaller family needs fewer seeds
+    # detectable Δ at n seeds: the normal-approximation-free formula with t quantiles at the family's level
+    assert c.detectable == pytest.approx((stats.t.ppf(1 - 0.05 / 2, 6) + stats.t.ppf(0.8, 6)) * c.sd / math.sqrt(7))
+    a, b = (np.array([VALUES[k][s] for s in SEEDS]) for k, _ in c.terms)
+    assert c.rho == pytest.approx(np.corrcoef(a, b)[0, 1])
+    assert c.rho > 0.5 and pairing_gain(c.rho) == pytest.approx(1 / (1 - c.rho))  # the shared seed effect
+
+
+def test_zero_variance_missing_seeds_and_too_few():
+    values = {"a": {0: 0.75, 1: 0.5, 2: 0.25, 5: 0.1}, "b": {0: 0.5, 1: 0.25, 2: 0.0, 3: 0.5}}
+    c = Comparison("a", "b", "x", (("a", 1.0), ("b", -1.0)))
+    analyse([c], values)
+    assert c.n == 3 and c.dropped == 2 and c.mean == 0.25 and (c.lo_fw, c.hi_fw) == (0.25, 0.25)
+    assert c.p == 0.0 and c.verdict == "better" and math.isnan(c.p_wilcoxon)
+    one = Comparison("a", "b", "x", (("a", 1.0), ("b", -1.0)))
+    analyse([one], {"a": {0: 0.5}, "b": {0: 0.4}})
+    assert one.verdict == "too few seeds" and math.isnan(one.p)
+
+
+def _rows(design: dict) -> tuple[list[dict], list[dict]]:
+    """Ledger-shaped places and epochs for (variant, point as JSON) -> per-seed accuracies."""
+    cells, epochs = [], []
+    for (variant, point), accs in design.items():
+        for seed, acc in accs.items():
+            h = f"{variant}{point}{seed}"
+            cells.append({"variant": variant, "point": point, "seed": seed, "status": "done", "hash": h})
+            epochs.append({"cell_hash": h, "epoch": 1, "test_acc": acc, "test_loss": 1 - acc, "val_acc": None,
+                           "train_acc": acc, "train_loss": 0.1, "val_loss": None})
+    return cells, epochs
+
+
+DESIGN = {key(v, lr): VALUES[key(v, lr)] for (v, lr) in CELLS}
+
+
+def test_a_declared_comparison_gives_simple_effects_sweep_effects_and_the_interaction():
+    cells, epochs = _rows(DESIGN)
+    f = findings(cells, epochs, "plain", {"lr": 0.05}, Analysis(compare=[Question("bn", "plain")]))
+    kinds = [(c.kind, c.at) for c in f.family]
+    assert kinds == [("simple effect", "lr=0.05"), ("simple effect", "lr=0.5"),
+                     ("simple effect", "bn: lr=0.5 vs lr=0.05"), ("simple effect", "plain: lr=0.5 vs lr=0.05"),
+                     ("interaction", "lr=0.5 vs lr=0.05")]
+    assert f.m == 5 and all(r.effect is None for r in f.rows)  # declared: no "each vs the reference"
+    bn_high = f.family[1]
+    assert bn_high.mean == pytest.approx(0.36, abs=0.01) and bn_high.verdict == "better"
+    inter = f.family[-1]
+    assert inter.mean == pytest.approx(bn_high.mean - f.family[0].mean) and inter.verdict == "better"
+
+
+def test_without_declarations_each_vs_reference_plus_a_crossed_design():
+    cells, epochs = _rows(DESIGN)
+    f = findings(cells, epochs, "plain", {"lr": 0.05})
+    ref = [c for c in f.family if c.kind == "vs reference"]
+    assert len(ref) == 3 and {c.b for c in ref} == {"plain (lr=0.05)"}
+    # bn@0.05 - plain@0.05 and plain's sweep effect are already "vs reference": not tested twice
+    assert [(c.kind, c.at) for c in f.declared] == [("simple effect", "lr=0.5"), ("simple effect", "bn: lr=0.5 vs lr=0.05"),
+                                                    ("interaction", "lr=0.5 vs lr=0.05")]
+    assert f.m == 6
+    # a study that does not cross keeps today's comparisons and only them
+    cells, epochs = _rows({("a", "{}"): {0: 0.9, 1: 0.91, 2: 0.92}, ("b", "{}"): {0: 0.8, 1: 0.82, 2: 0.83}})
+    f = findings(cells, epochs, "a")
+    assert [c.kind for c in f.family] == ["vs reference"] and f.rows[1].verdict == "worse"
+
+
+def test_analysis_table_errors_name_the_field():
+    variants = {"plain": {}, "bn": {}, "inverted-bn": {}}
+    assert parse_analysis({"compare": ["inverted-bn - plain"], "margin": 0.5}, variants, "s.toml").compare == \
+        [Question("inverted-bn", "plain", 0.005)]
+    assert parse_analysis({"compare": [{"compare": "bn - plain", "margin": 2}], "metric": "test_loss"}, variants,
+                          "s.toml").compare == [Question("bn", "plain", 2.0)]
+    for raw, msg in [({"compare": ["bn-plain"]}, "s.toml: analysis.compare[0]: 'bn-plain' is not \"A - B\""),
+                     ({"compare": ["bn - nope"]}, "s.toml: analysis.compare[0]: 'nope' is not a variant; variants: plain"),
+                     ({"compare": ["bn - bn"]}, "compares 'bn' with itself"),
+                     ({"metric": "acc"}, "s.toml: analysis.metric: 'acc' is not a recorded metric; allowed: test_acc"),
+                     ({"margin": -1}, "s.toml: analysis.margin: must be a positive number (percentage points)"),
+                     ({"margin": True}, "analysis.margin: must be a positive number"),
+                     ({"compre": []}, "s.toml: analysis: unknown field 'compre'; allowed: compare, margin, metric"),
+                     ({"compare": "bn - plain"}, "analysis.compare: must be a list")]:
+        with pytest.raises(SpecError, match=None) as e:
+            parse_analysis(raw, variants, "s.toml")
+        assert str(e.value).startswith(msg) or msg in str(e.value), str(e.value)
