@@ -288,7 +288,8 @@ def _print_summary(directory: Path) -> None:
                   f"Δ ({unit}) [family-wise CI]", "p (Bonferroni)", "P(A > B)", f"detectable Δ ({unit})", "verdict",
                   "status",
                   caption=(f"Δ: paired by seed against {study.reference}; " if not a.compare else "")
-                  + f"{found.m} comparisons in one family: a verdict reads its family-wise ({level}) interval")
+                  + f"{found.m} comparison{'s' if found.m != 1 else ''} in one family: a verdict reads its family-wise "
+                    f"({level}) interval")
     axes = list(effects.columns[1:effects.columns.get_loc("n")])  # the sweep axes, between variant and n
 
     def num(x):
@@ -309,8 +310,8 @@ def _print_summary(directory: Path) -> None:
                       str(r["verdict"]), ", ".join(f"{v} {k}" for k, v in Counter(mine["status"].astype(str)).items()))
     console.print(table)
     if found.declared:
-        comp = Table(*comparison_head(found), title="comparisons")
-        for row in comparison_rows(found):
+        comp = Table(*comparison_head(found, terse=True), title="comparisons (the report adds unadjusted intervals and ρ)")
+        for row in comparison_rows(found, terse=True):
             comp.add_row(*row)
         console.print(comp)
     from .machine import mixed_note

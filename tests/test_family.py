@@ -165,7 +165,7 @@ def test_a_declared_comparison_gives_simple_effects_sweep_effects_and_the_intera
     bn_high = f.family[1]
     assert bn_high.mean == pytest.approx(0.36, abs=0.01) and bn_high.verdict == "better"
     inter = f.family[-1]
-    assert inter.mean == pytest.approx(bn_high.mean - f.family[0].mean) and inter.verdict == "better"
+    assert inter.mean == pytest.approx(bn_high.mean - f.family[0].mean) and inter.verdict == "positive"
 
 
 def test_without_declarations_each_vs_reference_plus_a_crossed_design():
@@ -200,3 +200,64 @@ def test_analysis_table_errors_name_the_field():
         with pytest.raises(SpecError, match=None) as e:
             parse_analysis(raw, variants, "s.toml")
         assert str(e.value).startswith(msg) or msg in str(e.value), str(e.value)
+
+
+CROSSED = """
+name = "crossed"
+data = "mnist"
+seeds = 3
+baseline = "plain"
+baseline_point = { lr = 0.05 }
+
+[recipe]
+model = { name = "mlp", hidden = [16] }
+optimizer = { name = "sgd", lr = { values = [0.05, 2.0] } }
+batch_size = 100
+epochs = 1
+train_size = 2000
+test_size = 500
+
+[variants.plain]
+[variants.bn]
+recipe = { model = { name = "mlp", hidden = [16], bn = true } }
+ANALYSIS
+"""
+
+
+def test_a_crossed_study_through_the_cli_and_the_api(tmp_path):
+    """Run, show, plan, report and the API on a real 2 × 2 study; then a question added to [analysis]
+    after the run is answered by the next run, which trains nothing."""
+    from typer.testing import CliRunner
+
+    import petri
+    from petri.cli import app
+
+    runner, study, out = CliRunner(), tmp_path / "crossed.toml", tmp_path / "out"
+    study.write_text(CROSSED.replace("ANALYSIS", ""))
+    r = runner.invoke(app, ["run", str(study), "--out", str(out)], env={"COLUMNS": "250"})
+    assert r.exit_code == 0, r.output
+    assert "comparisons (the report adds" in r.output and "interaction" not in r.output.split("comparisons")[0]
+    res = petri.open_study(out)
+    comps = res.comparisons()
+    assert list(comps["kind"]) == ["vs reference"] * 3 + ["simple effect", "simple effect", "interaction"]
+    assert (comps["family_size"] == 6).all() and (comps["n"] == 3).all()
+    inter = comps[comps["kind"] == "interaction"].iloc[0]
+    assert inter["diff"] > 0.2 and inter["verdict"] in ("positive", "no detectable difference")  # plain fails at lr 2
+    md = (out / "report" / "report.md").read_text()
+    assert "## Comparisons" in md and "![bn and plain across lr](figures/interaction-bn-plain.png)" in md
+    assert (out / "report" / "comparisons.csv").read_text().count("\n") == 7
+    asked = res.compare("bn", "plain", margin=0.5, detect=0.01)
+    assert list(asked["kind"]) == ["simple effect"] * 2 + ["simple effect"] * 2 + ["interaction"]
+    assert (asked["family_size"] == 5).all() and (asked["seeds_needed"] >= 2).all()
+    with pytest.raises(petri.PetriError, match="compare: 'nope' is not a variant; variants: plain, bn"):
+        res.compare("nope", "plain")
+    r = runner.invoke(app, ["plan", str(out), "--detect", "1"], env={"COLUMNS": "250"})
+    assert r.exit_code == 0 and "seeds to detect 1 pp" in r.output and "bn (lr=2.0) − plain (lr=2.0)" in r.output
+    r = runner.invoke(app, ["plan", str(out), "--detect", "-1"])
+    assert r.exit_code == 2 and "--detect: must be a positive number" in r.stderr
+    study.write_text(CROSSED.replace("ANALYSIS", '[analysis]\ncompare = ["bn - plain"]\nmetric = "test_loss"'))
+    r = runner.invoke(app, ["run", str(study), "--out", str(out)], env={"COLUMNS": "250"})
+    assert r.exit_code == 0 and "nothing to train" in r.output
+    comps = petri.open_study(out).comparisons()
+    assert "vs reference" not in set(comps["kind"]) and set(comps["metric"]) == {"test_loss"} and len(comps) == 5
+    assert "test_loss (mean ± 95 % CI)" in r.output

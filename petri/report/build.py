@@ -215,7 +215,10 @@ def _better(c) -> str:
     return f"{c.p_better:.2f} [{c.p_better_lo:.2f}, {c.p_better_hi:.2f}]"
 
 
-def comparison_rows(found: Findings, detect: float | None = None) -> list[list[str]]:
+TERSE = ("kind", "95 % CI (unadjusted)", "ρ (paired gain)")  # left out of the terminal's table (the report has them)
+
+
+def comparison_rows(found: Findings, detect: float | None = None, terse: bool = False) -> list[list[str]]:
     """The family's comparisons beyond "against the reference", as table rows (see ``comparison_head``)."""
     scale = 100 if found.analysis.percent else 1
     out = []
@@ -228,15 +231,19 @@ def comparison_rows(found: Findings, detect: float | None = None) -> list[list[s
                     "—" if math.isnan(c.rho) else f"{c.rho:.2f} (×{gain:.1f})" if not math.isnan(gain) else f"{c.rho:.2f}",
                     f"{scale * c.detectable:.2f}" if not math.isnan(c.detectable) else "—",
                     "—" if math.isnan(need) else f"{need:.0f}", c.verdict])
+    if terse:
+        keep = [i for i, h in enumerate(comparison_head(found, detect)) if h not in TERSE]
+        out = [[row[i] for i in keep] for row in out]
     return out
 
 
-def comparison_head(found: Findings, detect: float | None = None) -> list[str]:
+def comparison_head(found: Findings, detect: float | None = None, terse: bool = False) -> list[str]:
     unit = "pp" if found.analysis.percent else found.analysis.metric
     d = detect if detect is not None else found.analysis.margin
     need = f"seeds to detect {(100 if found.analysis.percent else 1) * d:g} {unit}" if d else "seeds needed (no margin)"
-    return ["kind", "comparison", "at", "n", f"Δ ({unit}) [family-wise CI]", "95 % CI (unadjusted)", "p (Bonferroni)",
+    head = ["kind", "comparison", "at", "n", f"Δ ({unit}) [family-wise CI]", "95 % CI (unadjusted)", "p (Bonferroni)",
             "P(A > B) [95 % CI]", "ρ (paired gain)", f"detectable Δ ({unit}, 80 % power)", need, "verdict"]
+    return [h for h in head if h not in TERSE] if terse else head
 
 
 def head(found: Findings) -> list[str]:

@@ -142,15 +142,15 @@ def analyse(family: list[Comparison], values: dict[Key, dict[int, float]], alpha
 
 def verdict(c: Comparison) -> str:
     """Read off the family-wise interval: inside ±margin → equivalent (two one-sided tests at α/m each
-    side, hence within the two-sided (1 - α/m) interval); above 0 → better; below → worse."""
+    side, hence within the two-sided (1 - α/m) interval); above 0 → better; below → worse (for an
+    interaction, positive or negative: A's effect over B grows or shrinks across the sweep)."""
     if c.n < 2:
         return "too few seeds"
     if c.margin is not None and -c.margin < c.lo_fw and c.hi_fw < c.margin:
         return "equivalent"
-    if c.lo_fw > 0:
-        return "better"
-    if c.hi_fw < 0:
-        return "worse"
+    if c.lo_fw > 0 or c.hi_fw < 0:  # an interaction has a sign, not a direction of merit
+        return ("positive" if c.lo_fw > 0 else "negative") if c.kind == "interaction" else \
+            ("better" if c.lo_fw > 0 else "worse")
     return "inconclusive" if c.margin is not None else "no detectable difference"
 
 

@@ -109,13 +109,18 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
     ledger.claim(study.name)
     ledger.register(study.cells)
     p = plan(study, ledger, max_members)
+    path = str(Path(study.path).resolve()) if Path(study.path).is_file() else None
     if not p.todo:
         console.print(f"{study.name}: all {len(study.cells)} cells already finished in {ledger.path}; nothing to train")
+        last = ledger.query("SELECT study_text, profile, data_override FROM runs ORDER BY id DESC LIMIT 1")
+        if last and (last[0]["study_text"], last[0]["profile"], last[0]["data_override"]) != \
+                (study.text, study.profile, study.data_override):  # e.g. new questions in [analysis]: shown from now on
+            ledger.finish_run(ledger.start_run(run_facts("cpu", executor), study.text, study.profile,
+                                               study.data_override, path), "done")
         ledger.close()
         return {"trained": 0, "skipped": p.skipped}
     device = resolve_device(p.packs[0].recipe.device)
-    run_id = ledger.start_run(run_facts(str(device), executor), study.text, study.profile, study.data_override,
-                              str(Path(study.path).resolve()) if Path(study.path).is_file() else None)
+    run_id = ledger.start_run(run_facts(str(device), executor), study.text, study.profile, study.data_override, path)
     console.print(f"{study.name}: {len(p.todo)} cells to train in {len(p.packs)} packs on {device} "
                   f"({p.skipped} already finished" + (f", {p.resumed} continue from a checkpoint" if p.resumed else "")
                   + (f", {p.within} of them from within an epoch" if p.within else "") + ")",
