@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import PetriError, SpecError
-from .study.spec import Study
+from .study.spec import Study, parse_study
 
 if TYPE_CHECKING:
     from .models import ModelSpec
@@ -90,15 +90,59 @@ def run(study: Study | str | Path | dict, out: str | Path | None = None, executo
     notebook = "ipykernel" in sys.modules
     console = Console(stderr=True, force_jupyter=False, force_terminal=False, color_system=None) if notebook \
         else Console(stderr=True)
-    counts = run_study(study, out, executor=executor, address=address, max_members=max_members, console=console,
-                       checkpoint_minutes=checkpoint_minutes)
+    kw = dict(executor=executor, address=address, max_members=max_members, console=console,
+              checkpoint_minutes=checkpoint_minutes)
+    trained = _adaptive(study, out, console, kw) if study.adaptive else run_study(study, out, **kw).get("trained", 0)
     results = Results(out)
-    results.trained = counts.get("trained", 0)
+    results.trained = trained
     from .report.build import complete
 
     if report and (results.trained or not complete(out)):  # a report a killed run left unwritten is written now
         results.report()
     return results
+
+
+def _adaptive(study: Study, out: Path, console, kw: dict) -> int:
+    """Seeds in rounds: train the round's seeds, look at every comparison, stop when the study's target
+    is met or at its max. Each look and the reason for stopping are kept in the ledger (``meta``,
+    key ``adaptive``); a killed study resumes where it was (the looks are recomputed from the ledger)."""
+    import time
+
+    from .report.analysis import findings
+    from .report.family import target_met
+    from .study.current import load_current
+    from .study.ledger import Ledger
+    from .study.runner import run_study
+
+    rule, trained, looks = study.adaptive, 0, []
+    for n in rule.rounds():
+        now = parse_study(study.text, study.path, study.data_override, study.profile,
+                          Path(study.path).parent if Path(study.path).is_file() else None, n)
+        trained += run_study(now, out, **kw).get("trained", 0)
+        current, _, places, epochs = load_current(out)
+        f = findings(places, epochs, current.baseline, current.baseline_point, current.analysis)
+        met = target_met(f.family, rule.until, rule.width)
+        undecided = sum(1 for c in f.family if c.verdict not in ("better", "worse", "equivalent", "positive",
+                                                                   "negative"))
+        widest = max((c.hi_fw - c.lo_fw for c in f.family if c.n >= 2), default=math.nan)
+        looks.append({"seeds": n, "undecided": undecided, "widest": widest, "met": met})
+        last = met or n == rule.max
+        reason = (("target met: " + ("every comparison decided" if rule.until == "decided" else
+                                     f"every interval narrower than {rule.width:g}")) if met else
+                  f"max reached ({rule.max} seeds)") if last else None
+        ledger = Ledger(out, create=True)
+        try:
+            ledger.note("adaptive", {"looks": looks, "stopped": reason, "at": time.time() if last else None,
+                                     "rule": {"min": rule.min, "max": rule.max, "step": rule.step, "until": rule.until,
+                                              "width": rule.width}})
+        finally:
+            ledger.close()
+        console.print(f"{study.name}: look {len(looks)} of at most {rule.looks}, {n} seeds: {undecided} of "
+                      f"{len(f.family)} comparisons undecided" + (f"; stopped: {reason}" if last else "; more seeds"),
+                      markup=False, highlight=False, soft_wrap=True)
+        if last:
+            break
+    return trained
 
 
 def dry_run(study: Study | str | Path | dict, out: str | Path | None = None, max_members: int | None = None
@@ -194,6 +238,17 @@ class Results:
                          **_comparison_columns(r.effect, f.m), "verdict": r.verdict, "reference": study.reference})
         cols = ["variant", "n", metric, f"{metric}_ci95", *COMPARISON_COLUMNS, "verdict", "reference"]
         return _frame(rows, study, cols)
+
+    def adaptive(self) -> dict | None:
+        """An adaptive study's looks (seeds, undecided comparisons, widest interval, target met) and why
+        and when it stopped; None for a study with a fixed number of seeds."""
+        from .study.ledger import Ledger
+
+        ledger = Ledger(self.directory)
+        try:
+            return ledger.noted("adaptive") if self.study.adaptive else None
+        finally:
+            ledger.close()
 
     def comparisons(self, detect: float | None = None):
         """Every comparison of the study's family, one row each: ``a``, ``b`` (the two sides), ``kind``

@@ -278,12 +278,10 @@ def _print_summary(directory: Path) -> None:
     console.print(f"{study.name}: {len(cells)} cells — " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
                   + f"; {human_bytes(disk_usage(directory))} on disk in {directory}", soft_wrap=True)
     from .report.build import comparison_head, comparison_rows
-    from .report.family import ALPHA
-
     study, found = results._findings()
     a = found.analysis
     scale, unit = (100, "pp") if a.percent else (1, a.metric)
-    level = f"{100 * (1 - ALPHA / max(found.m, 1)):.4g} %"
+    level = f"{100 * found.level:.4g} %"
     table = Table(Column("variant", no_wrap=True), "point", "n", f"{a.metric} (mean ± 95 % CI)",
                   f"Δ ({unit}) [family-wise CI]", "p (Bonferroni)", "P(A > B)", f"detectable Δ ({unit})", "verdict",
                   "status",
@@ -316,6 +314,10 @@ def _print_summary(directory: Path) -> None:
         console.print(comp)
     from .machine import mixed_note
 
+    from .report.analysis import adaptive_line
+
+    if line := adaptive_line(results.adaptive()):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     mixed = mixed_note(results.epochs().drop_duplicates(["hash", "epoch"]).to_dict("records"))
     for w in [*study.warnings, *([mixed] if mixed else [])]:
         err_console.print(f"petri: warning: {w}", markup=False, highlight=False, soft_wrap=True)

@@ -63,9 +63,24 @@ class Findings:
     analysis: Analysis
 
     @property
+    def level(self) -> float:
+        """The family-wise intervals' confidence level: 1 - α / (m · looks)."""
+        return 1 - ALPHA / (max(self.m, 1) * self.analysis.looks)
+
+    @property
     def declared(self) -> list[Comparison]:
         """The comparisons beyond "each against the reference": declared ones, crossed designs."""
         return [c for c in self.family if c.kind != "vs reference"]
+
+
+def adaptive_line(state: dict | None) -> str | None:
+    """One sentence on an adaptive study's looks and why it stopped (or that it has not yet)."""
+    if not state or not state.get("looks"):
+        return None
+    looks = state["looks"]
+    seen = ", ".join(f"{lk['seeds']} ({lk['undecided']} undecided)" for lk in looks)
+    end = f"stopped at {looks[-1]['seeds']} seeds: {state['stopped']}" if state.get("stopped") else "not stopped yet"
+    return f"Adaptive seeds, looked at after {len(looks)} round(s) with {seen}; {end}."
 
 
 def point_label(point: dict) -> str:
@@ -117,7 +132,7 @@ def findings(cells: list[dict], epochs: list[dict], baseline: str, baseline_poin
     rows.sort(key=lambda r: (variants.index(r.variant), [point_key(v) for v in r.point.values()]))
     base = reference(rows, baseline, baseline_point, lower_is_better=not analysis.percent)
     family = _family(rows, base, analysis)
-    m = analyse(family, {r.key: r.by_seed for r in rows}, ALPHA)
+    m = analyse(family, {r.key: r.by_seed for r in rows}, ALPHA, analysis.looks)
     for r in rows:
         if base is not None and r is not base and r.hashes == base.hashes:
             r.verdict = "same cells as the reference"  # a grid point equal to the baseline: nothing to test

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import PlaceError
 from ..study.current import load_current
 from . import figures
-from .analysis import Findings, Row, cell_label, findings, fmt_effect, fmt_p, sweep_axes
+from .analysis import Findings, Row, adaptive_line, cell_label, findings, fmt_effect, fmt_p, sweep_axes
 from .family import ALPHA, pairing_gain
 
 
@@ -81,7 +81,7 @@ def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
     if ref is not None and any(r.effect for r in rows):
         add(figures.forest(rows, ref), "paired-differences", "Paired differences",
             f"Each variant's difference in final test accuracy from {study.reference}, paired by seed: mean and "
-            f"family-wise {100 * (1 - ALPHA / found.m):.4g} % interval (Bonferroni over the study's {found.m} "
+            f"family-wise {100 * found.level:.4g} % interval (Bonferroni over the study's {found.m} "
             "comparisons, the interval the verdict reads); each dot is one seed's own difference. Green: better, "
             "red: worse.")
     for a, b, axis in crossings(found):
@@ -114,8 +114,16 @@ def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
             "Training images per second of each pack (all its members), excluding evaluation.")
 
     _write_csvs(out, rows, cells, last, found)
+    from ..study.ledger import Ledger
+
+    ledger = Ledger(directory)
+    try:
+        adaptive = adaptive_line(ledger.noted("adaptive")) if study.adaptive else None
+    finally:
+        ledger.close()
     facts = _facts(study, runs, cells, list({(e['cell_hash'], e['epoch']): e for e in epochs}.values()))
     nets = networks(study)
+    facts["adaptive"] = adaptive
     (out / "report.md").write_text(_markdown(study, found, facts, figs, nets))
     (out / "index.html").write_text(_html(study, found, facts, figs, nets))
     return out / "index.html"
@@ -167,7 +175,7 @@ def _facts(study, runs, cells, epochs) -> dict:
     missing = [c for c in cells if c["status"] not in ("done", "stopped-early", "diverged")]
     from ..machine import kinds, mixed_note
 
-    return {"data": _data_label(study), "machines": list(kinds(epochs)), "mixed": mixed_note(epochs), "petri": last["petri_version"], "commit": (last["git_commit"] or "—")[:12], "torch": last["torch_version"],
+    return {"adaptive": None, "data": _data_label(study), "machines": list(kinds(epochs)), "mixed": mixed_note(epochs), "petri": last["petri_version"], "commit": (last["git_commit"] or "—")[:12], "torch": last["torch_version"],
             "device": last["device"], "host": last["host"], "executor": last["executor"],
             "runs": len(runs), "wall": f"{wall:,.0f} s", "cells": f"{len(cells)} of {len(study.cells)} in the study",
             "status": ", ".join(f"{v} {k}" for k, v in sorted(status.items())),
@@ -298,14 +306,18 @@ def networks(study) -> list[tuple[str, list[str], list[list[str]], int]]:
 def table_notes(study, found: Findings) -> list[str]:
     """What the tables' columns mean, in sentences (shared by the HTML and the markdown)."""
     rows, m, a = found.rows, found.m, found.analysis
-    level = f"{100 * (1 - ALPHA / m):.4g} %"
+    level = f"{100 * found.level:.4g} %"
     what = "final " + a.metric.replace("_", " ")
-    notes = [f"Δ: the difference in {what}, paired by seed (seeds missing on one side are left out of that pair), "
-             + (f"against {study.reference}. " if not a.compare else "")
+    notes = [f"Δ: the difference in {what}, paired by seed (seeds missing on one side are left out of that pair)"
+             + (f", against {study.reference}. " if not a.compare else ". ")
              + f"The study's {m} comparison{'s are' if m != 1 else ' is'} one family: each verdict reads its "
              f"family-wise interval ({level}, single-step Bonferroni: 95 % for all {m} at once), which excludes zero "
              "exactly when the Bonferroni p < 0.05, so an interval and its verdict never disagree. Holm's p (never "
              "larger) and the unadjusted 95 % interval are shown, labelled, for reference."]
+    if a.looks > 1:
+        notes.append(f"Adaptive seeds: the study may look at its comparisons after each of {a.looks} rounds, so α is "
+                     f"split over the looks too (Bonferroni α-spending: {level} intervals), which keeps looking after "
+                     "every round from inflating false positives.")
     if a.margin is not None or any(c.margin for c in found.family):
         unit = "pp" if a.percent else a.metric
         notes.append(f"Equivalence: a comparison with a margin (±{(100 if a.percent else 1) * (a.margin or 0):g} {unit} "
@@ -336,6 +348,8 @@ def _markdown(study, found, facts, figs, nets) -> str:
              f"petri {facts['petri']} ({facts['commit']}), torch {facts['torch']}, {facts['device']}, wall {facts['wall']}.", ""]
     if facts["missing"]:
         lines += [f"**{len(facts['missing'])} cells have no final result yet** (pending, running or failed).", ""]
+    if facts["adaptive"]:
+        lines += [facts["adaptive"], ""]
     if facts["mixed"]:
         lines += [f"**Machines.** {facts['mixed']}", ""]
     elif facts["machines"]:
@@ -386,6 +400,8 @@ def _html(study, found, facts, figs, nets) -> str:
         names = sorted({c["variant"] for c in facts["missing"]})
         body.append(f"<p class='warn'>{len(facts['missing'])} of {facts['expected']} cells have no final result yet "
                     f"(pending, running or failed) in: {esc(', '.join(names))}. Numbers below use the finished cells only.</p>")
+    if facts["adaptive"]:
+        body.append(f"<p class='facts'>{esc(facts['adaptive'])}</p>")
     if facts["mixed"]:
         body.append(f"<p class='warn'>{esc(facts['mixed'])}</p>")
     elif facts["machines"]:

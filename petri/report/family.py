@@ -82,8 +82,9 @@ def contrast(terms, values: dict[Key, dict[int, float]]) -> tuple[dict[int, floa
     return {s: sum(w * side[s] for side, (_, w) in zip(sides, terms)) for s in sorted(common)}, len(every - common)
 
 
-def test(c: Comparison, values: dict[Key, dict[int, float]], m: int, alpha: float = ALPHA) -> None:
-    """Fill ``c``'s numbers at the family's size ``m`` (p-values' corrections come from ``analyse``)."""
+def test(c: Comparison, values: dict[Key, dict[int, float]], m: int, alpha: float = ALPHA, extras: bool = True) -> None:
+    """Fill ``c``'s numbers at the family's level ``alpha / m`` (``m``: comparisons × looks; p-values'
+    corrections come from ``analyse``). ``extras``: Wilcoxon, P(A > B) and ρ too (not needed to decide)."""
     c.diffs, c.dropped = contrast(c.terms, values)
     d = np.array(list(c.diffs.values()), dtype=float)
     c.n = len(d)
@@ -103,6 +104,8 @@ def test(c: Comparison, values: dict[Key, dict[int, float]], m: int, alpha: floa
         c.lo_fw, c.hi_fw = map(float, t.confidence_interval(1 - alpha / m))
     df = c.n - 1
     c.detectable = float((st.t.ppf(1 - alpha / m / 2, df) + st.t.ppf(POWER, df)) * c.sd / math.sqrt(c.n))
+    if not extras:
+        return
     if c.n >= 6:
         c.p_wilcoxon = 1.0 if not d.any() else float(st.wilcoxon(d).pvalue)
     wins = (d > 0) + 0.5 * (d == 0)
@@ -121,8 +124,11 @@ def test(c: Comparison, values: dict[Key, dict[int, float]], m: int, alpha: floa
             c.rho = float(np.corrcoef(xa, xb)[0, 1])
 
 
-def analyse(family: list[Comparison], values: dict[Key, dict[int, float]], alpha: float = ALPHA) -> int:
-    """Test every comparison as one family; returns m, the number of comparisons with a test (n >= 2)."""
+def analyse(family: list[Comparison], values: dict[Key, dict[int, float]], alpha: float = ALPHA, looks: int = 1,
+            extras: bool = True) -> int:
+    """Test every comparison as one family; returns m, the number of comparisons with a test (n >= 2).
+    ``looks``: an adaptive study's possible looks, over which α is split too (the intervals and the
+    Bonferroni p are for α / (m · looks))."""
     from statsmodels.stats.multitest import multipletests
 
     for c in family:  # first pass: which can be tested at all
@@ -130,11 +136,11 @@ def analyse(family: list[Comparison], values: dict[Key, dict[int, float]], alpha
     testable = [c for c in family if len(c.diffs) >= 2]
     m = max(len(testable), 1)
     for c in family:
-        test(c, values, m, alpha)
+        test(c, values, m * looks, alpha, extras)
     if testable:
         ps = [c.p for c in testable]
         for c, h, b in zip(testable, multipletests(ps, alpha, "holm")[1], multipletests(ps, alpha, "bonferroni")[1]):
-            c.p_holm, c.p_fw = float(h), float(b)
+            c.p_holm, c.p_fw = float(min(1.0, h * looks)), float(min(1.0, b * looks))
     for c in family:
         c.verdict = verdict(c)
     return m
@@ -158,3 +164,16 @@ def pairing_gain(rho: float) -> float:
     """How many times the seeds an unpaired design would need for the same interval: var(A - B) is
     2σ²(1 - ρ) paired and 2σ² unpaired (equal variances), so 1 / (1 - ρ)."""
     return math.nan if math.isnan(rho) or rho >= 1 else 1 / (1 - rho)
+
+
+DECIDED = ("better", "worse", "equivalent", "positive", "negative")
+
+
+def target_met(family: list[Comparison], until: str, width: float | None) -> bool:
+    """An adaptive study's stopping target: every comparison decided, or every family-wise interval
+    narrower than ``width``."""
+    if not family:
+        return False
+    if until == "width":
+        return all(c.n >= 2 and c.hi_fw - c.lo_fw < width for c in family)
+    return all(c.verdict in DECIDED for c in family)

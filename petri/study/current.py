@@ -21,8 +21,9 @@ def last_study(ledger: Ledger, row: dict | None = ...) -> Study | None:
         return None
     base_dir = Path(row["study_path"]).parent if row.get("study_path") else None  # plugins relative to the file
     try:
+        seeds = json.loads(row["seeds"]) if row.get("seeds") else None  # an adaptive study's round
         return parse_study(row["study_text"], f"{ledger.study_name()} (as last run)", row["data_override"],
-                           row["profile"], base_dir)
+                           row["profile"], base_dir, len(seeds) if seeds else None)
     except PetriError as e:
         raise StoreError(f"{ledger.path}: the stored study file no longer parses ({e})") from None
 

@@ -2,9 +2,11 @@
 
 Schema (query it with any SQLite client):
 
-* ``meta(key, value)``: study name, schema version.
+* ``meta(key, value)``: study name, schema version; ``adaptive`` (JSON: each look of an adaptive
+  study and why and when it stopped).
 * ``runs(id, started, finished, status, petri_version, git_commit, torch_version,
-  device, host, executor, study_text, profile, data_override)``: one row per ``petri run``.
+  device, host, executor, study_text, profile, data_override, study_path, seeds)``: one row per
+  ``petri run`` (an adaptive study: per round); ``seeds`` the JSON list of the seeds it covered.
 * ``cells(hash, variant, point, seed, config, status, started, finished, seconds,
   run_id, error)``: status is pending / running / done / failed / diverged /
   stopped-early; ``point`` and ``config`` are JSON.
@@ -35,7 +37,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
   id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL NOT NULL, finished REAL, status TEXT NOT NULL,
   petri_version TEXT, git_commit TEXT, torch_version TEXT, device TEXT, host TEXT, executor TEXT,
-  study_text TEXT NOT NULL, profile TEXT, data_override TEXT, study_path TEXT);
+  study_text TEXT NOT NULL, profile TEXT, data_override TEXT, study_path TEXT, seeds TEXT);
 CREATE TABLE IF NOT EXISTS cells (
   hash TEXT PRIMARY KEY, variant TEXT NOT NULL, point TEXT NOT NULL, seed INTEGER NOT NULL,
   config TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending', started REAL, finished REAL,
@@ -78,6 +80,8 @@ class Ledger:
                 columns = {r[1] for r in self.db.execute("PRAGMA table_info(runs)")}
                 if "study_path" not in columns:  # a ledger from before plugins
                     self.db.execute("ALTER TABLE runs ADD COLUMN study_path TEXT")
+                if "seeds" not in columns:  # from before seeds were recorded per run (looks, adaptive rounds)
+                    self.db.execute("ALTER TABLE runs ADD COLUMN seeds TEXT")
                 if "machine" not in {r[1] for r in self.db.execute("PRAGMA table_info(epochs)")}:
                     self.db.execute("ALTER TABLE epochs ADD COLUMN machine TEXT")  # from before machines were recorded
                 if app_id == 0:
@@ -172,17 +176,25 @@ class Ledger:
             self._tx(lambda db: db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                                                [("study", name), ("schema", str(SCHEMA_VERSION))]))
 
+    def note(self, key: str, value) -> None:
+        """Keep a fact about the study (JSON) in ``meta``, e.g. why and when an adaptive study stopped."""
+        self._tx(lambda db: db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value))))
+
+    def noted(self, key: str):
+        row = self.query("SELECT value FROM meta WHERE key=?", (key,))
+        return json.loads(row[0]["value"]) if row else None
+
     # --- runs and cells -----------------------------------------------------------------
     def start_run(self, facts: dict, study_text: str, profile: str | None = None, data_override: str | None = None,
-                  study_path: str | None = None) -> int:
+                  study_path: str | None = None, seeds: list[int] | None = None) -> int:
         def go(db):
             cur = db.execute(
                 "INSERT INTO runs (started, status, petri_version, git_commit, torch_version, device, host,"
-                " executor, study_text, profile, data_override, study_path)"
-                " VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " executor, study_text, profile, data_override, study_path, seeds)"
+                " VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (time.time(), facts.get("petri_version"), facts.get("git_commit"), facts.get("torch_version"),
                  facts.get("device"), facts.get("host"), facts.get("executor"), study_text, profile, data_override,
-                 study_path))
+                 study_path, None if seeds is None else json.dumps(seeds)))
             return cur.lastrowid
         return self._tx(go)
 

@@ -34,6 +34,7 @@ class Analysis:
     compare: list[Question] = field(default_factory=list)
     metric: str = "test_acc"
     margin: float | None = None  # metric units
+    looks: int = 1  # looks an adaptive study may take: the family's α is split over them
 
     @property
     def percent(self) -> bool:
@@ -87,3 +88,52 @@ def parse_analysis(raw, variants: dict, where: str) -> Analysis:
             raise SpecError(f"{iw}: compares {a!r} with itself; name two variants")
         out.compare.append(Question(a, b, margin))
     return out
+
+
+@dataclass(frozen=True)
+class Adaptive:
+    """``seeds = { min = 3, max = 30, step = 1, until = "decided" }``: seeds trained in rounds (``min``,
+    then ``step`` more at a time, up to ``max``); after each round every comparison is looked at, and
+    the study stops once ``until`` holds: "decided" (every comparison better, worse, equivalent,
+    positive or negative) or ``{ width = W }`` (every family-wise interval narrower than W, in pp for
+    accuracies). Looking after every round is safe: the family's α is split evenly over the ``looks``
+    the study may take (Bonferroni α-spending), so however often it looks, the chance that any
+    verdict of a study without a true effect calls a difference stays below α."""
+
+    min: int
+    max: int
+    step: int = 1
+    until: str = "decided"  # or "width"
+    width: float | None = None  # metric units
+
+    @property
+    def looks(self) -> int:
+        """Rounds the study may take: min, min + step, ..., and max."""
+        return len(self.rounds())
+
+    def rounds(self) -> list[int]:
+        out = list(range(self.min, self.max + 1, self.step))
+        return out if out[-1] == self.max else [*out, self.max]
+
+
+def parse_adaptive(raw: dict, where: str, max_seeds: int, percent: bool = True) -> Adaptive:
+    where = f"{where}: seeds"
+    keys = {"min", "max", "step", "until"}
+    if set(raw) - keys or not {"min", "max"} <= set(raw):
+        raise SpecError(f"{where}: an adaptive table is {{ min = 3, max = 30, step = 1, until = \"decided\" }} "
+                        f"(min and max required; allowed: {', '.join(sorted(keys))})")
+    for k in ("min", "max", "step"):
+        v = raw.get(k, 1)
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= max_seeds:
+            raise SpecError(f"{where}.{k}: must be an integer 1..{max_seeds:,} (got {echo(v)})")
+    if raw["min"] < 2 or raw["max"] <= raw["min"]:
+        raise SpecError(f"{where}: needs 2 <= min < max (a comparison needs 2 seeds; got min {raw['min']}, "
+                        f"max {raw['max']})")
+    until = raw.get("until", "decided")
+    if until == "decided":
+        return Adaptive(raw["min"], raw["max"], raw.get("step", 1))
+    if isinstance(until, dict) and set(until) == {"width"}:
+        return Adaptive(raw["min"], raw["max"], raw.get("step", 1), "width",
+                        _margin(until["width"], f"{where}.until.width", percent))
+    raise SpecError(f"{where}.until: {echo(until)} is not a target; allowed: \"decided\" (every comparison decided) "
+                    "or { width = W } (every family-wise interval narrower than W)")

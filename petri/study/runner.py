@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import platform
 import signal
@@ -112,15 +113,16 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
     path = str(Path(study.path).resolve()) if Path(study.path).is_file() else None
     if not p.todo:
         console.print(f"{study.name}: all {len(study.cells)} cells already finished in {ledger.path}; nothing to train")
-        last = ledger.query("SELECT study_text, profile, data_override FROM runs ORDER BY id DESC LIMIT 1")
-        if last and (last[0]["study_text"], last[0]["profile"], last[0]["data_override"]) != \
-                (study.text, study.profile, study.data_override):  # e.g. new questions in [analysis]: shown from now on
+        last = ledger.query("SELECT study_text, profile, data_override, seeds FROM runs ORDER BY id DESC LIMIT 1")
+        if last and (last[0]["study_text"], last[0]["profile"], last[0]["data_override"], last[0]["seeds"]) != \
+                (study.text, study.profile, study.data_override, json.dumps(study.seeds)):  # e.g. new questions in [analysis]: shown from now on
             ledger.finish_run(ledger.start_run(run_facts("cpu", executor), study.text, study.profile,
-                                               study.data_override, path), "done")
+                                               study.data_override, path, study.seeds), "done")
         ledger.close()
         return {"trained": 0, "skipped": p.skipped}
     device = resolve_device(p.packs[0].recipe.device)
-    run_id = ledger.start_run(run_facts(str(device), executor), study.text, study.profile, study.data_override, path)
+    run_id = ledger.start_run(run_facts(str(device), executor), study.text, study.profile, study.data_override, path,
+                              study.seeds)
     console.print(f"{study.name}: {len(p.todo)} cells to train in {len(p.packs)} packs on {device} "
                   f"({p.skipped} already finished" + (f", {p.resumed} continue from a checkpoint" if p.resumed else "")
                   + (f", {p.within} of them from within an epoch" if p.within else "") + ")",

@@ -29,7 +29,7 @@ from ..models import parse_model
 from ..specs import canonical, echo, fmt_loc, translate
 from ..train.recipe import Recipe, parse_optimizer
 from ..treatments import parse_treatment
-from .questions import Analysis, parse_analysis
+from .questions import Adaptive, Analysis, parse_adaptive, parse_analysis
 
 # Bump when a change alters what training computes: old cells get new hashes.
 # 2: the optimiser update comes straight from PyTorch's fused kernel; the loss gradient is scaled once.
@@ -89,6 +89,7 @@ class Study:
     baseline_point: dict | str | None = None  # in a swept baseline: the reference point, or "best"
     warnings: list[str] = field(default_factory=list)  # said at parse time (nothing to compare, ...)
     analysis: Analysis = field(default_factory=Analysis)  # the comparisons, metric and margin it asks for
+    adaptive: Adaptive | None = None  # seeds in rounds until the answer is clear (seeds: the current round's)
 
     @property
     def reference(self) -> str:
@@ -193,8 +194,9 @@ def cell_hash(config: dict) -> tuple[str, str]:
 
 
 def parse_study(text: str, path: str = "<study>", data_override: str | None = None,
-                profile: str | None = None, base_dir: Path | None = None) -> Study:
-    """Parse and validate a study; ``profile`` applies ``[profiles.NAME]`` (recipe and seeds overrides).
+                profile: str | None = None, base_dir: Path | None = None, seeds_now: int | None = None) -> Study:
+    """Parse and validate a study; ``profile`` applies ``[profiles.NAME]`` (recipe and seeds overrides);
+    ``seeds_now``: an adaptive study's current round (its first seeds_now seeds; default its min).
     Plugins named by a relative path are found in ``base_dir`` (default: the study file's folder)."""
     try:
         if text.lstrip().startswith("{"):  # a study built in code (petri.load_study(dict)) is kept as JSON
@@ -239,11 +241,16 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
     except PetriError as e:
         raise SpecError(f"{where}: data: {e}") from None
     seeds = raw.get("seeds", 1)
+    adaptive = None
+    if isinstance(seeds, dict):  # adaptive: the round's seeds (seeds_now), min at first
+        analysis_raw = raw.get("analysis") if isinstance(raw.get("analysis"), dict) else {}
+        adaptive = parse_adaptive(seeds, where, MAX_SEEDS, str(analysis_raw.get("metric", "test_acc")).endswith("_acc"))
+        seeds = min(max(seeds_now or adaptive.min, adaptive.min), adaptive.max)
     if isinstance(seeds, bool) or not (isinstance(seeds, int) and 1 <= seeds <= MAX_SEEDS or isinstance(seeds, list)
                                        and 0 < len(seeds) <= MAX_SEEDS and all(isinstance(s, int) and not isinstance(
                                            s, bool) and 0 <= s <= MAX_SEED for s in seeds)):
-        raise SpecError(f"{where}: seeds: must be a count 1..{MAX_SEEDS:,} or a list of up to {MAX_SEEDS:,} integers "
-                        f"0..{MAX_SEED} (got {echo(seeds)})")
+        raise SpecError(f"{where}: seeds: must be a count 1..{MAX_SEEDS:,}, a list of up to {MAX_SEEDS:,} integers "
+                        f"0..{MAX_SEED}, or an adaptive table {{ min = 3, max = 30 }} (got {echo(seeds)})")
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(dict.fromkeys(seeds))
     base = raw.get("recipe")
     if not isinstance(base, dict):
@@ -254,7 +261,7 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
     baseline = raw.get("baseline", next(iter(variants)))
     if not isinstance(baseline, str) or baseline not in variants:
         raise SpecError(f"{where}: baseline: {echo(baseline)} is not a variant; variants: {', '.join(variants)}")
-    _count_cells(base, variants, len(seeds), where)
+    _count_cells(base, variants, adaptive.max if adaptive else len(seeds), where)
 
     cells: list[Cell] = []
     for vname, v in variants.items():
@@ -298,6 +305,9 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
     study.baseline_point, study.warnings = _baseline_point(raw.get("baseline_point"), baseline, cells, where)
     study.profile, study.data_override, study.plugins = profile, data_override, plugins
     study.analysis = parse_analysis(raw.get("analysis"), variants, where)
+    study.adaptive = adaptive
+    if adaptive:
+        study.analysis.looks = adaptive.looks
     study.keep_weights = raw.get("keep_weights", True)
     if not isinstance(study.keep_weights, bool):
         raise SpecError(f"{where}: keep_weights: must be true or false (got {echo(study.keep_weights)})")
