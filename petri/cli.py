@@ -314,10 +314,12 @@ def _print_summary(directory: Path) -> None:
         console.print(comp)
     from .machine import mixed_note
 
-    from .report.analysis import adaptive_line
+    from .report.analysis import adaptive_line, looks_line
 
     if line := adaptive_line(results.adaptive()):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
+    if line := looks_line(results._load()[1], study):
+        err_console.print(f"petri: warning: {line}", markup=False, highlight=False, soft_wrap=True)
     mixed = mixed_note(results.epochs().drop_duplicates(["hash", "epoch"]).to_dict("records"))
     for w in [*study.warnings, *([mixed] if mixed else [])]:
         err_console.print(f"petri: warning: {w}", markup=False, highlight=False, soft_wrap=True)

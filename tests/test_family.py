@@ -330,3 +330,19 @@ def test_adaptive_seeds_syntax():
         with pytest.raises(SpecError) as e:
             parse_adaptive(raw, "s.toml", 100)
         assert msg in str(e.value), str(e.value)
+
+
+def test_seeds_added_by_hand_are_counted_as_looks(tmp_path):
+    from typer.testing import CliRunner
+
+    from petri.cli import app
+
+    runner, study, out = CliRunner(), tmp_path / "s.toml", tmp_path / "out"
+    text = CROSSED.replace("ANALYSIS", "").replace('lr = { values = [0.05, 2.0] }', "lr = 0.05")
+    text = text.replace('baseline_point = { lr = 0.05 }\n', "")
+    for seeds in ("2", "3", "[0, 1, 2, 3]"):
+        study.write_text(text.replace("seeds = 3", f"seeds = {seeds}"))
+        r = runner.invoke(app, ["run", str(study), "--out", str(out)])
+        assert r.exit_code == 0, r.output
+    assert "computed before on other seeds (2 earlier runs with results)" in r.stderr
+    assert "**Repeated looks.** These verdicts were computed before" in (out / "report" / "report.md").read_text()

@@ -73,6 +73,23 @@ class Findings:
         return [c for c in self.family if c.kind != "vs reference"]
 
 
+def prior_looks(runs: list[dict], seeds: list[int]) -> int:
+    """Earlier runs of a fixed-size study that had results on another set of seeds: each was a look at
+    its verdicts (seeds added by hand after a finished run). Runs from before seeds were recorded are
+    not counted."""
+    sets = {r["seeds"] for r in runs if r.get("seeds") and r["status"] == "done"}
+    return len(sets - {json.dumps(seeds)})
+
+
+def looks_line(runs: list[dict], study) -> str | None:
+    n = 0 if study.adaptive else prior_looks(runs, study.seeds)
+    if not n:
+        return None
+    return (f"These verdicts were computed before on other seeds ({n} earlier run{'s' if n != 1 else ''} with "
+            "results): a fixed-size test does not cover repeated looks, so verdicts reached by adding seeds until "
+            "they appear are optimistic; adaptive seeds (seeds = { min, max }) is the way to look after every round.")
+
+
 def adaptive_line(state: dict | None) -> str | None:
     """One sentence on an adaptive study's looks and why it stopped (or that it has not yet)."""
     if not state or not state.get("looks"):

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import PlaceError
 from ..study.current import load_current
 from . import figures
-from .analysis import Findings, Row, adaptive_line, cell_label, findings, fmt_effect, fmt_p, sweep_axes
+from .analysis import Findings, Row, adaptive_line, looks_line, cell_label, findings, fmt_effect, fmt_p, sweep_axes
 from .family import ALPHA, pairing_gain
 
 
@@ -124,6 +124,7 @@ def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
     facts = _facts(study, runs, cells, list({(e['cell_hash'], e['epoch']): e for e in epochs}.values()))
     nets = networks(study)
     facts["adaptive"] = adaptive
+    facts["looks"] = looks_line(runs, study)
     (out / "report.md").write_text(_markdown(study, found, facts, figs, nets))
     (out / "index.html").write_text(_html(study, found, facts, figs, nets))
     return out / "index.html"
@@ -350,6 +351,8 @@ def _markdown(study, found, facts, figs, nets) -> str:
         lines += [f"**{len(facts['missing'])} cells have no final result yet** (pending, running or failed).", ""]
     if facts["adaptive"]:
         lines += [facts["adaptive"], ""]
+    if facts["looks"]:
+        lines += [f"**Repeated looks.** {facts['looks']}", ""]
     if facts["mixed"]:
         lines += [f"**Machines.** {facts['mixed']}", ""]
     elif facts["machines"]:
@@ -402,6 +405,8 @@ def _html(study, found, facts, figs, nets) -> str:
                     f"(pending, running or failed) in: {esc(', '.join(names))}. Numbers below use the finished cells only.</p>")
     if facts["adaptive"]:
         body.append(f"<p class='facts'>{esc(facts['adaptive'])}</p>")
+    if facts["looks"]:
+        body.append(f"<p class='warn'>{esc(facts['looks'])}</p>")
     if facts["mixed"]:
         body.append(f"<p class='warn'>{esc(facts['mixed'])}</p>")
     elif facts["machines"]:
