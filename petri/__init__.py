@@ -19,6 +19,7 @@ _PUBLIC = {  # name -> module that defines it; imported on first use, so `petri 
     "load_model": "petri.study.trained",
     "register_model": "petri.models.plugin",
     "register_treatment": "petri.api",
+    "register_metric": "petri.train.metrics",
     "save_dataset": "petri.api",
     "register_dataset": "petri.api",
     "fit": "petri.api",

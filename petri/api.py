@@ -13,8 +13,12 @@ DataFrames (columns in this order; sweep axes as typed columns, one per axis, na
 ``cells()`` one row per place of the study (variant, point, seed): ``variant`` (category),
     the axes, ``seed`` (int64), ``status`` (category: pending, running, interrupted, done,
     stopped-early, diverged, failed), ``epochs`` (int64, epochs finished), ``train_loss``,
-    ``train_acc``, ``val_loss``, ``val_acc``, ``test_loss``, ``test_acc`` (float64, the last
-    finished epoch's; NaN before one), ``seconds`` (float64), ``hash`` (the cell's identity).
+    ``train_acc`` (running means over the epoch's batches, train mode), ``val_loss``, ``val_acc``,
+    ``test_loss``, ``test_acc``, ``train_eval_loss``, ``train_eval_acc`` (the first 2,000 training
+    images evaluated as the test set is: eval mode, no augmentation, true labels), ``gap``
+    (train_eval_acc − test_acc: the generalisation gap) (float64, the last finished epoch's; NaN
+    before one), ``ece`` (expected calibration error on the test set, once finished), ``seconds``
+    (float64), ``hash`` (the cell's identity). ``confusion(variant)``: a confusion matrix.
 ``epochs()`` one row per finished epoch of every place: ``variant``, the axes, ``seed``, ``epoch``
     (int64), the six metrics, ``images_per_s``, ``seconds``, ``pack_size`` (int64), ``machine``
     (category: what computed the epoch, see ``petri.machine``; empty for ledgers from before), ``hash``.
@@ -41,6 +45,8 @@ from __future__ import annotations
 import json
 import math
 import sys
+
+import numpy as np
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -51,7 +57,7 @@ from .study.spec import Study, parse_study
 if TYPE_CHECKING:
     from .models import ModelSpec
 
-METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
+METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "train_eval_loss", "train_eval_acc")
 
 
 def load_study(source: str | Path | dict, data: str | None = None, profile: str | None = None) -> Study:
@@ -208,10 +214,31 @@ class Results:
         rows = []
         for p in places:
             e = last.get(p["place"], {})
+            final = json.loads(p["final"]) if p.get("final") else {}
+            gap = None if e.get("train_eval_acc") is None else e["train_eval_acc"] - e["test_acc"]
             rows.append({"variant": p["variant"], **json.loads(p["point"]), "seed": p["seed"], "status": p["status"],
-                         "epochs": count.get(p["place"], 0), **{m: e.get(m) for m in METRICS},
-                         "seconds": p["seconds"], "hash": p["hash"]})
-        return _frame(rows, study, ["variant", "seed", "status", "epochs", *METRICS, "seconds", "hash"])
+                         "epochs": count.get(p["place"], 0), **{m: e.get(m) for m in METRICS}, "gap": gap,
+                         "ece": final.get("ece"), "seconds": p["seconds"], "hash": p["hash"]})
+        return _frame(rows, study, ["variant", "seed", "status", "epochs", *METRICS, "gap", "ece", "seconds", "hash"])
+
+    def confusion(self, variant: str, point: dict | None = None):
+        """The confusion matrix of a variant (at ``point`` in a sweep: default its first), summed over its
+        finished seeds: a DataFrame of image counts, rows the true class, columns the predicted one."""
+        import pandas as pd
+
+        from .data import get_spec
+
+        study, _, places, _ = self._load()
+        mine = [p for p in places if p["variant"] == variant and p.get("final")]
+        points = list(dict.fromkeys(p["point"] for p in mine))
+        if variant not in study.variants or not points:
+            raise SpecError(f"confusion: no finished cell of {variant!r} with a confusion matrix; variants: "
+                            f"{', '.join(study.variants)}")
+        want = json.dumps(point) if point is not None else points[0]
+        total = sum(np.array(json.loads(p["final"])["confusion"]) for p in {p["hash"]: p for p in mine
+                                                                           if p["point"] == want}.values())
+        classes = get_spec(study.data).classes
+        return pd.DataFrame(total, index=pd.Index(classes, name="true"), columns=pd.Index(classes, name="predicted"))
 
     def epochs(self):
         """One row per finished epoch of every place."""
@@ -263,11 +290,13 @@ class Results:
         study, f = self._findings()
         return _comparison_frame(f.family, f.m, detect, f.analysis)
 
-    def compare(self, a: str, b: str, margin: float | None = None, detect: float | None = None):
+    def compare(self, a: str, b: str, margin: float | None = None, detect: float | None = None,
+                metric: str | None = None):
         """``a`` against ``b`` at every sweep point they share (with the sweep effects and interactions of
         a crossed design), as ``comparisons()`` gives, whether or not the study declared it. Asked after
         the fact, it is its own family: its intervals are adjusted for its own comparisons only (say so
-        when you report them). ``margin`` in the metric's units (a fraction for accuracies)."""
+        when you report them). ``margin`` in the metric's units (a fraction for accuracies); ``metric``:
+        any the study could name in ``[analysis]`` (default: the study's)."""
         from dataclasses import replace
 
         from .study.questions import Question
@@ -276,7 +305,12 @@ class Results:
         for name in (a, b):
             if name not in study.variants:
                 raise SpecError(f"compare: {name!r} is not a variant; variants: {', '.join(study.variants)}")
-        _, f = self._findings(lambda an: replace(an, compare=[Question(a, b, margin)], margin=margin))
+        from .data import get_spec
+        from .train.metrics import check_metric
+
+        metric = check_metric(metric, len(get_spec(study.data).classes), "compare: metric") if metric else None
+        _, f = self._findings(lambda an: replace(an, compare=[Question(a, b, margin)], margin=margin,
+                                                 metric=metric or an.metric))
         return _comparison_frame(f.family, f.m, detect, f.analysis)
 
     def report(self, to: str | Path | None = None) -> Path:

@@ -283,7 +283,7 @@ def _print_summary(directory: Path) -> None:
     scale, unit = (100, "pp") if a.percent else (1, a.metric)
     level = f"{100 * found.level:.4g} %"
     table = Table(Column("variant", no_wrap=True), "point", "n", f"{a.metric} (mean ± 95 % CI)",
-                  f"Δ ({unit}) [family-wise CI]", "p (Bonferroni)", "P(A > B)", f"detectable Δ ({unit})", "verdict",
+                  f"Δ ({unit}) [family-wise CI]", "p (Bonferroni)", "P(A beats B)", f"detectable Δ ({unit})", "verdict",
                   "status",
                   caption=(f"Δ: paired by seed against {study.reference}; " if not a.compare else "")
                   + f"{found.m} comparison{'s' if found.m != 1 else ''} in one family: a verdict reads its family-wise "

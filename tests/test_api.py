@@ -80,8 +80,13 @@ def test_dataframes_have_documented_typed_columns(results):
     epochs = results.epochs()
     assert len(epochs) == 36 and epochs["epoch"].dtype == np.int64
     assert list(epochs.columns) == ["variant", "lr", "row", "seed", "epoch", "train_loss", "train_acc", "val_loss",
-                                    "val_acc", "test_loss", "test_acc", "images_per_s", "seconds", "pack_size", "machine",
-                                    "hash"]
+                                    "val_acc", "test_loss", "test_acc", "train_eval_loss", "train_eval_acc",
+                                    "images_per_s", "seconds", "pack_size", "machine", "hash"]
+    assert list(cells.columns[-4:]) == ["gap", "ece", "seconds", "hash"]
+    assert (cells["gap"] == cells["train_eval_acc"] - cells["test_acc"]).all() and (cells["ece"] > 0).all()
+    confusion = results.confusion("inverted")
+    assert confusion.shape == (10, 10) and confusion.values.sum() == 3 * 500  # 3 seeds × the 500 test images
+    assert np.trace(confusion.values) == round(cells.loc[cells["variant"] == "inverted", "test_acc"].sum() * 500)
     assert epochs["machine"].dtype == "category" and set(epochs["machine"]) == {petri.machine.machine()}
     effects = results.effects()
     assert list(effects.columns) == ["variant", "lr", "row", "n", "test_acc", "test_acc_ci95", "diff", "diff_fw_low",

@@ -192,7 +192,7 @@ def test_analysis_table_errors_name_the_field():
     for raw, msg in [({"compare": ["bn-plain"]}, "s.toml: analysis.compare[0]: 'bn-plain' is not \"A - B\""),
                      ({"compare": ["bn - nope"]}, "s.toml: analysis.compare[0]: 'nope' is not a variant; variants: plain"),
                      ({"compare": ["bn - bn"]}, "compares 'bn' with itself"),
-                     ({"metric": "acc"}, "s.toml: analysis.metric: 'acc' is not a recorded metric; allowed: test_acc"),
+                     ({"metric": "acc"}, "s.toml: analysis.metric: 'acc' is not a metric; allowed: test_acc"),
                      ({"margin": -1}, "s.toml: analysis.margin: must be a positive number (percentage points)"),
                      ({"margin": True}, "analysis.margin: must be a positive number"),
                      ({"compre": []}, "s.toml: analysis: unknown field 'compre'; allowed: compare, margin, metric"),

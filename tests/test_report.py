@@ -63,10 +63,10 @@ def test_report_files_and_verdicts(study_dir):
     rep = index.parent
     for name in ("report.md", "cells.csv", "variants.csv", "figures/curves.png", "figures/curves.svg",
                  "figures/heatmap-window.png", "figures/sweep-noise.svg", "figures/throughput.png",
-                 "figures/paired-differences.png"):
+                 "figures/paired-differences.png", "figures/confusion.png", "comparisons.csv"):
         assert (rep / name).stat().st_size > 0, name
     html = index.read_text()
-    assert html.count("<img") == 5 and "data:image/png;base64," in html  # curves, forest, heatmap, sweep, throughput
+    assert html.count("<img") == 6 and "data:image/png;base64," in html  # curves, forest, heatmap, sweep, confusion, throughput
     assert not re.search(r"(src|href)=['\"]https?:", html)  # self-contained: nothing fetched
     assert "inverted" in html and "worse" in html
     md = (rep / "report.md").read_text()
@@ -113,7 +113,7 @@ def test_html_renders_in_headless_chromium(study_dir, tmp_path):
     dom = subprocess.run([_chromium(), *flags, "--dump-dom", index.as_uri()], capture_output=True, text=True,
                          timeout=120).stdout
     imgs = re.findall(r"<img [^>]*src=\"data:image/png;base64,([A-Za-z0-9+/=]+)\"", dom)
-    assert len(imgs) == 5
+    assert len(imgs) == 6
     import base64
     import io
 

@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..study.questions import Analysis
+from ..train.metrics import higher_is_better, metric_value
 from .family import ALPHA, Comparison, analyse
 from .stats import t_interval
 
@@ -133,13 +134,14 @@ def findings(cells: list[dict], epochs: list[dict], baseline: str, baseline_poin
         finals, bests, losses, lens, by_seed = [], [], [], [], {}
         for c in cs:
             es = sorted(by_cell.get(c["hash"], []), key=lambda e: e["epoch"])
-            if c["status"] in OK and es and es[-1].get(metric) is not None:
-                finals.append(es[-1][metric])
+            value = metric_value(metric, es[-1], json.loads(c["final"]) if c.get("final") else None) if es else None
+            if c["status"] in OK and value is not None:
+                finals.append(value)
                 on_val = es[-1]["val_acc"] is not None
                 bests.append(max(es, key=lambda e: e["val_acc"] if on_val else e["test_acc"])["test_acc"])
                 losses.append(es[-1]["test_loss"])
                 lens.append(len(es))
-                by_seed[c["seed"]] = es[-1][metric]
+                by_seed[c["seed"]] = value
         mean, hw = t_interval(finals)
         on = "val" if any(e["val_acc"] is not None for c in cs for e in by_cell.get(c["hash"], [])[:1]) else "test"
         rows.append(Row(variant, json.loads(point), len(cs), len(finals), mean, hw, _mean(bests), on,
@@ -147,8 +149,10 @@ def findings(cells: list[dict], epochs: list[dict], baseline: str, baseline_poin
                         frozenset(c["hash"] for c in cs)))
     variants = list(dict.fromkeys(r.variant for r in rows))  # as the study lists them; points as numbers
     rows.sort(key=lambda r: (variants.index(r.variant), [point_key(v) for v in r.point.values()]))
-    base = reference(rows, baseline, baseline_point, lower_is_better=not analysis.percent)
+    base = reference(rows, baseline, baseline_point, lower_is_better=not higher_is_better(metric))
     family = _family(rows, base, analysis)
+    for c in family:
+        c.higher_better = higher_is_better(metric)
     m = analyse(family, {r.key: r.by_seed for r in rows}, ALPHA, analysis.looks)
     for r in rows:
         if base is not None and r is not base and r.hashes == base.hashes:

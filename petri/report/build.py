@@ -95,7 +95,11 @@ def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
         if e["place"] not in last or e["epoch"] > last[e["place"]]["epoch"]:
             last[e["place"]] = e
     for h, e in last.items():
-        train_final.setdefault(label_of[h], []).append(e["train_acc"])
+        train_final.setdefault(label_of[h], []).append(e["train_eval_acc"] if e.get("train_eval_acc") is not None
+                                                       else e["train_acc"])
+    train_is = "eval mode, the first 2,000 training images" if all(e.get("train_eval_acc") is not None
+                                                                    for e in last.values()) else \
+        "the running mean over the last epoch's batches, train mode (cells from before eval-mode train accuracy)"
     for variant in study.variants:
         axes = sweep_axes(rows, variant)
         if len(axes) == 2:
@@ -106,8 +110,14 @@ def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
         elif len(axes) == 1:
             add(figures.sweep_line(rows, variant, axes[0], train_final, ref, noisy), f"sweep-{_slug(variant)}",
                 f"{variant}: sweep over {axes[0]}",
-                f"Final train and test accuracy, mean ± 95 % t-interval over n ≤ {n_seeds} seeds (clipped to 0-100 %); "
-                f"dashed: the reference, {study.reference}.")
+                f"Final train accuracy ({train_is}) and test accuracy, mean ± 95 % t-interval over n ≤ {n_seeds} "
+                f"seeds (clipped to 0-100 %)" + (f"; dashed: the reference, {study.reference}." if ref is not None
+                                                 and ref.variant != variant else "."))
+    matrices = _confusions(cells, rows)
+    if matrices:
+        add(figures.confusions(matrices, _classes(study)), "confusion", "Confusion matrices",
+            "Test images by true class (rows) and predicted class (columns), summed over each variant's finished "
+            "seeds at its first point; each row normalised to 100 %.")
     packs = _packs(cells, epochs, runs)
     if packs:
         add(figures.throughput(packs), "throughput", "Throughput",
@@ -128,6 +138,27 @@ def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
     (out / "report.md").write_text(_markdown(study, found, facts, figs, nets))
     (out / "index.html").write_text(_html(study, found, facts, figs, nets))
     return out / "index.html"
+
+
+def _confusions(cells, rows) -> dict[str, "np.ndarray"]:
+    """Each variant's confusion matrix at its first point, summed over its finished seeds (at most 12)."""
+    import numpy as np
+
+    first = {}
+    for r in rows:
+        first.setdefault(r.variant, json.dumps(r.point))
+    out: dict = {}
+    for c in {c["hash"]: c for c in cells if c.get("final")}.values():
+        if c["point"] == first.get(c["variant"]) and len(out) <= 12:
+            m = np.array(json.loads(c["final"])["confusion"])
+            out[c["variant"]] = out.get(c["variant"], 0) + m
+    return dict(list(out.items())[:12])
+
+
+def _classes(study) -> list[str]:
+    from ..data import get_spec
+
+    return list(get_spec(study.data).classes)
 
 
 def _slug(s: str) -> str:
@@ -251,7 +282,7 @@ def comparison_head(found: Findings, detect: float | None = None, terse: bool = 
     d = detect if detect is not None else found.analysis.margin
     need = f"seeds to detect {(100 if found.analysis.percent else 1) * d:g} {unit}" if d else "seeds needed (no margin)"
     head = ["kind", "comparison", "at", "n", f"Δ ({unit}) [family-wise CI]", "95 % CI (unadjusted)", "p (Bonferroni)",
-            "P(A > B) [95 % CI]", "ρ (paired gain)", f"detectable Δ ({unit}, 80 % power)", need, "verdict"]
+            "P(A beats B) [95 % CI]", "ρ (paired gain)", f"detectable Δ ({unit}, 80 % power)", need, "verdict"]
     return [h for h in head if h not in TERSE] if terse else head
 
 
@@ -264,7 +295,7 @@ def head(found: Findings) -> list[str]:
     unit = "pp" if found.analysis.percent else found.analysis.metric
     return ["variant", "n", f"{metric} (mean ± 95 % CI)", best, "final test loss", "epochs", "diverged",
             f"Δ ({unit}) [family-wise CI]", "95 % CI (unadjusted)", "p (paired t)", "p (Wilcoxon)", "p (Holm)",
-            "p (Bonferroni)", "P(A > B) [95 % CI]", f"detectable Δ ({unit}, 80 % power)", "verdict"]
+            "p (Bonferroni)", "P(A beats B) [95 % CI]", f"detectable Δ ({unit}, 80 % power)", "verdict"]
 
 
 def recipes(study) -> list[tuple[str, str, list[str]]]:
@@ -336,7 +367,8 @@ def table_notes(study, found: Findings) -> list[str]:
     if not all(r.best_on == "val" for r in rows):
         notes.append("The best epoch is chosen on the test set (there is no validation split): an optimistic number, "
                      "shown for reference and never used in a verdict; set val_size for an honest one.")
-    notes.append("P(A > B): the share of seeds on which the variant beats what it is compared with (ties count half), "
+    notes.append("P(A beats B): the share of seeds on which A beats B (higher accuracy; lower loss, ECE or gap; "
+                 "ties count half), "
                  "with a 95 % bootstrap interval. 'detectable Δ' is the smallest true difference this many seeds "
                  "would detect with 80 % power at the family's level: if it is larger than the effect you care about, "
                  "add seeds (`petri plan DIR --detect Δ` says how many).")

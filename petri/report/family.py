@@ -33,6 +33,7 @@ class Comparison:
     terms: tuple[tuple[Key, float], ...]  # places and their weights
     margin: float | None = None  # smallest difference that matters (metric units), for equivalence
     at: str = ""  # where the comparison is made (a point's label), for tables
+    higher_better: bool = True  # the metric's direction: a verdict's "better" and P(A beats B) follow it
     diffs: dict[int, float] = field(default_factory=dict)  # per seed
     n: int = 0
     dropped: int = 0  # seeds present in some terms only
@@ -46,7 +47,7 @@ class Comparison:
     p_holm: float = math.nan
     p_fw: float = math.nan  # single-step Bonferroni: what the verdict uses
     p_wilcoxon: float = math.nan  # signed rank, unadjusted, n >= 6
-    p_better: float = math.nan  # share of seeds on which the contrast is > 0 (ties count half)
+    p_better: float = math.nan  # share of seeds on which A beats B (ties count half): contrast > 0, or < 0 for losses
     p_better_lo: float = math.nan  # its bootstrap percentile interval
     p_better_hi: float = math.nan
     rho: float = math.nan  # correlation of the paired sides (two-term contrasts)
@@ -108,7 +109,7 @@ def test(c: Comparison, values: dict[Key, dict[int, float]], m: int, alpha: floa
         return
     if c.n >= 6:
         c.p_wilcoxon = 1.0 if not d.any() else float(st.wilcoxon(d).pvalue)
-    wins = (d > 0) + 0.5 * (d == 0)
+    wins = ((d > 0) if c.higher_better else (d < 0)) + 0.5 * (d == 0)
     c.p_better = float(wins.mean())
     if np.ptp(wins) > 0:
         b = st.bootstrap((wins,), np.mean, confidence_level=1 - alpha, method="percentile", n_resamples=9999,
@@ -155,8 +156,9 @@ def verdict(c: Comparison) -> str:
     if c.margin is not None and -c.margin < c.lo_fw and c.hi_fw < c.margin:
         return "equivalent"
     if c.lo_fw > 0 or c.hi_fw < 0:  # an interaction has a sign, not a direction of merit
-        return ("positive" if c.lo_fw > 0 else "negative") if c.kind == "interaction" else \
-            ("better" if c.lo_fw > 0 else "worse")
+        if c.kind == "interaction":
+            return "positive" if c.lo_fw > 0 else "negative"
+        return "better" if (c.lo_fw > 0) == c.higher_better else "worse"
     return "inconclusive" if c.margin is not None else "no detectable difference"
 
 

@@ -188,6 +188,28 @@ def interaction(rows: list[Row], variants: tuple[str, ...], axis: str, analysis)
     return fig
 
 
+def confusions(matrices: dict, classes: list[str]):
+    """One panel per variant: its confusion matrix, each true class's row in percent of that class."""
+    n = len(matrices)
+    cols = min(n, 4)
+    rows_ = (n + cols - 1) // cols
+    fig, axes = subplots(rows_, cols, figsize=(3.2 * cols + 0.6, 3.1 * rows_ + 0.3), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    labels = [str(c)[:6] for c in classes]
+    for ax, (variant, m) in zip(axes.flat, matrices.items()):
+        pct = 100 * m / np.maximum(m.sum(1, keepdims=True), 1)
+        ax.imshow(pct, cmap="Blues", vmin=0, vmax=100)
+        ax.set_title(variant, fontsize=9)
+        if len(classes) <= 20:
+            ax.set_xticks(range(len(classes)), labels, fontsize=6, rotation=90)
+            ax.set_yticks(range(len(classes)), labels, fontsize=6)
+        ax.set_xlabel("predicted", fontsize=8)
+        ax.set_ylabel("true", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def forest(rows: list[Row], reference: Row):
     """Each compared row's paired difference vs the reference (pp): mean and family-wise interval, and every
     seed's own difference as a dot, so a paired verdict is never read off overlapping unpaired bands."""

@@ -2,6 +2,8 @@
 
 Schema (query it with any SQLite client):
 
+* ``finals(cell_hash, metrics)``: a finished cell's numbers from its test logits (JSON: ``ece``,
+  ``class_acc`` per class, ``confusion`` rows true / columns predicted, registered metrics).
 * ``meta(key, value)``: study name, schema version; ``adaptive`` (JSON: each look of an adaptive
   study and why and when it stopped).
 * ``runs(id, started, finished, status, petri_version, git_commit, torch_version,
@@ -11,7 +13,9 @@ Schema (query it with any SQLite client):
   run_id, error)``: status is pending / running / done / failed / diverged /
   stopped-early; ``point`` and ``config`` are JSON.
 * ``epochs(cell_hash, epoch, train_loss, train_acc, val_loss, val_acc, test_loss,
-  test_acc, images_per_s, seconds, pack_size, machine)``: ``machine`` names what computed the
+  test_acc, images_per_s, seconds, pack_size, machine, train_eval_loss, train_eval_acc)``:
+  ``train_*`` are running means over the epoch's batches (train mode), ``train_eval_*`` the first
+  2,000 training images evaluated as the test set is (eval mode); ``machine`` names what computed the
   epoch (``petri.machine``: CPU model, vector capability, GPU, torch / MKL / oneDNN / CUDA).
 
 Every write is one transaction, so a kill -9 loses at most the epoch in flight.
@@ -30,7 +34,9 @@ from ..errors import PetriError, PlaceError, StoreError
 SCHEMA_VERSION = 1
 FINISHED = ("done", "diverged", "stopped-early")
 EPOCH_FIELDS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
-                "images_per_s", "seconds", "pack_size", "machine")
+                "images_per_s", "seconds", "pack_size", "machine", "train_eval_loss", "train_eval_acc")
+ADDED = {"epochs": {"machine": "TEXT", "train_eval_loss": "REAL", "train_eval_acc": "REAL"},  # columns newer than
+         "runs": {"study_path": "TEXT", "seeds": "TEXT"}}  # the first ledgers: added when a run opens an older one
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -45,7 +51,9 @@ CREATE TABLE IF NOT EXISTS cells (
 CREATE TABLE IF NOT EXISTS epochs (
   cell_hash TEXT NOT NULL REFERENCES cells(hash), epoch INTEGER NOT NULL,
   train_loss REAL, train_acc REAL, val_loss REAL, val_acc REAL, test_loss REAL, test_acc REAL,
-  images_per_s REAL, seconds REAL, pack_size INTEGER, machine TEXT, PRIMARY KEY (cell_hash, epoch));
+  images_per_s REAL, seconds REAL, pack_size INTEGER, machine TEXT, train_eval_loss REAL, train_eval_acc REAL,
+  PRIMARY KEY (cell_hash, epoch));
+CREATE TABLE IF NOT EXISTS finals (cell_hash TEXT PRIMARY KEY REFERENCES cells(hash), metrics TEXT NOT NULL);
 """
 
 
@@ -77,13 +85,13 @@ class Ledger:
                 self.db.close()
                 raise StoreError(f"{self.path}: the ledger holds no runs yet; nothing to show or report")
             elif create and app_id in (0, APPLICATION_ID) and {"meta", "runs", "cells", "epochs"} <= tables:
-                columns = {r[1] for r in self.db.execute("PRAGMA table_info(runs)")}
-                if "study_path" not in columns:  # a ledger from before plugins
-                    self.db.execute("ALTER TABLE runs ADD COLUMN study_path TEXT")
-                if "seeds" not in columns:  # from before seeds were recorded per run (looks, adaptive rounds)
-                    self.db.execute("ALTER TABLE runs ADD COLUMN seeds TEXT")
-                if "machine" not in {r[1] for r in self.db.execute("PRAGMA table_info(epochs)")}:
-                    self.db.execute("ALTER TABLE epochs ADD COLUMN machine TEXT")  # from before machines were recorded
+                for table, added in ADDED.items():
+                    columns = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+                    for name, kind in added.items():
+                        if name not in columns:
+                            self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+                self.db.execute("CREATE TABLE IF NOT EXISTS finals (cell_hash TEXT PRIMARY KEY REFERENCES cells(hash),"
+                                " metrics TEXT NOT NULL)")
                 if app_id == 0:
                     self.db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         except sqlite3.DatabaseError as e:
@@ -219,9 +227,13 @@ class Ledger:
                            " run_id=?, error=NULL WHERE hash=?", [(now, run_id, h) for h in hashes])
         self._tx(go)
 
-    def record_epoch(self, rows: list[tuple[str, dict]], finished: list[tuple[str, str]]) -> None:
-        """Epoch metrics of several cells plus the cells that finished with them, in one transaction."""
+    def record_epoch(self, rows: list[tuple[str, dict]], finished: list[tuple[str, str]],
+                     finals: dict[str, dict] | None = None) -> None:
+        """Epoch metrics of several cells plus the cells that finished with them (and their final
+        metrics: calibration, per class, confusion, users'), in one transaction."""
         def go(db):
+            db.executemany("INSERT OR REPLACE INTO finals VALUES (?, ?)",
+                           [(h, json.dumps(m)) for h, m in (finals or {}).items()])
             db.executemany(
                 f"INSERT OR REPLACE INTO epochs (cell_hash, epoch, {', '.join(EPOCH_FIELDS)})"
                 f" VALUES (?, ?, {', '.join('?' * len(EPOCH_FIELDS))})",
@@ -250,7 +262,11 @@ class Ledger:
             raise self.trouble(e) from None
 
     def cells(self) -> list[dict]:
-        return self.query("SELECT * FROM cells ORDER BY variant, point, seed")
+        """Cells with ``final``: their final metrics as JSON (None before they finish, or in older ledgers)."""
+        if "finals" not in {r["name"] for r in self.query("SELECT name FROM sqlite_master WHERE type='table'")}:
+            return [{**c, "final": None} for c in self.query("SELECT * FROM cells ORDER BY variant, point, seed")]
+        return self.query("SELECT c.*, f.metrics AS final FROM cells c LEFT JOIN finals f ON f.cell_hash = c.hash"
+                          " ORDER BY c.variant, c.point, c.seed")
 
     def epochs(self) -> list[dict]:
         return self.query("SELECT e.*, c.variant, c.point, c.seed FROM epochs e JOIN cells c ON c.hash = e.cell_hash"

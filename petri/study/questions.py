@@ -3,7 +3,8 @@
 ```toml
 [analysis]
 compare = ["bn - plain"]            # "A - B": A against B at every sweep point they share, paired by seed
-metric = "test_acc"                 # the per-cell number compared: its final epoch's value
+metric = "test_acc"                 # the per-cell number compared: its final epoch's value (or "gap",
+                                    # "ece", "class_acc:3", a registered metric: petri.train.metrics)
 margin = 0.5                        # smallest difference that matters (pp for accuracies): equivalence
 # compare = [{ compare = "bn - plain", margin = 0.2 }]   # a margin for one comparison
 ```
@@ -17,8 +18,8 @@ from dataclasses import dataclass, field
 
 from ..errors import SpecError
 from ..specs import echo
+from ..train.metrics import check_metric, is_fraction
 
-METRICS = ("test_acc", "test_loss", "val_acc", "val_loss", "train_acc", "train_loss")
 KEYS = {"compare", "metric", "margin"}
 
 
@@ -38,8 +39,8 @@ class Analysis:
 
     @property
     def percent(self) -> bool:
-        """Accuracies are shown in percent and their differences (and margins) in percentage points."""
-        return self.metric.endswith("_acc")
+        """Accuracies (and ECE, the gap) are shown in percent, their differences and margins in percentage points."""
+        return is_fraction(self.metric)
 
 
 def _margin(v, where: str, percent: bool) -> float:
@@ -49,7 +50,7 @@ def _margin(v, where: str, percent: bool) -> float:
     return float(v) / 100 if percent else float(v)
 
 
-def parse_analysis(raw, variants: dict, where: str) -> Analysis:
+def parse_analysis(raw, variants: dict, where: str, n_classes: int = 10) -> Analysis:
     if raw is None:
         return Analysis()
     where = f"{where}: analysis"
@@ -58,10 +59,7 @@ def parse_analysis(raw, variants: dict, where: str) -> Analysis:
     unknown = set(raw) - KEYS
     if unknown:
         raise SpecError(f"{where}: unknown field {echo(sorted(unknown)[0])}; allowed: {', '.join(sorted(KEYS))}")
-    metric = raw.get("metric", "test_acc")
-    if metric not in METRICS:
-        raise SpecError(f"{where}.metric: {echo(metric)} is not a recorded metric; allowed: {', '.join(METRICS)}")
-    out = Analysis(metric=metric)
+    out = Analysis(metric=check_metric(raw.get("metric", "test_acc"), n_classes, f"{where}.metric"))
     if "margin" in raw:
         out.margin = _margin(raw["margin"], f"{where}.margin", out.percent)
     items = raw.get("compare", [])

@@ -144,7 +144,7 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
         """Weights of cells that finished, then the ledger (epoch rows and statuses, one transaction),
         then checkpoints of cells still running: a kill between any two steps loses at most the epoch
         in flight, and a cell the ledger calls done has its weights on disk."""
-        rows, finished = [], []
+        rows, finished, finals = [], [], {}
         for cell, r in zip(pack.cells, results):
             for m in r.epochs if epoch is None else r.epochs[-1:]:
                 if epoch is None or m["epoch"] == epoch:
@@ -154,8 +154,10 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
                     cellstore.save_weights(ledger.dir, cell.hash, r.weights, {"epoch": r.epochs[-1]["epoch"] if
                                            r.epochs else None, "model": cell.recipe.model.name}, r.best, r.best_epoch)
                 finished.append((cell.hash, r.status))
+                if r.final is not None:
+                    finals[cell.hash] = r.final
                 written[cell.hash] = r.status
-        ledger.record_epoch(rows, finished)
+        ledger.record_epoch(rows, finished, finals)
         if epoch is not None:
             save_states(pack, results)
         for cell, r in zip(pack.cells, results):

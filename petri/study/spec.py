@@ -29,6 +29,7 @@ from ..models import parse_model
 from ..specs import canonical, echo, fmt_loc, translate
 from ..train.recipe import Recipe, parse_optimizer
 from ..treatments import parse_treatment
+from ..train.metrics import is_fraction
 from .questions import Adaptive, Analysis, parse_adaptive, parse_analysis
 
 # Bump when a change alters what training computes: old cells get new hashes.
@@ -244,7 +245,7 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
     adaptive = None
     if isinstance(seeds, dict):  # adaptive: the round's seeds (seeds_now), min at first
         analysis_raw = raw.get("analysis") if isinstance(raw.get("analysis"), dict) else {}
-        adaptive = parse_adaptive(seeds, where, MAX_SEEDS, str(analysis_raw.get("metric", "test_acc")).endswith("_acc"))
+        adaptive = parse_adaptive(seeds, where, MAX_SEEDS, is_fraction(str(analysis_raw.get("metric", "test_acc"))))
         seeds = min(max(seeds_now or adaptive.min, adaptive.min), adaptive.max)
     if isinstance(seeds, bool) or not (isinstance(seeds, int) and 1 <= seeds <= MAX_SEEDS or isinstance(seeds, list)
                                        and 0 < len(seeds) <= MAX_SEEDS and all(isinstance(s, int) and not isinstance(
@@ -304,7 +305,7 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
     study = Study(name, data, seeds, baseline, variants, base, text, str(path), cells)
     study.baseline_point, study.warnings = _baseline_point(raw.get("baseline_point"), baseline, cells, where)
     study.profile, study.data_override, study.plugins = profile, data_override, plugins
-    study.analysis = parse_analysis(raw.get("analysis"), variants, where)
+    study.analysis = parse_analysis(raw.get("analysis"), variants, where, len(dspec.classes))
     study.adaptive = adaptive
     if adaptive:
         study.analysis.looks = adaptive.looks

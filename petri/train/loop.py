@@ -30,6 +30,7 @@ from ..treatments.base import Treatment
 from ..treatments.pipeline import Pipeline
 from .early_stop import Stopper
 from .loss import cross_entropy
+from .metrics import final_metrics
 from .optim import Optimizer, lr_factor
 from .recipe import Recipe
 from .splits import Split, make_splits
@@ -55,6 +56,7 @@ class Result:
     weights: dict[str, torch.Tensor] | None = None  # with keep_state, once finished: the final weights
     best: dict[str, torch.Tensor] | None = None  # ... and the best epoch's (early stopping on a metric)
     best_epoch: int | None = None
+    final: dict | None = None  # once finished: train.metrics.final_metrics of its test logits
 
 
 def resolve_device(name: str) -> torch.device:
@@ -63,15 +65,23 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+TRAIN_EVAL = 2000  # training images evaluated in eval mode at each epoch's end: the first of the split, every cell
+
+
 @torch.no_grad()
-def evaluate(net, pipe: Pipeline, split: Split, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean loss [K] and accuracy [K] on a split (evaluation-time treatments, BN in eval mode)."""
+def evaluate(net, pipe: Pipeline, split: Split, batch_size: int, logits: list | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean loss [K] and accuracy [K] on a split (evaluation-time treatments, BN in eval mode, no
+    dropout); the logits [K, b, C] of each batch are appended to ``logits`` if given."""
     loss_sum = torch.zeros(net.K, device=net.device)
     hits = torch.zeros(net.K, device=net.device)
     for i in range(0, len(split.y), batch_size):
         x = pipe.images(split.x[i:i + batch_size], split.ids[i:i + batch_size], "test", 0)
         y = split.y[i:i + batch_size].expand(net.K, -1)
-        loss, _, correct = cross_entropy(net.forward(x, train=False), y, with_grad=False)
+        out = net.forward(x, train=False)
+        if logits is not None:
+            logits.append(out.detach().clone())
+        loss, _, correct = cross_entropy(out, y, with_grad=False)
         loss_sum += loss * len(y[0])
         hits += correct
     n = len(split.y)
@@ -112,6 +122,8 @@ class _Shard:
         self.machine = machine(device)  # what computes this shard's numbers (recorded with each epoch)
         seeds = [m.seed for m in members]
         self.K, self.N = len(members), len(train.y)
+        self.n_classes = len(data.spec.classes)
+        self.train_eval = Split(*(t[:TRAIN_EVAL] for t in (train.x, train.y, train.ids)))
         self.net = recipe.model.build(data.spec.shape, len(data.spec.classes), seeds, device)
         self.pipe = Pipeline([m.treatments for m in members], seeds, data.spec.shape, len(data.spec.classes),
                              train.x, data.train_y.to(device), device, absorb_order=self.net.absorbs_input_order,
@@ -206,7 +218,11 @@ class _Shard:
         # Exploded, or NaN (NaN compares False), at any step? Then diverged: frozen from here on, its NaNs
         # stay in its own rows, and its last good epoch is what counts. One host sync per epoch.
         alive = (self.losses <= recipe.diverge_loss).all(dim=1).tolist()
-        test_loss, test_acc = evaluate(self.net, self.pipe, self.test, recipe.eval_batch_size)
+        chunks: list[torch.Tensor] = []
+        test_loss, test_acc = evaluate(self.net, self.pipe, self.test, recipe.eval_batch_size, chunks)
+        # The training images as the test images are seen (eval mode, no augmentation, true labels), so that
+        # train and test accuracy compare: the running mean over the epoch has dropout on and lags the weights.
+        fit_loss, fit_acc = evaluate(self.net, self.pipe, self.train_eval, recipe.eval_batch_size)
         val = self.val
         val_loss, val_acc = evaluate(self.net, self.pipe, val, recipe.eval_batch_size) if val else (None, None)
         seconds = time.perf_counter() - t0
@@ -221,6 +237,7 @@ class _Shard:
                  "train_acc": float(self.hits[k]) / N,
                  "val_loss": float(val_loss[k]) if val else None, "val_acc": float(val_acc[k]) if val else None,
                  "test_loss": float(test_loss[k]), "test_acc": float(test_acc[k]),
+                 "train_eval_loss": float(fit_loss[k]), "train_eval_acc": float(fit_acc[k]),
                  "images_per_s": self.epoch_images / train_seconds, "seconds": seconds, "pack_size": self.pack_size,
                  "machine": self.machine}
             r.epochs.append(m)
@@ -228,6 +245,8 @@ class _Shard:
                 r.status = "stopped-early"
             elif epoch == recipe.epochs:
                 r.status = "done"  # the epoch budget is spent
+            if r.status != "running":  # finished: the numbers of its test logits (calibration, per class, users')
+                r.final = final_metrics(torch.cat([c[k] for c in chunks]), self.test.y, self.n_classes)
             if keep_state and self.stoppers[k] and self.stoppers[k].since_best == 0:  # a new best epoch
                 self.best[k] = (epoch, cpu_copies(self.net.member_state(k)))
         if keep_state:
