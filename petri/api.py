@@ -79,11 +79,12 @@ def load_study(source: str | Path | dict, data: str | None = None, profile: str 
 
 def run(study: Study | str | Path | dict, out: str | Path | None = None, executor: str = "local",
         address: str | None = None, max_members: int | None = None, report: bool = True,
-        checkpoint_minutes: float = 5.0) -> Results:
+        checkpoint_minutes: float = 5.0, changed: bool = False) -> Results:
     """Train every unfinished cell of ``study`` into ``out`` (default ``runs/<name>``), resuming
     interrupted ones; then write the report (unless ``report=False``). Returns the results. Running
     cells are checkpointed at every epoch's end and, within an epoch longer than that, every
-    ``checkpoint_minutes``."""
+    ``checkpoint_minutes``. If a plugin or data file changed since the folder's finished cells ran, the
+    run stops with one line unless ``changed=True`` (then the changed study's cells train beside them)."""
     from rich.console import Console
 
     from .study.runner import run_study
@@ -97,7 +98,7 @@ def run(study: Study | str | Path | dict, out: str | Path | None = None, executo
     console = Console(stderr=True, force_jupyter=False, force_terminal=False, color_system=None) if notebook \
         else Console(stderr=True)
     kw = dict(executor=executor, address=address, max_members=max_members, console=console,
-              checkpoint_minutes=checkpoint_minutes)
+              checkpoint_minutes=checkpoint_minutes, changed=changed)
     trained = _adaptive(study, out, console, kw) if study.adaptive else run_study(study, out, **kw).get("trained", 0)
     results = Results(out)
     results.trained = trained

@@ -183,6 +183,8 @@ def run_cmd(
     data: Optional[str] = typer.Option(None, "--data", help="run on another data set (a name, or an .npz file / image folder)"),
     profile: Optional[str] = typer.Option(None, "--profile", help="apply the study's [profiles.NAME] (e.g. cpu)"),
     no_report: bool = typer.Option(False, "--no-report", help="skip the report at the end"),
+    changed: bool = typer.Option(False, "--changed", help="a plugin or data file changed since the folder's cells "
+                                 "ran: train the changed study's cells beside the finished ones"),
     checkpoint_minutes: float = typer.Option(
         5.0, "--checkpoint-minutes", help="within an epoch longer than this, checkpoint running cells this often "
         "(every epoch's end always is)"),
@@ -203,7 +205,7 @@ def run_cmd(
                 console.print(line, markup=False, highlight=False, soft_wrap=line.startswith("  data:"))
             return
         api.run(study, out, executor=executor, address=address, max_members=max_members,
-                report=not no_report, checkpoint_minutes=checkpoint_minutes)
+                report=not no_report, checkpoint_minutes=checkpoint_minutes, changed=changed)
         _print_summary(out)
         if not no_report and (out / "report" / "index.html").is_file():
             console.print(f"report: {out / 'report' / 'index.html'}")
@@ -318,6 +320,10 @@ def _print_summary(directory: Path) -> None:
 
     if line := adaptive_line(results.adaptive()):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
+    from .study.current import outside_note
+
+    if line := outside_note(directory, study):
+        err_console.print(f"petri: note: {line}", markup=False, highlight=False, soft_wrap=True)
     if line := looks_line(results._load()[1], study):
         err_console.print(f"petri: warning: {line}", markup=False, highlight=False, soft_wrap=True)
     mixed = mixed_note(results.epochs().drop_duplicates(["hash", "epoch"]).to_dict("records"))

@@ -16,3 +16,8 @@ $petri run studies/lenet5.toml --profile cpu --out "$out/lenet5-cpu"
 for s in cifar-bn-lr cifar-augment cifar-label-noise cifar-corruptions; do
   $petri run "studies/$s.toml" --profile cpu --data fashion-mnist --out "$out/$s-fashion-cpu"
 done
+$petri run studies/bn-lr.toml --out "$out/bn-lr"
+$petri run studies/equivalence.toml --out "$out/equivalence"
+$petri run studies/equivalence.toml --profile few --out "$out/equivalence-few"
+$petri run studies/adaptive.toml --out "$out/adaptive"
+$petri run studies/calibration.toml --out "$out/calibration"

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import PlaceError
-from ..study.current import load_current
+from ..study.current import load_current, outside_note
 from . import figures
 from .analysis import Findings, Row, adaptive_line, looks_line, cell_label, findings, fmt_effect, fmt_p, sweep_axes
 from .family import ALPHA, pairing_gain
@@ -135,6 +135,7 @@ def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
     nets = networks(study)
     facts["adaptive"] = adaptive
     facts["looks"] = looks_line(runs, study)
+    facts["outside"] = outside_note(directory, study)
     (out / "report.md").write_text(_markdown(study, found, facts, figs, nets))
     (out / "index.html").write_text(_html(study, found, facts, figs, nets))
     return out / "index.html"
@@ -385,6 +386,8 @@ def _markdown(study, found, facts, figs, nets) -> str:
         lines += [facts["adaptive"], ""]
     if facts["looks"]:
         lines += [f"**Repeated looks.** {facts['looks']}", ""]
+    if facts["outside"]:
+        lines += [f"**Not shown.** {facts['outside']}", ""]
     if facts["mixed"]:
         lines += [f"**Machines.** {facts['mixed']}", ""]
     elif facts["machines"]:
@@ -439,6 +442,8 @@ def _html(study, found, facts, figs, nets) -> str:
         body.append(f"<p class='facts'>{esc(facts['adaptive'])}</p>")
     if facts["looks"]:
         body.append(f"<p class='warn'>{esc(facts['looks'])}</p>")
+    if facts["outside"]:
+        body.append(f"<p class='warn'>{esc(facts['outside'])}</p>")
     if facts["mixed"]:
         body.append(f"<p class='warn'>{esc(facts['mixed'])}</p>")
     elif facts["machines"]:

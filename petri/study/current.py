@@ -22,8 +22,9 @@ def last_study(ledger: Ledger, row: dict | None = ...) -> Study | None:
     base_dir = Path(row["study_path"]).parent if row.get("study_path") else None  # plugins relative to the file
     try:
         seeds = json.loads(row["seeds"]) if row.get("seeds") else None  # an adaptive study's round
+        frozen = json.loads(row["frozen"]) if row.get("frozen") else None  # plugins and data as the cells ran
         return parse_study(row["study_text"], f"{ledger.study_name()} (as last run)", row["data_override"],
-                           row["profile"], base_dir, len(seeds) if seeds else None)
+                           row["profile"], base_dir, len(seeds) if seeds else None, frozen, ledger.dir)
     except PetriError as e:
         raise StoreError(f"{ledger.path}: the stored study file no longer parses ({e})") from None
 
@@ -67,3 +68,21 @@ def load_current(directory: str | Path) -> tuple[Study, list[dict], list[dict], 
         epochs += [e | {"variant": c.variant, "point": point, "seed": c.seed, "place": key}
                    for e in by_cell.get(c.hash, [])]
     return study, runs, places, epochs
+
+
+def outside_note(directory: str | Path, study: Study) -> str | None:
+    """One sentence when the folder holds finished cells that are not the study's as last run (a plugin
+    or data file changed and the changed study was run with --changed, or variants were removed)."""
+    from .ledger import FINISHED
+
+    ledger = Ledger(directory)
+    try:
+        mine = {c.hash for c in study.cells}
+        others = [c for c in ledger.cells() if c["status"] in FINISHED and c["hash"] not in mine]
+    finally:
+        ledger.close()
+    if not others:
+        return None
+    return (f"{len(others)} finished cell{'s' if len(others) != 1 else ''} in this folder belong to an earlier "
+            f"version of the study ({', '.join(sorted({c['variant'] for c in others}))}) and are not shown: they "
+            "stay in the ledger (export has them).")

@@ -8,7 +8,8 @@ Schema (query it with any SQLite client):
   study and why and when it stopped).
 * ``runs(id, started, finished, status, petri_version, git_commit, torch_version,
   device, host, executor, study_text, profile, data_override, study_path, seeds)``: one row per
-  ``petri run`` (an adaptive study: per round); ``seeds`` the JSON list of the seeds it covered.
+  ``petri run`` (an adaptive study: per round); ``seeds`` the JSON list of the seeds it covered;
+  ``frozen`` (JSON) the stored copies of its plugins (``DIR/plugins/``) and its data set's identity.
 * ``cells(hash, variant, point, seed, config, status, started, finished, seconds,
   run_id, error)``: status is pending / running / done / failed / diverged /
   stopped-early; ``point`` and ``config`` are JSON.
@@ -36,14 +37,14 @@ FINISHED = ("done", "diverged", "stopped-early")
 EPOCH_FIELDS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
                 "images_per_s", "seconds", "pack_size", "machine", "train_eval_loss", "train_eval_acc")
 ADDED = {"epochs": {"machine": "TEXT", "train_eval_loss": "REAL", "train_eval_acc": "REAL"},  # columns newer than
-         "runs": {"study_path": "TEXT", "seeds": "TEXT"}}  # the first ledgers: added when a run opens an older one
+         "runs": {"study_path": "TEXT", "seeds": "TEXT", "frozen": "TEXT"}}  # the first ledgers: added when a run opens an older one
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
   id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL NOT NULL, finished REAL, status TEXT NOT NULL,
   petri_version TEXT, git_commit TEXT, torch_version TEXT, device TEXT, host TEXT, executor TEXT,
-  study_text TEXT NOT NULL, profile TEXT, data_override TEXT, study_path TEXT, seeds TEXT);
+  study_text TEXT NOT NULL, profile TEXT, data_override TEXT, study_path TEXT, seeds TEXT, frozen TEXT);
 CREATE TABLE IF NOT EXISTS cells (
   hash TEXT PRIMARY KEY, variant TEXT NOT NULL, point TEXT NOT NULL, seed INTEGER NOT NULL,
   config TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending', started REAL, finished REAL,
@@ -194,15 +195,15 @@ class Ledger:
 
     # --- runs and cells -----------------------------------------------------------------
     def start_run(self, facts: dict, study_text: str, profile: str | None = None, data_override: str | None = None,
-                  study_path: str | None = None, seeds: list[int] | None = None) -> int:
+                  study_path: str | None = None, seeds: list[int] | None = None, frozen: dict | None = None) -> int:
         def go(db):
             cur = db.execute(
                 "INSERT INTO runs (started, status, petri_version, git_commit, torch_version, device, host,"
-                " executor, study_text, profile, data_override, study_path, seeds)"
-                " VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " executor, study_text, profile, data_override, study_path, seeds, frozen)"
+                " VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (time.time(), facts.get("petri_version"), facts.get("git_commit"), facts.get("torch_version"),
                  facts.get("device"), facts.get("host"), facts.get("executor"), study_text, profile, data_override,
-                 study_path, None if seeds is None else json.dumps(seeds)))
+                 study_path, None if seeds is None else json.dumps(seeds), None if frozen is None else json.dumps(frozen)))
             return cur.lastrowid
         return self._tx(go)
 

@@ -24,6 +24,7 @@ from rich.progress import (
 
 from .. import __version__
 from ..data import get_spec
+from .snapshot import changes, freeze
 from ..data.sources import ensure_files
 from ..errors import PetriError, PlaceError, SpecError, StoreError
 from ..train.loop import resolve_device
@@ -84,9 +85,10 @@ CHECKPOINT_MINUTES = 5.0  # within an epoch longer than this, running cells are 
 
 def run_study(study: Study, out: str | Path, executor: str = "local", address: str | None = None,
               max_members: int | None = None, console: Console | None = None,
-              checkpoint_minutes: float = CHECKPOINT_MINUTES) -> dict:
+              checkpoint_minutes: float = CHECKPOINT_MINUTES, changed: bool = False) -> dict:
     """Train every unfinished cell of ``study`` into ``out``; returns counts by status. Every epoch's
-    end is checkpointed, and within a long epoch every ``checkpoint_minutes``."""
+    end is checkpointed, and within a long epoch every ``checkpoint_minutes``. A plugin or data file
+    that changed since the folder's finished cells ran stops the run in one line unless ``changed``."""
     if not (isinstance(checkpoint_minutes, (int, float)) and 0 < checkpoint_minutes < math.inf):
         raise SpecError(f"checkpoint_minutes (--checkpoint-minutes): must be a number > 0 (got {checkpoint_minutes!r})")
     console = console or Console(stderr=True)
@@ -101,28 +103,31 @@ def run_study(study: Study, out: str | Path, executor: str = "local", address: s
     except OSError as e:
         raise PlaceError(f"--out {out}: cannot create the study directory ({e.strerror})") from None
     with RunLock(out):  # one run per directory; the lock dies with the process
-        return _run(study, out, executor, address, max_members, console, 60.0 * checkpoint_minutes)
+        return _run(study, out, executor, address, max_members, console, 60.0 * checkpoint_minutes, changed)
 
 
 def _run(study: Study, out: Path, executor: str, address: str | None, max_members: int | None,
-         console: Console, checkpoint_every: float) -> dict:
+         console: Console, checkpoint_every: float, changed: bool = False) -> dict:
     ledger = Ledger(out, create=True)
     ledger.claim(study.name)
+    _check_changes(study, ledger, changed)
+    frozen = freeze(study.plugin_entries, study.plugins, get_spec(study.data), out)
     ledger.register(study.cells)
     p = plan(study, ledger, max_members)
     path = str(Path(study.path).resolve()) if Path(study.path).is_file() else None
     if not p.todo:
         console.print(f"{study.name}: all {len(study.cells)} cells already finished in {ledger.path}; nothing to train")
-        last = ledger.query("SELECT study_text, profile, data_override, seeds FROM runs ORDER BY id DESC LIMIT 1")
-        if last and (last[0]["study_text"], last[0]["profile"], last[0]["data_override"], last[0]["seeds"]) != \
-                (study.text, study.profile, study.data_override, json.dumps(study.seeds)):  # e.g. new questions in [analysis]: shown from now on
+        last = ledger.query("SELECT study_text, profile, data_override, seeds, frozen FROM runs ORDER BY id DESC LIMIT 1")
+        if last and (last[0]["study_text"], last[0]["profile"], last[0]["data_override"], last[0]["seeds"],
+                     last[0]["frozen"]) != (study.text, study.profile, study.data_override, json.dumps(study.seeds),
+                                            json.dumps(frozen)):  # e.g. new questions in [analysis]: shown from now on
             ledger.finish_run(ledger.start_run(run_facts("cpu", executor), study.text, study.profile,
-                                               study.data_override, path, study.seeds), "done")
+                                               study.data_override, path, study.seeds, frozen), "done")
         ledger.close()
         return {"trained": 0, "skipped": p.skipped}
     device = resolve_device(p.packs[0].recipe.device)
     run_id = ledger.start_run(run_facts(str(device), executor), study.text, study.profile, study.data_override, path,
-                              study.seeds)
+                              study.seeds, frozen)
     console.print(f"{study.name}: {len(p.todo)} cells to train in {len(p.packs)} packs on {device} "
                   f"({p.skipped} already finished" + (f", {p.resumed} continue from a checkpoint" if p.resumed else "")
                   + (f", {p.within} of them from within an epoch" if p.within else "") + ")",
@@ -232,6 +237,23 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
     for s in written.values():
         counts[s] = counts.get(s, 0) + 1
     return {"trained": len(written), "skipped": p.skipped, **counts}
+
+
+def _check_changes(study: Study, ledger: Ledger, allowed: bool) -> None:
+    """One line, and no training, when a plugin or data file differs from what the folder's finished
+    cells ran with (unless ``allowed``): those cells keep their numbers, the changed file makes new ones."""
+    last = ledger.query("SELECT frozen FROM runs WHERE frozen IS NOT NULL ORDER BY id DESC LIMIT 1")
+    what = changes(json.loads(last[0]["frozen"]) if last else None, study.plugin_entries, study.plugins,
+                   get_spec(study.data))
+    if not what or allowed:
+        return
+    new = {c.hash for c in study.cells}
+    kept = [c for c in ledger.cells() if c["status"] in FINISHED and c["hash"] not in new]
+    if kept:
+        variants = ", ".join(sorted({c["variant"] for c in kept}))
+        raise StoreError(f"{ledger.dir}: {' and '.join(what)} changed since these cells ran ({len(kept)} finished "
+                         f"cells of {variants} keep their numbers; show and report read them as they ran); restore "
+                         "the file, or run with --changed to train the changed study's cells beside them")
 
 
 def _main_thread() -> bool:

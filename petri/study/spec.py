@@ -31,6 +31,7 @@ from ..train.recipe import Recipe, parse_optimizer
 from ..treatments import parse_treatment
 from ..train.metrics import is_fraction
 from .questions import Adaptive, Analysis, parse_adaptive, parse_analysis
+from .snapshot import spec_from_json
 
 # Bump when a change alters what training computes: old cells get new hashes.
 # 2: the optimiser update comes straight from PyTorch's fused kernel; the loss gradient is scaled once.
@@ -91,6 +92,7 @@ class Study:
     warnings: list[str] = field(default_factory=list)  # said at parse time (nothing to compare, ...)
     analysis: Analysis = field(default_factory=Analysis)  # the comparisons, metric and margin it asks for
     adaptive: Adaptive | None = None  # seeds in rounds until the answer is clear (seeds: the current round's)
+    plugin_entries: list[str] = field(default_factory=list)  # plugins as the file writes them
 
     @property
     def reference(self) -> str:
@@ -195,9 +197,12 @@ def cell_hash(config: dict) -> tuple[str, str]:
 
 
 def parse_study(text: str, path: str = "<study>", data_override: str | None = None,
-                profile: str | None = None, base_dir: Path | None = None, seeds_now: int | None = None) -> Study:
+                profile: str | None = None, base_dir: Path | None = None, seeds_now: int | None = None,
+                frozen: dict | None = None, root: Path | None = None) -> Study:
     """Parse and validate a study; ``profile`` applies ``[profiles.NAME]`` (recipe and seeds overrides);
     ``seeds_now``: an adaptive study's current round (its first seeds_now seeds; default its min).
+    ``frozen`` (with the study folder ``root``): the plugins' stored sources and the data set's identity
+    as its cells ran (``snapshot.freeze``), read instead of the live files.
     Plugins named by a relative path are found in ``base_dir`` (default: the study file's folder)."""
     try:
         if text.lstrip().startswith("{"):  # a study built in code (petri.load_study(dict)) is kept as JSON
@@ -222,7 +227,11 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
     plugins = raw.get("plugins", [])
     if not isinstance(plugins, list) or not all(isinstance(p, str) and p for p in plugins):
         raise SpecError(f"{where}: plugins: must be a list of Python files or module names, e.g. [\"mymodels.py\"]")
+    entries = list(plugins)
     plugins = [load_plugins.resolve(p, base_dir) for p in plugins]
+    if frozen:  # reading a study folder: its plugins as the cells ran, whatever became of the live files
+        plugins = [str(root / frozen["plugins"][e]) if e in frozen.get("plugins", {}) else p
+                   for e, p in zip(entries, plugins)]
     load_plugins.load(plugins, f"{where}: plugins")
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
@@ -236,11 +245,15 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
     if not isinstance(data, str) or not data:
         raise SpecError(f"{where}: data: missing; a registered data set ({', '.join(_dataset_names())}), or the "
                         "path of your .npz file or image folder")
-    data = data_key(data, Path.cwd() if data_override else base_dir)
-    try:
-        dspec = get_spec(data)
-    except PetriError as e:
-        raise SpecError(f"{where}: data: {e}") from None
+    if frozen and frozen.get("data"):  # the data set's identity as the cells ran: no file needs to exist
+        dspec = spec_from_json(frozen["data"])
+        data = dspec.key
+    else:
+        data = data_key(data, Path.cwd() if data_override else base_dir)
+        try:
+            dspec = get_spec(data)
+        except PetriError as e:
+            raise SpecError(f"{where}: data: {e}") from None
     seeds = raw.get("seeds", 1)
     adaptive = None
     if isinstance(seeds, dict):  # adaptive: the round's seeds (seeds_now), min at first
@@ -301,8 +314,9 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
             point = tuple(zip(labels, combo))
             for seed in seeds:
                 h, config = cell_hash(_config(data, dspec, recipe, ts, seed))
-                cells.append(Cell(vname, point, seed, recipe, ts, data, h, config))
-    study = Study(name, data, seeds, baseline, variants, base, text, str(path), cells)
+                cells.append(Cell(vname, point, seed, recipe, ts, dspec if frozen else data, h, config))
+    study = Study(name, dspec if frozen else data, seeds, baseline, variants, base, text, str(path), cells)
+    study.plugin_entries = entries
     study.baseline_point, study.warnings = _baseline_point(raw.get("baseline_point"), baseline, cells, where)
     study.profile, study.data_override, study.plugins = profile, data_override, plugins
     study.analysis = parse_analysis(raw.get("analysis"), variants, where, len(dspec.classes))
