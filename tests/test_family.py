@@ -346,3 +346,21 @@ def test_seeds_added_by_hand_are_counted_as_looks(tmp_path):
         assert r.exit_code == 0, r.output
     assert "computed before on other seeds (2 earlier runs with results)" in r.stderr
     assert "**Repeated looks.** These verdicts were computed before" in (out / "report" / "report.md").read_text()
+
+
+def test_best_point_is_chosen_on_validation_and_test_selected_cells_stay_out():
+    """The reference among a sweep's points is the best on validation accuracy, not on test accuracy; a row
+    whose cells stopped on test data is shown but never compared."""
+    cells, epochs = _rows({("base", '{"lr": 1}'): {0: 0.90, 1: 0.91}, ("base", '{"lr": 2}'): {0: 0.95, 1: 0.96},
+                           ("other", "{}"): {0: 0.93, 1: 0.94}, ("peeked", "{}"): {0: 0.99, 1: 0.98}})
+    for e in epochs:  # validation accuracy says lr 1 is the best point (its test accuracy says lr 2)
+        e["val_acc"] = 0.99 if '"lr": 1}' in e["cell_hash"] else 0.5
+    for c in cells:
+        if c["variant"] == "peeked":
+            c["config"] = json.dumps({"recipe": {"early_stopping": {"monitor": "test_acc", "on_test": True}}})
+    f = findings(cells, epochs, "base", "best")
+    ref = next(r for r in f.rows if r.verdict == "baseline")
+    assert ref.point == {"lr": 1}
+    peeked = next(r for r in f.rows if r.variant == "peeked")
+    assert peeked.verdict == "stopped on test data: not compared" and peeked.effect is None
+    assert all("peeked" not in c.a for c in f.family) and f.m == 2

@@ -173,7 +173,7 @@ def _paths(node, prefix=()):
 BASE = json.loads(json.dumps({
     "name": "h", "data": "mnist", "seeds": 2, "baseline": "a",
     "recipe": {"model": {"name": "mlp", "hidden": [8]}, "optimizer": {"name": "sgd", "lr": 0.1}, "batch_size": 50,
-               "epochs": 1, "train_size": 500, "early_stopping": {"monitor": "test_acc", "patience": 2},
+               "epochs": 1, "train_size": 500, "early_stopping": {"monitor": "test_acc", "patience": 2, "on_test": True},
                "schedule": "cosine"},
     "variants": {"a": {}, "b": {"treatments": [{"name": "window_keep", "size": 9, "row": 3, "col": 3}],
                                 "recipe": {"model": [{"name": "conv2d", "filters": 2}, "relu", "flatten",

@@ -114,10 +114,9 @@ def test_comparisons_inside_a_sweep(tmp_path):
     assert next(r for r in rows if r.variant == "base").verdict == "same cells as the reference"
     md = (build_report(out).parent / "report.md").read_text()
     assert "Reference: 'grid' at lr=0.1, batch_size=128" in md and "against 'grid' at lr=0.1, batch_size=128" in md
-    best = parse_study(text.replace("baseline_point = { lr = 0.1, batch_size = 128 }", 'baseline_point = "best"'))
-    rows = summarize(places, epochs, best.baseline, best.baseline_point)
-    top = max((r for r in rows if r.variant == "grid"), key=lambda r: r.mean)
-    assert top.verdict == "baseline"
+    with pytest.raises(SpecError, match=r'baseline_point = "best" would choose the reference on the test set.*add '
+                                         r"val_size to 'grid'"):
+        parse_study(text.replace("baseline_point = { lr = 0.1, batch_size = 128 }", 'baseline_point = "best"'))
 
 
 @pytest.mark.parametrize("edit,msg", [

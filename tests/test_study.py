@@ -203,9 +203,19 @@ def test_every_shipped_study_validates(path):
 
 def test_val_monitor_needs_a_validation_split():
     text = BASE.replace("epochs = 1", 'epochs = 1\nearly_stopping = { monitor = "val_acc", patience = 2 }')
-    with pytest.raises(SpecError, match=r"recipe: early_stopping.monitor 'val_acc' needs val_size > 0; allowed without a validation split: test_acc, test_loss$"):
+    with pytest.raises(SpecError, match=r"recipe: early_stopping.monitor 'val_acc' needs a validation split: add "
+                                         r"val_size \(e.g. val_size = 5000"):
         parse_study(text)
     assert parse_study(text.replace("test_size = 500", "test_size = 500\nval_size = 200")).cells
+
+
+def test_selecting_on_test_data_is_refused_unless_asked_for():
+    text = BASE.replace("epochs = 1", 'epochs = 1\nearly_stopping = { monitor = "test_acc", patience = 2 }')
+    with pytest.raises(SpecError, match=r"early_stopping.monitor 'test_acc' would choose each cell's stopping epoch on "
+                                         r"the test set.*set early_stopping.on_test = true"):
+        parse_study(text)
+    knowingly = parse_study(text.replace("patience = 2", "patience = 2, on_test = true"))
+    assert knowingly.cells[0].recipe.early_stopping.on_test
 
 
 def test_adding_a_field_with_a_default_keeps_cell_hashes(monkeypatch):

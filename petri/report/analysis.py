@@ -35,6 +35,8 @@ class Row:
     hashes: frozenset = frozenset()  # its cells (two places may hold the same ones)
     effect: Comparison | None = None
     verdict: str = ""
+    val: float = math.nan  # mean final validation accuracy (what "best" points are chosen on)
+    on_test: bool = False  # its cells chose their stopping epoch on the test set: kept out of verdicts
 
     @property
     def label(self) -> str:
@@ -131,7 +133,7 @@ def findings(cells: list[dict], epochs: list[dict], baseline: str, baseline_poin
         groups.setdefault((c["variant"], c["point"]), []).append(c)
     rows = []
     for (variant, point), cs in groups.items():
-        finals, bests, losses, lens, by_seed = [], [], [], [], {}
+        finals, bests, losses, lens, by_seed, vals = [], [], [], [], {}, []
         for c in cs:
             es = sorted(by_cell.get(c["hash"], []), key=lambda e: e["epoch"])
             value = metric_value(metric, es[-1], json.loads(c["final"]) if c.get("final") else None) if es else None
@@ -142,21 +144,27 @@ def findings(cells: list[dict], epochs: list[dict], baseline: str, baseline_poin
                 losses.append(es[-1]["test_loss"])
                 lens.append(len(es))
                 by_seed[c["seed"]] = value
+                if es[-1]["val_acc"] is not None:
+                    vals.append(es[-1]["val_acc"])
         mean, hw = t_interval(finals)
         on = "val" if any(e["val_acc"] is not None for c in cs for e in by_cell.get(c["hash"], [])[:1]) else "test"
         rows.append(Row(variant, json.loads(point), len(cs), len(finals), mean, hw, _mean(bests), on,
                         _mean(losses), _mean(lens), dict(Counter(c["status"] for c in cs)), by_seed,
-                        frozenset(c["hash"] for c in cs)))
+                        frozenset(c["hash"] for c in cs), val=_mean(vals), on_test=any(_on_test(c) for c in cs)))
     variants = list(dict.fromkeys(r.variant for r in rows))  # as the study lists them; points as numbers
     rows.sort(key=lambda r: (variants.index(r.variant), [point_key(v) for v in r.point.values()]))
-    base = reference(rows, baseline, baseline_point, lower_is_better=not higher_is_better(metric))
+    base = reference(rows, baseline, baseline_point)
     family = _family(rows, base, analysis)
+    tainted = {r.key for r in rows if r.on_test}  # selected on test data: never in a verdict
+    family = [c for c in family if not any(k in tainted for k, _ in c.terms)]
     for c in family:
         c.higher_better = higher_is_better(metric)
     m = analyse(family, {r.key: r.by_seed for r in rows}, ALPHA, analysis.looks)
     for r in rows:
         if base is not None and r is not base and r.hashes == base.hashes:
             r.verdict = "same cells as the reference"  # a grid point equal to the baseline: nothing to test
+        elif r.on_test:
+            r.effect, r.verdict = None, "stopped on test data: not compared"
         elif r.effect is not None:
             r.verdict = r.effect.verdict
     if base is not None:
@@ -169,15 +177,24 @@ def point_key(v):
     return (0, float(v), "") if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, 0.0, str(v))
 
 
-def reference(rows: list[Row], baseline: str, point: dict | str | None, lower_is_better: bool = False) -> Row | None:
+def reference(rows: list[Row], baseline: str, point: dict | str | None) -> Row | None:
     """The row every other is compared with; None when there is none (a swept baseline, no point)."""
     base = [r for r in rows if r.variant == baseline]
-    if point == "best":
-        scored = [r for r in base if r.n]
-        return (min if lower_is_better else max)(scored, key=lambda r: r.mean) if scored else None
+    if point == "best":  # on validation accuracy: the test set chooses nothing that it then judges
+        scored = [r for r in base if r.n and not math.isnan(r.val)]
+        return max(scored, key=lambda r: r.val) if scored else None
     if isinstance(point, dict):
         return next((r for r in base if r.point == point), None)
     return base[0] if len(base) == 1 else None
+
+
+def _on_test(place: dict) -> bool:
+    """Whether a cell's early stopping monitored a test metric (early_stopping.on_test)."""
+    try:
+        es = json.loads(place.get("config") or "{}").get("recipe", {}).get("early_stopping") or {}
+    except (TypeError, ValueError):
+        return False
+    return bool(es.get("on_test"))
 
 
 def _mean(xs):

@@ -98,7 +98,7 @@ class Study:
     def reference(self) -> str:
         """What every Δ is against, in words."""
         if self.baseline_point == "best":
-            return f"the best point of {self.baseline!r} (by mean final test accuracy)"
+            return f"the best point of {self.baseline!r} (by mean final validation accuracy)"
         if isinstance(self.baseline_point, dict):
             return f"{self.baseline!r} at " + ", ".join(f"{k}={v}" for k, v in self.baseline_point.items())
         return repr(self.baseline)
@@ -392,6 +392,12 @@ def _baseline_point(bp, baseline: str, cells: list[Cell], where: str) -> tuple[d
             return None, [f"{where}: only {baseline!r} is in this study: nothing to compare it with; add a variant"]
         return None, []
     if bp == "best":
+        if any(not c.recipe.val_size for c in cells if c.variant == baseline):
+            raise SpecError(f"{where}: baseline_point = \"best\" would choose the reference on the test set and then "
+                            "test every other point against it on the same images (every Δ biased); add val_size to "
+                            f"{baseline!r}'s recipe (e.g. val_size = 5000: the best point is then chosen on validation "
+                            "accuracy), or name the point: baseline_point = { "
+                            + ", ".join(f"{a} = ..." for a in axes) + " }")
         return bp, []
     if not isinstance(bp, dict):
         raise SpecError(f"{where}: baseline_point: a table of {baseline!r}'s sweep values, e.g. "

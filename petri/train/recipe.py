@@ -109,6 +109,8 @@ class EarlyStopping(_Spec):
     """
 
     monitor: Literal["val_acc", "val_loss", "test_acc", "test_loss"] = "val_acc"
+    on_test: bool = Field(default=False, description="allow monitor = test_acc / test_loss: the stopping epoch is "
+                          "then chosen on the test set, and the cells are labelled and kept out of verdicts")
     patience: PositiveInt = Field(default=15, description="epochs without improvement")
     min_delta: NonNegativeFloat = 0.0
     overfit_ratio: Optional[PositiveFloat] = None
@@ -131,7 +133,13 @@ class Recipe(_Spec):
 
     @model_validator(mode="after")
     def _validation_split_for_val_monitor(self):
-        if self.early_stopping and self.early_stopping.monitor.startswith("val") and not self.val_size:
-            raise ValueError(f"early_stopping.monitor {self.early_stopping.monitor!r} needs val_size > 0; "
-                             "allowed without a validation split: test_acc, test_loss")
+        es = self.early_stopping
+        if es and es.monitor.startswith("val") and not self.val_size:
+            raise ValueError(f"early_stopping.monitor {es.monitor!r} needs a validation split: add val_size (e.g. "
+                             "val_size = 5000: images held out of the training data, the same for every cell)")
+        if es and es.monitor.startswith("test") and not es.on_test:
+            raise ValueError(f"early_stopping.monitor {es.monitor!r} would choose each cell's stopping epoch on the "
+                             "test set, whose accuracy then enters the verdicts (optimistic); monitor val_acc or "
+                             "val_loss with val_size > 0, or set early_stopping.on_test = true to do it knowingly "
+                             "(the cells are then labelled and kept out of verdicts)")
         return self
