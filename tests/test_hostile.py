@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import resource
 import sqlite3
 import subprocess
@@ -396,3 +397,37 @@ def test_debug_shows_the_traceback(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PETRI_DEBUG", "1")
     with pytest.raises(ZeroDivisionError):
         main(["run", str(f), "--dry-run"])
+
+
+def _unprivileged(*args, **env):
+    """petri as root without the capability to read others' files (as any user meets a mode-000 file)."""
+    return subprocess.run(["setpriv", "--bounding-set=-dac_override,-dac_read_search", sys.executable, "-m",
+                           "petri.cli", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, **env})
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv to drop read rights")
+def test_an_unreadable_data_file_is_a_place_error(tmp_path, shared_data):
+    data = tmp_path / "ds"
+    shutil.copytree(shared_data / "mnist", data / "mnist")
+    locked = data / "mnist" / "train-images-idx3-ubyte.gz"
+    locked.chmod(0)
+    env = dict(PETRI_DATA=str(data), PETRI_CACHE=str(tmp_path / "cache"), XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    study = tmp_path / "s.toml"
+    study.write_text('name = "u"\ndata = "mnist"\n[recipe]\nmodel = "mlp"\nepochs = 1\ntrain_size = 500\n'
+                     '[variants.a]\n[variants.b]\ntreatments = ["invert"]\n')
+    for args in (["data", "verify", "mnist"], ["run", study, "--out", tmp_path / "out"]):
+        r = _unprivileged(*args, **env)
+        assert r.returncode == 1, r.stderr
+        assert r.stderr.strip().splitlines()[-1] == (f"petri: error: {locked}: cannot read this data file (Permission "
+                                                     f"denied); give petri read access to it (e.g. chmod a+r {locked})")
+    import numpy as np
+
+    import petri
+
+    npz = tmp_path / "mine.npz"
+    x = np.zeros((20, 1, 8, 8), np.uint8)
+    petri.save_dataset(npz, x, np.arange(20) % 2, x[:10], np.arange(10) % 2)
+    npz.chmod(0)
+    r = _unprivileged("data", "verify", npz, PETRI_CACHE=str(tmp_path / "cache2"))
+    assert r.returncode == 1 and f"{npz}: cannot read this data file (Permission denied)" in r.stderr

@@ -131,7 +131,7 @@ def test_kill_mid_run_keeps_ledger_and_resumes(tmp_path, sig):
     assert kept >= 4  # finished epochs survive the kill
     if sig == signal.SIGTERM:
         assert db.execute("SELECT status FROM runs").fetchone()[0] == "interrupted"
-        assert db.execute("SELECT COUNT(*) FROM cells WHERE status='failed'").fetchone()[0] == 4
+        assert db.execute("SELECT COUNT(*) FROM cells WHERE status='interrupted'").fetchone()[0] == 4
     db.close()
     from petri.api import open_study
 
@@ -143,6 +143,39 @@ def test_kill_mid_run_keeps_ledger_and_resumes(tmp_path, sig):
     assert counts["trained"] == 4
     db = sqlite3.connect(out / "petri.sqlite")
     assert dict(db.execute("SELECT hash, finished FROM cells WHERE variant='fast'")) == fast
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_polite_stop_recomputes_no_finished_epoch(tmp_path, sig):
+    """SIGTERM or Ctrl-C at random moments of a pack with short epochs: each time, every interrupted cell's
+    latest checkpoint is its last epoch in the ledger (the signal waits for that writing), the cells are
+    recorded as interrupted, and the resume continues from there."""
+    import random
+
+    from petri.study.cellstore import latest_checkpoint
+
+    text = SLOW.replace("train_size = 20000", "train_size = 2000").replace("epochs = 500", "epochs = 60")
+    study, out = _write(tmp_path, text), tmp_path / "out"
+    rng = random.Random(int(sig))
+    count = "SELECT COUNT(*) FROM epochs e JOIN cells c ON c.hash=e.cell_hash WHERE c.variant!='fast'"
+    for round_ in range(4):
+        before = _db(out).execute(count).fetchone()[0] if (out / "petri.sqlite").exists() else 0
+        proc = _spawn(study, out)
+        _wait_for(out, count, before + 8, proc)  # this process has trained two epochs of each cell
+        time.sleep(rng.uniform(0, 0.3))
+        proc.send_signal(sig)
+        assert proc.wait(60) != 0, (round_, proc.stdout.read().decode()[-2000:])
+        said = proc.stdout.read().decode()
+        assert round_ == 0 or "(2 already finished, 4 continue from a checkpoint)" in said, said[:500]
+        db = _db(out)
+        rows = db.execute("SELECT c.hash, c.status, MAX(e.epoch) FROM cells c JOIN epochs e ON e.cell_hash = c.hash"
+                          " WHERE c.variant != 'fast' GROUP BY c.hash").fetchall()
+        db.close()
+        assert {status for _, status, _ in rows} == {"interrupted"}, rows
+        for h, _, last in rows:
+            state = latest_checkpoint(out, h)
+            assert state is not None and state.epoch == last and not state.inner, (round_, h, last, state)
 
 
 def test_resume_retrains_only_unfinished(tmp_path):

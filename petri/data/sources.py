@@ -16,7 +16,7 @@ from pathlib import Path
 
 import platformdirs
 
-from ..errors import DataError
+from ..errors import DataError, PlaceError
 from .registry import DataFile, DatasetSpec
 
 
@@ -51,10 +51,19 @@ def locate(spec: DatasetSpec, root: str | os.PathLike | None = None) -> Path | N
 
 def md5sum(path: Path) -> str:
     h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError as e:
+        raise unreadable(path, e) from None
     return h.hexdigest()
+
+
+def unreadable(path, e: OSError) -> PlaceError:
+    """A data file petri may not read: a place error (exit 1), in one line."""
+    return PlaceError(f"{path}: cannot read this data file ({e.strerror}); give petri read access to it "
+                      f"(e.g. chmod a+r {path})")
 
 
 def missing_files(spec: DatasetSpec, root: Path) -> list[str]:

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import DataError
 from . import cache
+from .sources import unreadable
 from .registry import DatasetSpec
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -81,6 +82,8 @@ def _read_npz(path: Path):
             classes = [str(c) for c in z["classes"]] if "classes" in z.files else None
     except DataError:
         raise
+    except PermissionError as e:
+        raise unreadable(path, e) from None
     except (OSError, ValueError, EOFError) as e:
         raise DataError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
     arrays = {}
@@ -179,6 +182,8 @@ def _read_folder(root: Path, files: list[Path]):
             with Image.open(f) as im:
                 im.load()
                 images[split].append(im.copy())
+        except PermissionError as e:
+            raise unreadable(f, e) from None
         except (UnidentifiedImageError, OSError, ValueError) as e:
             raise DataError(f"{f}: not an image Pillow can read ({type(e).__name__}); an image folder holds only "
                             "images") from None

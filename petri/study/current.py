@@ -63,6 +63,7 @@ def load_current(directory: str | Path) -> tuple[Study, list[dict], list[dict], 
         row = stored.get(c.hash) or {"hash": c.hash, "status": "pending", "config": c.config, "started": None,
                                      "finished": None, "seconds": None, "run_id": None, "error": None}
         if gone and row["status"] == "running" or row["status"] == "failed" and row.get("error") == "interrupted":
+            # (older ledgers kept a polite stop as failed with the error 'interrupted')
             row = row | {"status": "interrupted"}  # killed, or stopped by Ctrl-C / SIGTERM: it resumes
         places.append(row | {"variant": c.variant, "point": point, "seed": c.seed, "place": key})
         epochs += [e | {"variant": c.variant, "point": point, "seed": c.seed, "place": key}

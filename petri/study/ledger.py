@@ -12,7 +12,7 @@ Schema (query it with any SQLite client):
   ``frozen`` (JSON) the stored copies of its plugins (``DIR/plugins/``) and its data set's identity.
 * ``cells(hash, variant, point, seed, config, status, started, finished, seconds,
   run_id, error)``: status is pending / running / done / failed / diverged /
-  stopped-early; ``point`` and ``config`` are JSON.
+  stopped-early / interrupted (Ctrl-C or SIGTERM); ``point`` and ``config`` are JSON.
 * ``epochs(cell_hash, epoch, train_loss, train_acc, val_loss, val_acc, test_loss,
   test_acc, images_per_s, seconds, pack_size, machine, train_eval_loss, train_eval_acc)``:
   ``train_*`` are running means over the epoch's batches (train mode), ``train_eval_*`` the first
@@ -249,9 +249,9 @@ class Ledger:
                                            [(time.time(), error[:2000], h) for h in hashes]))
 
     def interrupt_running(self) -> None:
-        """Cells left 'running' by an interrupted run (Ctrl-C, SIGTERM) are marked failed with the error
-        'interrupted' (shown as interrupted; a re-run resumes them from their checkpoints)."""
-        self._tx(lambda db: db.execute("UPDATE cells SET status='failed', error='interrupted' WHERE status='running'"))
+        """Cells left 'running' by an interrupted run (Ctrl-C, SIGTERM) are marked 'interrupted' (a re-run
+        resumes them from their checkpoints)."""
+        self._tx(lambda db: db.execute("UPDATE cells SET status='interrupted', error=NULL WHERE status='running'"))
 
     # --- reading ------------------------------------------------------------------------
     def query(self, sql: str, args=()) -> list[dict]:

@@ -8,6 +8,7 @@ import platform
 import signal
 import subprocess
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def plan(study: Study, ledger: Ledger | None, max_members: int | None) -> Plan:
     statuses = ledger.statuses() if ledger else {}
     distinct = list({c.hash: c for c in reversed(study.cells)}.values())[::-1]  # a cell in several places: once
     todo = [c for c in distinct if statuses.get(c.hash) not in FINISHED]
-    states = resume_points(ledger.dir, [c for c in todo if statuses.get(c.hash) in ("running", "failed")]) \
+    states = resume_points(ledger.dir, [c for c in todo if statuses.get(c.hash) in ("running", "failed", "interrupted")]) \
         if ledger else {}
     return Plan(todo, make_packs(todo, max_members, states=states), len(distinct) - len(todo), len(states),
                 sum(1 for s in states.values() if s.inner))
@@ -76,8 +77,30 @@ def run_facts(device: str, executor: str) -> dict:
             "device": device, "host": platform.node(), "executor": executor}
 
 
-def _on_sigterm(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM ends a run like Ctrl-C: finished work is kept, the rest marked failed
+class _Polite:
+    """Ctrl-C and SIGTERM end a run, but never while it writes what a finished epoch needs (its ledger
+    rows, then its checkpoints): a signal that arrives then is acted on once the writing is done, so a
+    resume recomputes no finished epoch."""
+
+    def __init__(self):
+        self.depth, self.pending = 0, False
+
+    def handler(self, signum, frame):
+        if self.depth:
+            self.pending = True
+        else:
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def writing(self):
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+            if not self.depth and self.pending:
+                self.pending = False
+                raise KeyboardInterrupt
 
 
 CHECKPOINT_MINUTES = 5.0  # within an epoch longer than this, running cells are also checkpointed this often
@@ -145,7 +168,13 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
                 cellstore.clear(ledger.dir, c.hash)
         progress.update(task, description=f"pack {pack_no[id(pack)]}/{len(p.packs)} (K={len(pack.cells)})")
 
+    polite = _Polite()
+
     def write(pack, results, epoch=None):
+        with polite.writing():
+            _write(pack, results, epoch)
+
+    def _write(pack, results, epoch=None):
         """Weights of cells that finished, then the ledger (epoch rows and statuses, one transaction),
         then checkpoints of cells still running: a kill between any two steps loses at most the epoch
         in flight, and a cell the ledger calls done has its weights on disk."""
@@ -164,7 +193,7 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
                 written[cell.hash] = r.status
         ledger.record_epoch(rows, finished, finals)
         if epoch is not None:
-            save_states(pack, results)
+            _save_states(pack, results)
         for cell, r in zip(pack.cells, results):
             if r.status != "running":
                 cellstore.remove_checkpoints(ledger.dir, cell.hash)
@@ -173,6 +202,10 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
     def save_states(pack, results):
         """Each running cell's state, as a checkpoint (after an epoch, or within a long one: then
         nothing enters the ledger)."""
+        with polite.writing():
+            _save_states(pack, results)
+
+    def _save_states(pack, results):
         for cell, r in zip(pack.cells, results):
             if r.status == "running" and r.state is not None:
                 cellstore.save_checkpoint(ledger.dir, cell.hash, r.state)
@@ -211,7 +244,8 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
         else:
             write(pack, results)
 
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
+    previous = {sig: signal.signal(sig, polite.handler) for sig in (signal.SIGTERM, signal.SIGINT)} \
+        if _main_thread() else {}
     status = "interrupted"
     try:
         with progress:
@@ -231,8 +265,8 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
         except PetriError:
             pass
         ledger.close()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     counts: dict[str, int] = {}
     for s in written.values():
         counts[s] = counts.get(s, 0) + 1

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from .. import plugins as load_plugins
 from ..data import get_spec
-from ..errors import PetriError, SpecError
+from ..errors import PetriError, PlaceError, SpecError
 from ..models import parse_model
 from ..specs import canonical, echo, fmt_loc, translate
 from ..train.recipe import Recipe, parse_optimizer
@@ -252,6 +252,8 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
         data = data_key(data, Path.cwd() if data_override else base_dir)
         try:
             dspec = get_spec(data)
+        except PlaceError:
+            raise  # the data is fine, the place is not (an unreadable file): exit 1, as such
         except PetriError as e:
             raise SpecError(f"{where}: data: {e}") from None
     seeds = raw.get("seeds", 1)
