@@ -222,6 +222,22 @@ class Results:
                          "ece": final.get("ece"), "seconds": p["seconds"], "hash": p["hash"]})
         return _frame(rows, study, ["variant", "seed", "status", "epochs", *METRICS, "gap", "ece", "seconds", "hash"])
 
+    def subsets(self, variant: str, point: dict | None = None) -> dict:
+        """The images a variant's cells used (at ``point`` in a sweep: default its first), as indices into
+        the data set's official splits: {"train", "val", "test"} -> int64 arrays, ascending; the same for
+        every seed. With ``load_model`` they let plain PyTorch reproduce the ledger's numbers."""
+        from .data import get_spec
+        from .train.splits import subset_ids
+
+        study = self.study
+        mine = [c for c in study.cells if c.variant == variant and (point is None or dict(c.point) == point)]
+        if not mine:
+            raise SpecError(f"subsets: no cell of {variant!r}" + (f" at {point}" if point else "") +
+                            f"; variants: {', '.join(study.variants)}")
+        spec = get_spec(study.data)
+        ids = subset_ids(spec.n_train, spec.n_test, mine[0].recipe, spec.name)
+        return {k: t.numpy() for k, t in zip(("train", "val", "test"), ids)}
+
     def confusion(self, variant: str, point: dict | None = None):
         """The confusion matrix of a variant (at ``point`` in a sweep: default its first), summed over its
         finished seeds: a DataFrame of image counts, rows the true class, columns the predicted one."""

@@ -61,6 +61,8 @@ def data_verify(name: str, root: Optional[Path] = typer.Option(None, help="look 
                   f"test {s['test']} images", soft_wrap=True)
     console.print(f"  train per class: {s['train_per_class']}")
     console.print(f"  test per class:  {s['test_per_class']}")
+    if s.get("note"):
+        console.print(f"  note: {s['note']}", soft_wrap=True, markup=False, highlight=False)
 
 
 @data_app.command("fetch")

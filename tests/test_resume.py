@@ -64,6 +64,26 @@ def nets(tmp_path_factory):
     return out, study
 
 
+def test_exposed_subsets_let_plain_pytorch_reproduce_the_ledger(nets, mnist):
+    """The public subset indices (API and export) and load_model, in plain PyTorch on the raw test images:
+    the ledger's count of correct test images, exactly."""
+    import json
+
+    out, _ = nets
+    res = petri.open_study(out)
+    ids = res.subsets("mnist_cnn")
+    assert len(ids["train"]) == 600 and len(ids["test"]) == 400 and len(ids["val"]) == 0
+    model = res.load_model("mnist_cnn", 3)
+    x = mnist.test_x[torch.from_numpy(ids["test"])].float() / 255  # no treatment: the images as stored
+    with torch.no_grad():
+        correct = int((model(x).argmax(1) == mnist.test_y[torch.from_numpy(ids["test"])]).sum())
+    acc = res.cells().set_index("variant").loc["mnist_cnn", "test_acc"]
+    assert correct == round(acc * 400)
+    exported = json.loads((out / "export" / "subsets.json").read_text()) if res.export("json") else None
+    row = next(r for r in exported if r["variant"] == "mnist_cnn")
+    assert row["test"] == ids["test"].tolist() and row["train"] == ids["train"].tolist()
+
+
 @pytest.mark.parametrize("variant", ["mlp", "mlp-input-bn", "mnist_cnn", "vgg-bn"])
 def test_loaded_module_reproduces_the_ledgers_test_accuracy(nets, variant, mnist):
     """Plain PyTorch, the cell's weights and its test-time treatments: the same count of correct images."""
@@ -343,3 +363,20 @@ def test_dry_run_and_show_say_how_much_disk(nets, tmp_path):
     assert abs(said - actual) / actual < 0.05, (said, actual)  # the estimate is what the run then kept
     r = CliRunner().invoke(app, ["show", str(out)], env={"COLUMNS": "200"})
     assert r.exit_code == 0 and " MB on disk in " in r.output
+
+
+def test_weights_files_say_how_to_rebuild_their_network(nets):
+    import json
+
+    from safetensors import safe_open
+
+    out, study = nets
+    cell = next(c for c in study.cells if c.variant == "vgg-bn")
+    with safe_open(str(out / "cells" / cell.hash / "weights.safetensors"), "pt") as f:
+        meta = json.loads(f.metadata()["petri"])
+        keys = list(f.keys())
+    assert meta["model"] == "vgg" and meta["model_params"]["bn"] is True and meta["input_shape"] == [1, 28, 28]
+    assert meta["classes"][:2] == ["0", "1"] and meta["layers"][0]["name"] == "conv2d"
+    module = petri.load_model(out, "vgg-bn", 3)
+    assert len(meta["layers"]) == len(module) and set(keys) == set(module.state_dict())
+    assert [m["name"] for m in meta["layers"]][:3] == ["conv2d", "batch_norm", "relu"]

@@ -345,3 +345,18 @@ def test_a_data_set_registered_by_name_from_python_and_from_a_plugin(both, tmp_p
     (tmp_path / "cli" / "study.toml").write_text(STUDY.format(data="plugged"))
     r = runner.invoke(app, ["run", str(tmp_path / "cli" / "study.toml"), "--dry-run"])
     assert r.exit_code == 2 and "unknown data set 'plugged'" in r.stderr
+
+
+def test_float_images_are_announced_as_rounded(tmp_path):
+    from typer.testing import CliRunner
+
+    from petri.cli import app
+
+    x = np.random.default_rng(0).random((30, 8, 8)).astype(np.float32)
+    np.savez(tmp_path / "f.npz", x_train=x[:20], y_train=np.arange(20) % 2, x_test=x[20:], y_test=np.arange(10) % 2)
+    r = CliRunner().invoke(app, ["data", "verify", str(tmp_path / "f.npz")])
+    assert r.exit_code == 0 and "note: " in r.output and "float32 images in [0, 1] are kept as 8-bit" in r.output
+    u8 = (x * 255).round().astype(np.uint8)
+    np.savez(tmp_path / "u.npz", x_train=u8[:20], y_train=np.arange(20) % 2, x_test=u8[20:], y_test=np.arange(10) % 2)
+    r = CliRunner().invoke(app, ["data", "verify", str(tmp_path / "u.npz")])
+    assert r.exit_code == 0 and "note:" not in r.output

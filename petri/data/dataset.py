@@ -141,4 +141,5 @@ def verify(name: str | DatasetSpec, root=None) -> dict:
         "test": int(len(arrays["test_y"])),
         "train_per_class": np.bincount(arrays["train_y"], minlength=len(spec.classes)).tolist(),
         "test_per_class": np.bincount(arrays["test_y"], minlength=len(spec.classes)).tolist(),
+        "note": user.rounding_note(spec.source),
     }

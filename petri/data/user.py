@@ -50,16 +50,27 @@ def spec_and_arrays(path: str | Path, name: str | None = None) -> tuple[DatasetS
         got = None
     if got is None:
         arrays, classes = _read_npz(p) if kind == "npz" else _read_folder(p, sources)
-        info = {"classes": list(classes), "checksum": _checksum(arrays, classes)}
+        info = {"classes": list(classes), "checksum": _checksum(arrays, classes), "rounded": arrays.pop("rounded", None)}
         cache.store(p.stem, key, sources, arrays, info)
     else:
         info = got.pop("info")
         arrays = got
+    ROUNDED[str(p)] = info.get("rounded")
     spec = DatasetSpec(name=name or p.stem, format=kind, files=(), classes=tuple(info["classes"]),
                        shape=tuple(arrays["train_x"].shape[1:]), n_train=len(arrays["train_y"]),
                        n_test=len(arrays["test_y"]), citation=f"your data: {p}", license="",
                        source=str(p), checksum_=info["checksum"])
     return spec, arrays
+
+
+ROUNDED: dict[str, str | None] = {}  # a user data set's path -> the float dtype its images were rounded from
+
+
+def rounding_note(source: str | None) -> str | None:
+    """One line when a user's float images were stored as 8-bit."""
+    dtype = ROUNDED.get(source) if source else None
+    return (f"{source}: {dtype} images in [0, 1] are kept as 8-bit (x·255 rounded to the nearest integer, as "
+            "PNGs of the same images would be): differences below 1/255 are lost") if dtype else None
 
 
 def _checksum(arrays: dict[str, np.ndarray], classes) -> str:
@@ -87,6 +98,7 @@ def _read_npz(path: Path):
     except (OSError, ValueError, EOFError) as e:
         raise DataError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
     arrays = {}
+    floats = sorted({str(raw[f"x_{s}"].dtype) for s in ("train", "test") if np.issubdtype(raw[f"x_{s}"].dtype, np.floating)})
     for split in ("train", "test"):
         arrays[f"{split}_x"] = _images(raw[f"x_{split}"], f"{path}: x_{split}")
         arrays[f"{split}_y"] = _labels(raw[f"y_{split}"], f"{path}: y_{split}", len(arrays[f"{split}_x"]))
@@ -98,6 +110,8 @@ def _read_npz(path: Path):
         classes = [str(i) for i in range(n)]
     elif n > len(classes):
         raise DataError(f"{path}: labels go up to {n - 1} but classes names {len(classes)}; labels must be 0..{len(classes) - 1}")
+    if floats:  # petri keeps images as uint8: float images are rounded to the nearest of 256 levels
+        arrays["rounded"] = ", ".join(floats)
     return arrays, classes
 
 

@@ -25,9 +25,33 @@ def export(directory: str | Path, fmt: str, to: str | Path | None = None) -> lis
         if out.exists() and not out.is_dir():
             raise PlaceError(f"--to {out}: is a file; export writes into a folder")
         out.mkdir(parents=True, exist_ok=True)
-        return _write(out, fmt, tables)
+        return _write(out, fmt, tables) + _subsets(directory, out)
     except OSError as e:
         raise PlaceError(f"{out}: cannot write the export ({e.strerror}); choose a writable folder with --to") from None
+
+
+def _subsets(directory, out: Path) -> list[Path]:
+    """subsets.json: for each (variant, point) trained on part of a split (train_size, val_size,
+    test_size), the indices of its images in the official splits: the same for every seed."""
+    from ..data import get_spec
+    from ..study.current import load_current
+    from ..train.splits import subset_ids
+
+    study = load_current(directory)[0]
+    spec, rows, seen = get_spec(study.data), [], set()
+    for c in study.cells:
+        r = c.recipe
+        if (c.variant, c.point) in seen or not (r.train_size or r.val_size or r.test_size):
+            continue
+        seen.add((c.variant, c.point))
+        ids = subset_ids(spec.n_train, spec.n_test, r, spec.name)
+        rows.append({"variant": c.variant, "point": dict(c.point),
+                     **{k: t.tolist() for k, t in zip(("train", "val", "test"), ids)}})
+    if not rows:
+        return []
+    path = out / "subsets.json"
+    path.write_text(json.dumps(rows))
+    return [path]
 
 
 def _write(out: Path, fmt: str, tables: dict) -> list[Path]:

@@ -186,7 +186,7 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
             if r.status != "running" and cell.hash not in written:
                 if r.weights is not None and study.keep_weights:
                     cellstore.save_weights(ledger.dir, cell.hash, r.weights, {"epoch": r.epochs[-1]["epoch"] if
-                                           r.epochs else None, "model": cell.recipe.model.name}, r.best, r.best_epoch)
+                                           r.epochs else None, **network_meta(cell)}, r.best, r.best_epoch)
                 finished.append((cell.hash, r.status))
                 if r.final is not None:
                     finals[cell.hash] = r.final
@@ -271,6 +271,19 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
     for s in written.values():
         counts[s] = counts.get(s, 0) + 1
     return {"trained": len(written), "skipped": p.skipped, **counts}
+
+
+def network_meta(cell) -> dict:
+    """What a weights file says about its network, so it can be rebuilt without petri: the model's name and
+    parameters, the input shape and classes, and for layer lists every layer resolved (defaults included)
+    in the order of the ``nn.Sequential`` whose state_dict the file holds (keys ``<index>.<param>``)."""
+    spec = get_spec(cell.data)
+    model = cell.recipe.model
+    meta = {"model": model.name, "model_params": model.model_dump(mode="json"), "input_shape": list(spec.shape),
+            "classes": list(spec.classes)}
+    if hasattr(model, "resolved"):
+        meta["layers"] = [layer.model_dump(mode="json") for layer in model.resolved(spec.shape, len(spec.classes))]
+    return meta
 
 
 def _check_changes(study: Study, ledger: Ledger, allowed: bool) -> None:

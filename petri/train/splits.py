@@ -29,12 +29,26 @@ def _subset(x, y, ids) -> Split:
 
 
 def make_splits(data: Dataset, recipe: Recipe, device) -> tuple[Split, Split | None, Split]:
-    n_train, n_test = len(data.train_y), len(data.test_y)
+    train_ids, val_ids, test_ids = subset_ids(len(data.train_y), len(data.test_y), recipe, data.name)
+    d = data.to(device)
+    dev = lambda t: t.to(device)  # noqa: E731
+    train = _subset(d.train_x, d.train_y, dev(train_ids))
+    val = _subset(d.train_x, d.train_y, dev(val_ids)) if recipe.val_size else None
+    test = _subset(d.test_x, d.test_y, dev(test_ids))
+    if recipe.batch_size > len(train.y):
+        raise SpecError(f"recipe: batch_size {recipe.batch_size} exceeds the {len(train.y)} training images")
+    return train, val, test
+
+
+def subset_ids(n_train: int, n_test: int, recipe: Recipe, name: str = "the data set"
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The indices (int64, ascending) of the training, validation and test images a recipe uses in the
+    data set's official splits: the same for every cell and seed (``Results.subsets`` gives them)."""
     want = (recipe.train_size or n_train - recipe.val_size) + recipe.val_size
     if want > n_train:
-        raise SpecError(f"recipe: train_size + val_size = {want} exceeds the {n_train} training images of {data.name}")
+        raise SpecError(f"recipe: train_size + val_size = {want} exceeds the {n_train} training images of {name}")
     if recipe.test_size and recipe.test_size > n_test:
-        raise SpecError(f"recipe: test_size {recipe.test_size} exceeds the {n_test} test images of {data.name}")
+        raise SpecError(f"recipe: test_size {recipe.test_size} exceeds the {n_test} test images of {name}")
     if want == n_train and recipe.val_size == 0:
         order = torch.arange(n_train)
     else:
@@ -45,12 +59,4 @@ def make_splits(data: Dataset, recipe: Recipe, device) -> tuple[Split, Split | N
         test_ids = test_ids[:recipe.test_size]
     else:
         test_ids = torch.arange(n_test)
-    train_ids, val_ids, test_ids = train_ids.sort().values, val_ids.sort().values, test_ids.sort().values
-    d = data.to(device)
-    dev = lambda t: t.to(device)  # noqa: E731
-    train = _subset(d.train_x, d.train_y, dev(train_ids))
-    val = _subset(d.train_x, d.train_y, dev(val_ids)) if recipe.val_size else None
-    test = _subset(d.test_x, d.test_y, dev(test_ids))
-    if recipe.batch_size > len(train.y):
-        raise SpecError(f"recipe: batch_size {recipe.batch_size} exceeds the {len(train.y)} training images")
-    return train, val, test
+    return train_ids.sort().values, val_ids.sort().values, test_ids.sort().values
