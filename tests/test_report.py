@@ -74,6 +74,11 @@ def test_report_files_and_verdicts(study_dir):
     assert "| dense units=16 | 16 | 12,560 |" in md and "<td>dense units=10</td><td>10</td><td>170</td>" in html
     row = next(line for line in md.splitlines() if line.startswith("| inverted "))
     assert row.rstrip(" |").endswith("worse")
+    import csv
+
+    rows = list(csv.DictReader(open(rep / "cells.csv")))
+    assert all(abs(float(r["gap"]) - (float(r["final_train_eval_acc"]) - float(r["final_test_acc"]))) < 1e-12
+               for r in rows)
     cells = (rep / "cells.csv").read_text().splitlines()
     assert len(cells) == 1 + 3 * (1 + 1 + 2 + 4)
 

@@ -113,7 +113,7 @@ def test_weights_command_and_bad_names(nets, tmp_path):
     from safetensors.torch import load_file
 
     state = load_file(tmp_path / "w.safetensors")
-    assert "0.weight" in state and state["1.running_var"].shape == (8,)
+    assert "conv2d_0.weight" in state and state["batch_norm_1.running_var"].shape == (8,)  # keys name the layers
     with pytest.raises(SpecError, match="'cnn' is not a variant of nets; variants: mlp, mlp-input-bn, mnist_cnn, vgg-bn"):
         petri.load_model(out, variant="cnn", seed=3)
     with pytest.raises(SpecError, match="'mlp' has no seed 4; seeds: 3"):
@@ -380,3 +380,20 @@ def test_weights_files_say_how_to_rebuild_their_network(nets):
     module = petri.load_model(out, "vgg-bn", 3)
     assert len(meta["layers"]) == len(module) and set(keys) == set(module.state_dict())
     assert [m["name"] for m in meta["layers"]][:3] == ["conv2d", "batch_norm", "relu"]
+    assert {k.split(".")[0].rsplit("_", 1)[0] for k in keys} <= {m["name"] for m in meta["layers"]}
+
+
+def test_weights_keyed_by_position_still_load():
+    """Weights files written before layers were named (keys "3.body.0.weight") load into the named module."""
+    from petri.models import parse_model
+    from petri.models.compile import by_name
+
+    spec = parse_model([{"name": "conv2d", "filters": 2, "padding": 1}, {"name": "residual", "layers": [
+        {"name": "conv2d", "filters": 2, "padding": 1}, "relu"]}, "flatten", {"name": "dense", "units": 10}], "m")
+    module = spec.module((1, 8, 8), 10)
+    old = {k: v for k, v in zip([".".join(str(list(module._modules).index(p)) if i == 0 else p
+                                         for i, p in enumerate(k.split("."))) for k in module.state_dict()],
+                               module.state_dict().values())}
+    old = {k.replace("body.conv2d_0", "body.0"): v for k, v in old.items()}
+    assert "1.body.0.weight" in old
+    module.load_state_dict(by_name(old, module), strict=True)

@@ -91,8 +91,8 @@ def test_edited_moved_and_copied(lab):
     assert "plugin tiny.py changed since these cells ran (4 finished cells of narrow, wide keep their numbers" in r.stderr
     assert "--changed" in r.stderr and _state(out)[0] == cells
 
-    # 2. plugin and data moved away: show, report, export, open_study and load_model work alike
-    (lab / "tiny.py").rename(lab / "elsewhere.py")
+    # 2. the plugin deleted and the data moved away: show, report, export, open_study and load_model work alike
+    (lab / "tiny.py").unlink()
     (lab / "digits.npz").rename(lab / "elsewhere.npz")
     got_cells, got_weights = _state(out)
     assert got_cells == cells and all(torch.equal(got_weights[k], weights[k]) for k in weights)

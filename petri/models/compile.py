@@ -9,6 +9,8 @@ the layer before it returns a tensor nobody else keeps.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from torch import nn
 
 from .layers.base import Layer, LayerSpec, Shape, ToImage
@@ -63,7 +65,7 @@ def compile_layers(specs: list[LayerSpec], shape: Shape, layout: str = "member")
             layers.append(ToImage())
             layout = "channels"
         layer = s.population(shape, layout)
-        layer.spec_index = i
+        layer.spec_key = layer_key(s, i)
         layer.overwrite_input = bool(layers) and layers[-1].fresh_output
         layers.append(layer)
         shape = out
@@ -72,21 +74,41 @@ def compile_layers(specs: list[LayerSpec], shape: Shape, layout: str = "member")
     return layers
 
 
+def layer_key(spec: LayerSpec, i: int) -> str:
+    """A layer's name in the plain form and in weights files: its kind and place, e.g. "conv2d_0"."""
+    return f"{spec.name}_{i}"
+
+
 def modules(specs: list[LayerSpec], shape: Shape) -> nn.Sequential:
-    """The same list as standard ``torch.nn`` modules (one member, [B, ...] tensors)."""
-    out = []
-    for s, new in shapes(specs, shape):
-        out.append(s.module(shape))
+    """The same list as standard ``torch.nn`` modules (one member, [B, ...] tensors), each named by
+    ``layer_key`` (``model[0]`` still indexes it)."""
+    out = OrderedDict()
+    for i, (s, new) in enumerate(shapes(specs, shape)):
+        out[layer_key(s, i)] = s.module(shape)
         shape = new
-    return nn.Sequential(*out)
+    return nn.Sequential(out)
+
+
+def by_name(tensors: dict, module: nn.Module) -> dict:
+    """A state_dict keyed by position (``3.body.0.weight``, weights files from before layers were
+    named) re-keyed by the module's names (``residual_3.body.conv2d_0.weight``)."""
+    out = {}
+    for key, t in tensors.items():
+        parts, m = key.split("."), module
+        for j, part in enumerate(parts[:-1]):
+            if part.isdigit() and isinstance(m, nn.Sequential) and part not in m._modules:
+                parts[j] = list(m._modules)[int(part)]
+            m = m._modules.get(parts[j]) if m is not None and hasattr(m, "_modules") else None
+        out[".".join(parts)] = t
+    return out
 
 
 def member_state(layers: list[Layer], k: int, prefix: str = "") -> dict:
     """Member k's parameters and buffers, keyed as the ``modules`` Sequential's state_dict."""
     out = {}
     for layer in layers:
-        if hasattr(layer, "spec_index"):
-            out |= {f"{prefix}{layer.spec_index}.{name}": t for name, t in layer.member_state(k).items()}
+        if hasattr(layer, "spec_key"):
+            out |= {f"{prefix}{layer.spec_key}.{name}": t for name, t in layer.member_state(k).items()}
     return out
 
 

@@ -476,6 +476,10 @@ def _html(study, found, facts, figs, nets) -> str:
             f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>")
 
 
+def _blank(x):
+    return "" if x is None else x
+
+
 def _html_table(head: list[str], rows: list[list[str]]) -> str:
     """A table whose last column is a verdict (better and worse coloured)."""
     esc = html.escape
@@ -512,9 +516,11 @@ def _write_csvs(out: Path, rows: list[Row], cells: list[dict], last: dict, found
     with open(out / "cells.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["hash", "variant", "point", "seed", "status", "epochs", "final_train_loss", "final_train_acc",
-                    "final_test_loss", "final_test_acc", "seconds"])
+                    "final_train_eval_acc", "final_test_loss", "final_test_acc", "gap", "seconds"])
         for c in cells:
             e = last.get(c["place"], {})
             w.writerow([c["hash"], c["variant"], c["point"], c["seed"], c["status"], e.get("epoch", ""),
-                        e.get("train_loss", ""), e.get("train_acc", ""), e.get("test_loss", ""), e.get("test_acc", ""),
+                        e.get("train_loss", ""), e.get("train_acc", ""), _blank(e.get("train_eval_acc")),
+                        e.get("test_loss", ""), e.get("test_acc", ""),
+                        "" if e.get("train_eval_acc") is None else e["train_eval_acc"] - e["test_acc"],
                         c["seconds"] if c["seconds"] is not None else ""])

@@ -14,6 +14,7 @@ from pathlib import Path
 from torch import nn
 
 from ..data import get_spec
+from ..models.compile import by_name
 from ..errors import SpecError, StoreError
 from . import cellstore
 from .current import load_current
@@ -56,7 +57,7 @@ def load_model(directory: str | Path, variant: str, seed: int, point: dict | Non
     tensors, _ = got
     dspec = get_spec(cell.data)
     module = cell.recipe.model.module(dspec.shape, len(dspec.classes))
-    module.load_state_dict(tensors, strict=True)
+    module.load_state_dict(by_name(tensors, module), strict=True)
     return module.eval()
 
 
