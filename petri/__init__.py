@@ -42,3 +42,8 @@ def __getattr__(name: str):
 
 
 __all__ = ["__version__", *_PUBLIC]
+
+
+def __dir__():
+    """The public API, loaded lazily, for tab completion and help(petri)."""
+    return sorted([*globals(), *_PUBLIC])

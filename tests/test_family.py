@@ -237,6 +237,7 @@ def test_a_crossed_study_through_the_cli_and_the_api(tmp_path):
     r = runner.invoke(app, ["run", str(study), "--out", str(out)], env={"COLUMNS": "250"})
     assert r.exit_code == 0, r.output
     assert "comparisons (the report adds" in r.output and "interaction" not in r.output.split("comparisons")[0]
+    assert "epoch 1/1: mean test accuracy" in r.output  # not a terminal: a line per finished epoch
     res = petri.open_study(out)
     comps = res.comparisons()
     assert list(comps["kind"]) == ["vs reference"] * 3 + ["simple effect", "simple effect", "interaction"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -267,3 +268,14 @@ def test_layer_list_errors_name_the_variant_and_layer():
     text = BASE + '[variants.x]\nrecipe = { model = [{ name = "conv2d", filters = 4, kernel = 0 }] }\n'
     with pytest.raises(SpecError, match=r"variants.x.recipe.model.layers\[0\].kernel: must be ≥ 1 \(got 0\)"):
         parse_study(text)
+
+
+def test_study_names_in_any_script_and_petri_shows_its_api():
+    import petri
+
+    assert parse_study(BASE.replace('name = "', 'name = "петри-тест ', 1)).name.startswith("петри-тест")
+    for bad in ("a/b", "a\\tb", "_x", ".."):
+        with pytest.raises(SpecError, match="is not allowed; a study name is"):
+            parse_study(BASE.replace('name = "', f'name = "{bad}', 1) if bad != ".." else
+                        re.sub(r'name = "[^"]*"', 'name = ".."', BASE, count=1))
+    assert {"open_study", "run", "load_study", "register_metric", "Results"} <= set(dir(petri))

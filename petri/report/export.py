@@ -70,7 +70,7 @@ def _write(out: Path, fmt: str, tables: dict) -> list[Path]:
                 import pyarrow as pa
                 import pyarrow.parquet as pq
             except ImportError:
-                raise SpecError("--format parquet: needs pyarrow; pip install 'petri[parquet]'") from None
+                raise SpecError("--format parquet: needs pyarrow; from the checkout, pip install -e '.[parquet]'") from None
             pq.write_table(pa.Table.from_pylist(rows), path)
         paths.append(path)
     return paths

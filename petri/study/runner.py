@@ -151,7 +151,7 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
     device = resolve_device(p.packs[0].recipe.device)
     run_id = ledger.start_run(run_facts(str(device), executor), study.text, study.profile, study.data_override, path,
                               study.seeds, frozen)
-    console.print(f"{study.name}: {len(p.todo)} cells to train in {len(p.packs)} packs on {device} "
+    console.print(f"{study.name}: {plural(len(p.todo), 'cell')} to train in {plural(len(p.packs), 'pack')} on {device} "
                   f"({p.skipped} already finished" + (f", {p.resumed} continue from a checkpoint" if p.resumed else "")
                   + (f", {p.within} of them from within an epoch" if p.within else "") + ")",
                   soft_wrap=True)
@@ -213,6 +213,12 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
 
     def on_epoch(pack, epoch, results):
         write(pack, results, epoch)
+        if not console.is_terminal:  # a log, CI, nohup: a line per finished epoch (no live bar there)
+            done = [r.epochs[-1] for r in results if r.epochs and r.epochs[-1]["epoch"] == epoch]
+            if done:
+                console.print(f"pack {pack_no[id(pack)]}/{len(p.packs)} epoch {epoch}/{pack.recipe.epochs}: "
+                              f"mean test accuracy {100 * sum(m['test_acc'] for m in done) / len(done):.2f} % over "
+                              f"{plural(len(done), 'cell')}", markup=False, highlight=False, soft_wrap=True)
         ips = sum(r.epochs[-1]["images_per_s"] for r in results if r.epochs and r.epochs[-1]["epoch"] == epoch)
         progress.update(task, description=f"pack {pack_no[id(pack)]}/{len(p.packs)} (K={len(pack.cells)}) "
                                           f"epoch {epoch}/{pack.recipe.epochs} {ips:,.0f} img/s")
@@ -231,7 +237,7 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
     def on_done(pack, results, error):
         if not console.is_terminal:  # a log or a notebook: one line per pack instead of a live bar
             console.print(f"pack {pack_no[id(pack)]}/{len(p.packs)} (K={len(pack.cells)}): " +
-                          (f"failed: {error}" if error else f"{len(pack.cells)} cells finished"),
+                          (f"failed: {error}" if error else f"{plural(len(pack.cells), 'cell')} finished"),
                           markup=False, highlight=False, soft_wrap=True)
         if error:
             unfinished = [c for c in pack.cells if c.hash not in written]
@@ -271,6 +277,11 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
     for s in written.values():
         counts[s] = counts.get(s, 0) + 1
     return {"trained": len(written), "skipped": p.skipped, **counts}
+
+
+def plural(n: int, word: str) -> str:
+    """ "1 cell", "2 cells"."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def network_meta(cell) -> dict:

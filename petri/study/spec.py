@@ -331,7 +331,7 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
     return study
 
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._+-]{0,99}")
+_NAME = re.compile(r"[^\W_][\w .+-]{0,99}")  # letters of any script, digits, space . _ + - (a folder name)
 
 
 def _count_cells(base: dict, variants: dict, n_seeds: int, where: str) -> None:
