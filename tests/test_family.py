@@ -246,6 +246,7 @@ def test_a_crossed_study_through_the_cli_and_the_api(tmp_path):
     assert inter["diff"] > 0.2 and inter["verdict"] in ("positive", "no detectable difference")  # plain fails at lr 2
     md = (out / "report" / "report.md").read_text()
     assert "## Comparisons" in md and "![bn and plain across lr](figures/interaction-bn-plain.png)" in md
+    assert "![Comparisons](figures/comparisons.png)" in md and "![Paired differences]" in md
     assert (out / "report" / "comparisons.csv").read_text().count("\n") == 7
     asked = res.compare("bn", "plain", margin=0.5, detect=0.01)
     assert list(asked["kind"]) == ["simple effect"] * 2 + ["simple effect"] * 2 + ["interaction"]

@@ -190,7 +190,7 @@ def test_forest_plot_shows_each_seeds_difference(grid):
     _, _, places, epochs = load_current(out)
     rows = summarize(places, epochs, study.baseline)
     ref = next(r for r in rows if r.verdict == "baseline")
-    fig = figures.forest(rows, ref)
+    fig = figures.forest([(r.label, r.effect) for r in rows if r.effect is not None and r is not ref], "Δ (pp)")
     ax = fig.axes[0]
     dots = [c for c in ax.collections if c.get_offsets().shape[0] == 3]
     assert len(dots) == 8  # three seed dots per compared grid point (the one equal to the reference is not compared)

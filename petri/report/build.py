@@ -78,12 +78,22 @@ def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
             f"Mean over up to {n_seeds} seeds per line; band: 95 % t-interval over seeds, clipped to 0-100 %."
             + (" Train accuracy is measured against the training labels as the cell saw them: under label_noise, "
                "the noisy ones." if noisy else ""))
+    a = found.analysis
+    scale, unit = (100, "percentage points") if a.percent else (1, a.metric)
+    what = f"final {a.metric.replace('_', ' ')}"
+    level = f"family-wise {100 * found.level:.4g} % interval (Bonferroni over the study's {found.m} comparisons, the " \
+            "interval the verdict reads)"
+    colours = "Green: better (positive for an interaction), red: worse (negative), blue: equivalent (dashed: ±margin)."
     if ref is not None and any(r.effect for r in rows):
-        add(figures.forest(rows, ref), "paired-differences", "Paired differences",
-            f"Each variant's difference in final test accuracy from {study.reference}, paired by seed: mean and "
-            f"family-wise {100 * found.level:.4g} % interval (Bonferroni over the study's {found.m} "
-            "comparisons, the interval the verdict reads); each dot is one seed's own difference. Green: better, "
-            "red: worse.")
+        add(figures.forest([(r.label, r.effect) for r in rows if r.effect is not None and r is not ref],
+                           f"Δ {what} vs {ref.label} ({unit})", scale), "paired-differences", "Paired differences",
+            f"Each variant's difference in {what} from {study.reference}, paired by seed: mean and {level}; each dot is "
+            f"one seed's own difference. {colours}")
+    if found.declared:
+        add(figures.forest([(f"{c.label} ({c.at})" if c.at else c.label, c) for c in found.declared],
+                           f"Δ {what} ({unit})", scale), "comparisons", "Comparisons",
+            f"Each comparison the study asks (and the simple effects and interactions of a crossed design), paired by "
+            f"seed: mean and {level}; each dot is one seed's own difference. {colours}")
     for a, b, axis in crossings(found):
         add(figures.interaction(rows, (a, b), axis, found.analysis), f"interaction-{_slug(a)}-{_slug(b)}",
             f"{a} and {b} across {axis}",

@@ -210,23 +210,27 @@ def confusions(matrices: dict, classes: list[str]):
     return fig
 
 
-def forest(rows: list[Row], reference: Row):
-    """Each compared row's paired difference vs the reference (pp): mean and family-wise interval, and every
-    seed's own difference as a dot, so a paired verdict is never read off overlapping unpaired bands."""
-    compared = [r for r in rows if r.effect is not None and r is not reference]
-    fig, ax = subplots(figsize=(7, max(2.2, 0.38 * len(compared) + 1.2)))
-    for i, r in enumerate(compared):
-        e = r.effect
-        color = {"better": "tab:green", "worse": "tab:red"}.get(r.verdict, "0.35")
+def forest(items: list[tuple[str, object]], xlabel: str, scale: float = 100):
+    """Paired differences, one row each (label, ``family.Comparison``): mean and family-wise interval, and
+    every seed's own difference as a dot, so a paired verdict is never read off overlapping unpaired
+    bands; dashed: ±margin where one is set."""
+    fig, ax = subplots(figsize=(7, max(2.2, 0.38 * len(items) + 1.2)))
+    colors = {"better": "tab:green", "positive": "tab:green", "worse": "tab:red", "negative": "tab:red",
+              "equivalent": "tab:blue"}
+    for i, (_, e) in enumerate(items):
+        color = colors.get(e.verdict, "0.35")
         if not np.isnan(e.mean):
-            err = [[100 * np.nan_to_num(e.mean - e.lo_fw)], [100 * np.nan_to_num(e.hi_fw - e.mean)]]
-            ax.errorbar(100 * e.mean, i, xerr=err, fmt="o", color=color, capsize=3)
-        diffs = [100 * d for d in e.diffs.values()]
+            err = [[scale * np.nan_to_num(e.mean - e.lo_fw)], [scale * np.nan_to_num(e.hi_fw - e.mean)]]
+            ax.errorbar(scale * e.mean, i, xerr=err, fmt="o", color=color, capsize=3)
+        diffs = [scale * d for d in e.diffs.values()]
         ax.scatter(diffs, np.full(len(diffs), i) + 0.18, s=10, color=color, alpha=0.6)
+    for m in {e.margin for _, e in items if e.margin}:
+        for x in (-scale * m, scale * m):
+            ax.axvline(x, color="tab:blue", lw=0.8, ls="--")
     ax.axvline(0, color="0.2", lw=1)
-    ax.set_yticks(range(len(compared)), [r.label for r in compared], fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel(f"Δ final test accuracy vs {reference.label} (percentage points)")
+    ax.set_yticks(range(len(items)), [label for label, _ in items], fontsize=8)
+    ax.set_ylim(len(items) - 0.4, -0.6)  # the first on top, its seeds' dots just below it
+    ax.set_xlabel(xlabel)
     ax.set_title("Paired differences: mean and family-wise interval; dots: each seed's own difference", fontsize=10)
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
