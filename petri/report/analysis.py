@@ -167,7 +167,7 @@ def findings(cells: list[dict], epochs: list[dict], baseline: str, baseline_poin
             r.effect, r.verdict = None, "stopped on test data: not compared"
         elif r.effect is not None:
             r.verdict = r.effect.verdict
-    if base is not None:
+    if base is not None and not analysis.compare:  # (declared comparisons: nothing is against the reference)
         base.verdict = "baseline"
     return Findings(rows, family, m, analysis)
 

@@ -90,7 +90,7 @@ def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
             f"Each variant's difference in {what} from {study.reference}, paired by seed: mean and {level}; each dot is "
             f"one seed's own difference. {colours}")
     if found.declared:
-        add(figures.forest([(f"{c.label} ({c.at})" if c.at else c.label, c) for c in found.declared],
+        add(figures.forest([(c.label, c) for c in found.declared],
                            f"Δ {what} ({unit})", scale), "comparisons", "Comparisons",
             f"Each comparison the study asks (and the simple effects and interactions of a crossed design), paired by "
             f"seed: mean and {level}; each dot is one seed's own difference. {colours}")
@@ -238,7 +238,19 @@ def crossings(found: Findings) -> list[tuple[str, str, str]]:
     return out
 
 
+COMPARED = 7  # the variants table's first column about a comparison (they are left out when none is made)
+
+
+def _compared(found: Findings) -> bool:
+    return any(r.effect for r in found.rows)
+
+
 def _table_rows(found: Findings) -> list[list[str]]:
+    rows = _all_rows(found)
+    return rows if _compared(found) else [r[:COMPARED] + r[-1:] for r in rows]
+
+
+def _all_rows(found: Findings) -> list[list[str]]:
     out = []
     scale = 100 if found.analysis.percent else 1
     for r in found.rows:
@@ -304,9 +316,10 @@ def head(found: Findings) -> list[str]:
     best = "best epoch's test acc % (chosen on val)" if on_val else "best test acc % (epoch chosen on test: optimistic, never in verdicts)"
     metric = found.analysis.metric + (" %" if found.analysis.percent else "")
     unit = "pp" if found.analysis.percent else found.analysis.metric
-    return ["variant", "n", f"{metric} (mean ± 95 % CI)", best, "final test loss", "epochs", "diverged",
+    cols = ["variant", "n", f"{metric} (mean ± 95 % CI)", best, "final test loss", "epochs", "diverged",
             f"Δ ({unit}) [family-wise CI]", "95 % CI (unadjusted)", "p (paired t)", "p (Wilcoxon)", "p (Holm)",
             "p (Bonferroni)", "P(A beats B) [95 % CI]", f"detectable Δ ({unit}, 80 % power)", "verdict"]
+    return cols if _compared(found) else cols[:COMPARED] + cols[-1:]
 
 
 def recipes(study) -> list[tuple[str, str, list[str]]]:
@@ -458,7 +471,7 @@ def _html(study, found, facts, figs, nets) -> str:
         body.append(f"<p class='warn'>{esc(facts['mixed'])}</p>")
     elif facts["machines"]:
         body.append(f"<p class='facts'>Computed on {esc(facts['machines'][0])}.</p>")
-    body.append("<h2>Variants, sorted by effect</h2>" + _html_table(head(found), _table_rows(found)))
+    body.append(f"<h2>Variants{', sorted by effect' if _compared(found) else ''}</h2>" + _html_table(head(found), _table_rows(found)))
     if found.declared:
         body.append("<h2>Comparisons</h2>" + _html_table(comparison_head(found), comparison_rows(found)))
     body.append(f"<p class='facts'>{esc(' '.join(table_notes(study, found)))}</p>")
