@@ -286,12 +286,9 @@ def _print_summary(directory: Path) -> None:
     a = found.analysis
     scale, unit = (100, "pp") if a.percent else (1, a.metric)
     level = f"{100 * found.level:.4g} %"
-    table = Table(Column("variant", no_wrap=True), "point", "n", f"{a.metric} (mean ± 95 % CI)",
-                  f"Δ ({unit}) [family-wise CI]", "p (Bonferroni)", "P(A beats B)", f"detectable Δ ({unit})", "verdict",
-                  "status",
-                  caption=(f"Δ: paired by seed against {study.reference}; " if not a.compare else "")
-                  + f"{found.m} comparison{'s' if found.m != 1 else ''} in one family: a verdict reads its family-wise "
-                    f"({level}) interval")
+    head = ["variant", "point", "n", f"{a.metric} (mean ± 95 % CI)", f"Δ ({unit}) [family-wise CI]", "p (Bonferroni)",
+            "P(A beats B)", f"detectable Δ ({unit})", "verdict", "status"]
+    rows = []
     axes = list(effects.columns[1:effects.columns.get_loc("n")])  # the sweep axes, between variant and n
 
     def num(x):
@@ -306,10 +303,17 @@ def _print_summary(directory: Path) -> None:
                                                    f" [{scale * r['diff_fw_low']:+.2f}, {scale * r['diff_fw_high']:+.2f}]"))
         p = "—" if math.isnan(r["p_bonferroni"]) else (f"{r['p_bonferroni']:.2g}" if r["p_bonferroni"] >= 1e-4 else "<1e-4")
         better = "—" if math.isnan(r["p_better"]) else f"{r['p_better']:.2f}"
-        table.add_row(str(r["variant"]), ", ".join(f"{k}={_num(v)}" for k, v in point.items()) or "—", str(r["n"]),
-                      num(r[a.metric]) + ("" if math.isnan(r[f"{a.metric}_ci95"]) else f" ± {num(r[f'{a.metric}_ci95'])}"),
-                      diff, p, better, "—" if math.isnan(r["detectable_diff"]) else f"{scale * r['detectable_diff']:.2f}",
-                      str(r["verdict"]), ", ".join(f"{v} {k}" for k, v in Counter(mine["status"].astype(str)).items()))
+        rows.append([str(r["variant"]), ", ".join(f"{k}={_num(v)}" for k, v in point.items()) or "—", str(r["n"]),
+                     num(r[a.metric]) + ("" if math.isnan(r[f"{a.metric}_ci95"]) else f" ± {num(r[f'{a.metric}_ci95'])}"),
+                     diff, p, better, "—" if math.isnan(r["detectable_diff"]) else f"{scale * r['detectable_diff']:.2f}",
+                     str(r["verdict"]), ", ".join(f"{v} {k}" for k, v in Counter(mine["status"].astype(str)).items())])
+    keep = range(len(head)) if effects["diff"].notna().any() else [0, 1, 2, 3, 9]  # nothing against the reference
+    table = Table(*[Column(head[i], no_wrap=i == 0) for i in keep],
+                  caption=(f"Δ: paired by seed against {study.reference}; " if not a.compare else "")
+                  + f"{found.m} comparison{'s' if found.m != 1 else ''} in one family: a verdict reads its family-wise "
+                    f"({level}) interval")
+    for row in rows:
+        table.add_row(*[row[i] for i in keep])
     console.print(table)
     if found.declared:
         comp = Table(*comparison_head(found, terse=True), title="comparisons (the report adds unadjusted intervals and ρ)")
