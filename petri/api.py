@@ -116,7 +116,7 @@ def _adaptive(study: Study, out: Path, console, kw: dict) -> int:
     import time
 
     from .report.analysis import findings
-    from .report.family import target_met
+    from .report.family import DECIDED, target_met
     from .study.current import load_current
     from .study.ledger import Ledger
     from .study.runner import run_study
@@ -129,8 +129,7 @@ def _adaptive(study: Study, out: Path, console, kw: dict) -> int:
         current, _, places, epochs = load_current(out)
         f = findings(places, epochs, current.baseline, current.baseline_point, current.analysis)
         met = target_met(f.family, rule.until, rule.width)
-        undecided = sum(1 for c in f.family if c.verdict not in ("better", "worse", "equivalent", "positive",
-                                                                   "negative"))
+        undecided = sum(1 for c in f.family if c.verdict not in DECIDED)
         widest = max((c.hi_fw - c.lo_fw for c in f.family if c.n >= 2), default=math.nan)
         looks.append({"seeds": n, "undecided": undecided, "widest": widest, "met": met})
         last = met or n == rule.max
@@ -205,6 +204,8 @@ class Results:
 
     def cells(self):
         """One row per place of the study (see the module's documentation for the columns)."""
+        from .train.metrics import metric_value
+
         study, _, places, epochs = self._load()
         last: dict[str, dict] = {}
         count: dict[str, int] = {}
@@ -216,7 +217,7 @@ class Results:
         for p in places:
             e = last.get(p["place"], {})
             final = json.loads(p["final"]) if p.get("final") else {}
-            gap = None if e.get("train_eval_acc") is None else e["train_eval_acc"] - e["test_acc"]
+            gap = metric_value("gap", e, None)
             rows.append({"variant": p["variant"], **json.loads(p["point"]), "seed": p["seed"], "status": p["status"],
                          "epochs": count.get(p["place"], 0), **{m: e.get(m) for m in METRICS}, "gap": gap,
                          "ece": final.get("ece"), "seconds": p["seconds"], "hash": p["hash"]})
@@ -275,7 +276,10 @@ class Results:
 
     def effects(self):
         """The report's per-(variant, point) numbers and each one's comparison with the reference."""
-        study, f = self._findings()
+        return self._effects(*self._findings())
+
+    def _effects(self, study, f):
+        """``effects()`` from findings already computed (``petri show`` prints both)."""
         metric, rows = f.analysis.metric, []
         for r in f.rows:
             rows.append({"variant": r.variant, **r.point, "n": r.n, metric: r.mean, f"{metric}_ci95": r.half_width,

@@ -277,12 +277,13 @@ def _print_summary(directory: Path) -> None:
     from .study.runner import human_bytes
 
     results = open_study(directory)
-    study, cells, effects = results.study, results.cells(), results.effects()
+    study, found = results._findings()
+    cells, effects = results.cells(), results._effects(study, found)
     counts = Counter(cells["status"].astype(str))
     console.print(f"{study.name}: {len(cells)} cells — " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
                   + f"; {human_bytes(disk_usage(directory))} on disk in {directory}", soft_wrap=True)
     from .report.build import comparison_head, comparison_rows
-    study, found = results._findings()
+
     a = found.analysis
     scale, unit = (100, "pp") if a.percent else (1, a.metric)
     level = f"{100 * found.level:.4g} %"

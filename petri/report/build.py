@@ -14,8 +14,9 @@ from pathlib import Path
 
 from ..errors import PlaceError
 from ..study.current import load_current, outside_note
+from ..train.metrics import metric_value
 from . import figures
-from .analysis import Findings, Row, adaptive_line, looks_line, cell_label, findings, fmt_effect, fmt_p, sweep_axes
+from .analysis import Findings, Row, adaptive_line, cell_label, findings, fmt_effect, fmt_p, looks_line, sweep_axes
 from .family import ALPHA, pairing_gain
 
 
@@ -545,5 +546,5 @@ def _write_csvs(out: Path, rows: list[Row], cells: list[dict], last: dict, found
             w.writerow([c["hash"], c["variant"], c["point"], c["seed"], c["status"], e.get("epoch", ""),
                         e.get("train_loss", ""), e.get("train_acc", ""), _blank(e.get("train_eval_acc")),
                         e.get("test_loss", ""), e.get("test_acc", ""),
-                        "" if e.get("train_eval_acc") is None else e["train_eval_acc"] - e["test_acc"],
+                        _blank(metric_value("gap", e, None)),
                         c["seconds"] if c["seconds"] is not None else ""])
