@@ -214,14 +214,17 @@ class Results:
                 last[e["place"]] = e
             count[e["place"]] = count.get(e["place"], 0) + 1
         rows = []
+        sources = [f"seed_{s}" for s in study.crossing or {}]  # a crossed study: each source's seed
         for p in places:
             e = last.get(p["place"], {})
             final = json.loads(p["final"]) if p.get("final") else {}
             gap = metric_value("gap", e, None)
-            rows.append({"variant": p["variant"], **json.loads(p["point"]), "seed": p["seed"], "status": p["status"],
+            rows.append({"variant": p["variant"], **json.loads(p["point"]), "seed": p["seed"],
+                         **{f"seed_{s}": v for s, v in p.get("sources", {}).items()}, "status": p["status"],
                          "epochs": count.get(p["place"], 0), **{m: e.get(m) for m in METRICS}, "gap": gap,
                          "ece": final.get("ece"), "seconds": p["seconds"], "hash": p["hash"]})
-        return _frame(rows, study, ["variant", "seed", "status", "epochs", *METRICS, "gap", "ece", "seconds", "hash"])
+        return _frame(rows, study, ["variant", "seed", *sources, "status", "epochs", *METRICS, "gap", "ece", "seconds",
+                                    "hash"])
 
     def subsets(self, variant: str, point: dict | None = None) -> dict:
         """The images a variant's cells used (at ``point`` in a sweep: default its first), as indices into
@@ -286,6 +289,29 @@ class Results:
                          **_comparison_columns(r.effect, f.m), "verdict": r.verdict, "reference": study.reference})
         cols = ["variant", "n", metric, f"{metric}_ci95", *COMPARISON_COLUMNS, "verdict", "reference"]
         return _frame(rows, study, cols)
+
+    def noise(self):
+        """A crossed study's spread (seeds = { init = 5, order = 5 }): one row per (variant, point) and
+        part (each varied source, the residual, the test set's binomial variance) with the variance
+        component (metric units squared), its generalized 95 % interval, its share of the total and the
+        pooled SD with only that source reseeded; None for a study whose seeds are not crossed."""
+        from .report.variance import noise, spread_records
+
+        study, f = self._findings()
+        n = noise(study, f)
+        return None if n is None else _frame(spread_records(n), study, NOISE_COLUMNS)
+
+    def pairing(self):
+        """A crossed study's pairing, source by source: for each two-sided comparison and shared source,
+        the covariance component, the correlation of the two sides under it, and the variance of the
+        paired difference it removes (2 cov; and as a share of var A + var B). None if not crossed."""
+        import pandas as pd
+
+        from .report.variance import noise, pairing_records
+
+        n = noise(*self._findings())
+        return None if n is None else pd.DataFrame(pairing_records(n), columns=[
+            "comparison", "source", "covariance", "correlation", "removed", "removed_share"])
 
     def adaptive(self) -> dict | None:
         """An adaptive study's looks (seeds, undecided comparisons, widest interval, target met) and why
@@ -395,7 +421,11 @@ def _comparison_frame(family, m: int, detect: float | None, analysis):
     return df
 
 
-CATEGORIES = ("variant", "status", "verdict", "reference", "machine")  # text columns kept as pandas categories
+CATEGORIES = ("variant", "status", "verdict", "reference", "machine", "source")  # text columns kept as pandas categories
+
+
+NOISE_COLUMNS = ["variant", "source", "variance", "low", "high", "share", "share_low", "share_high", "sd_alone", "n",
+                 "mean", "sd_all", "total"]
 
 
 def _frame(rows: list[dict[str, Any]], study: Study, columns: list[str]):
@@ -408,7 +438,7 @@ def _frame(rows: list[dict[str, Any]], study: Study, columns: list[str]):
     for col in CATEGORIES:
         if col in df:
             df[col] = df[col].astype("category")
-    for col in ("seed", "epoch", "epochs", "n", "pack_size"):
+    for col in ("seed", "epoch", "epochs", "n", "pack_size", *[c for c in df.columns if c.startswith("seed_")]):
         if col in df:
             df[col] = df[col].astype("int64")
     for col in df.columns:

@@ -321,6 +321,14 @@ def _print_summary(directory: Path) -> None:
         for row in comparison_rows(found, terse=True):
             comp.add_row(*row)
         console.print(comp)
+    from .report.build import noise_tables
+    from .report.variance import noise
+
+    for title, note, cols, body in noise_tables(noise(study, found), a.percent):
+        t = Table(*[Column(c, no_wrap=i == 0) for i, c in enumerate(cols)], title=title.lower(), caption=note)
+        for row in body:
+            t.add_row(*row)
+        console.print(t)
     from .machine import mixed_note
 
     from .report.analysis import adaptive_line, looks_line

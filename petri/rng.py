@@ -15,10 +15,40 @@ Two kinds of randomness in petri, kept apart on purpose:
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import torch
 
 _MASK32 = 0xFFFFFFFF
+
+# The random sources of a cell: each random draw belongs to exactly one (issue: where the noise comes from).
+SOURCES = {
+    "init": "initial weights",
+    "order": "the order of the training images in each epoch",
+    "data": "which training images a cell trains on (with recipe.data_sample)",
+    "dropout": "dropout masks and BatchNorm noise",
+    "augment": "treatments' random draws (crop, flip, label noise, pixel permutations, ...)",
+    "perturb": "which weight's bit is flipped (with recipe.perturb_init)",
+}
+
+
+@dataclass(frozen=True)
+class Seeds:
+    """A cell's seed for each random source: ``own`` names some sources' seeds, every other source
+    takes ``base``. ``Seeds(7)`` is a plain cell seed 7 (every source from 7)."""
+
+    base: int
+    own: tuple[tuple[str, int], ...] = ()
+
+    def of(self, source: str) -> int:
+        if source not in SOURCES:
+            raise KeyError(f"unknown random source {source!r}; sources: {', '.join(SOURCES)}")
+        return dict(self.own).get(source, self.base)
+
+
+def seed_of(seed: "int | Seeds", source: str) -> int:
+    """The seed a source draws from: a plain int seed drives every source."""
+    return seed.of(source) if isinstance(seed, Seeds) else int(seed)
 
 
 def derive_seed(seed: int, *tags: object) -> int:

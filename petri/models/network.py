@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from ..rng import derive_seed
+from ..rng import derive_seed, seed_of
 from .compile import member_state, walk
 from .layers import Layer, ParamDecl
 from .layers.dense import Linear
@@ -58,7 +58,7 @@ class Network:
             layer.K = self.K
             layer.init_buffers(self.K, self.device)
             if hasattr(layer, "generators"):  # dropout masks and BN noise: own stream per member and layer
-                layer.generators = [torch.Generator(device=self.device).manual_seed(derive_seed(s, "noise", i))
+                layer.generators = [torch.Generator(device=self.device).manual_seed(derive_seed(seed_of(s, "dropout"), "noise", i))
                                     for s in self.seeds]
 
     def _bind(self, decls) -> None:
@@ -73,7 +73,7 @@ class Network:
 
     def _init(self, decls, scheme: str) -> None:
         for k, seed in enumerate(self.seeds):
-            g = torch.Generator().manual_seed(derive_seed(seed, "init"))
+            g = torch.Generator().manual_seed(derive_seed(seed_of(seed, "init"), "init"))
             row = torch.cat([_init_param(d, scheme, g).reshape(-1) for _, d in decls]) if decls else torch.empty(0)
             self.theta[k, :self.P].copy_(row)
 

@@ -37,7 +37,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from ..errors import SpecError
-from ..rng import derive_seed
+from ..rng import derive_seed, seed_of
 from .base import MODELS, ModelSpec, Shape, SummaryRow
 from .network import ROW_ALIGN
 
@@ -203,7 +203,7 @@ class ModuleNetwork:
         members = []
         for s in self.seeds:
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(derive_seed(s, "init"))
+                torch.manual_seed(derive_seed(seed_of(s, "init"), "init"))
                 members.append(make())
         template = members[0]
         for n, t in [*template.named_parameters(), *template.named_buffers()]:
@@ -228,7 +228,7 @@ class ModuleNetwork:
         self.buffers = {n: torch.stack([dict(m.named_buffers())[n] for m in members]).to(self.device)
                         for n, _ in template.named_buffers()}
         self.dropouts = self._dropout_shapes(template)
-        self.generators = {path: [torch.Generator(device=self.device).manual_seed(derive_seed(s, "noise", path))
+        self.generators = {path: [torch.Generator(device=self.device).manual_seed(derive_seed(seed_of(s, "dropout"), "noise", path))
                                   for s in self.seeds] for path in self.dropouts}
         self.base = copy.deepcopy(template)
         for path in self.dropouts:

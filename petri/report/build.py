@@ -18,6 +18,7 @@ from ..train.metrics import metric_value
 from . import figures
 from .analysis import Findings, Row, adaptive_line, cell_label, findings, fmt_effect, fmt_p, looks_line, sweep_axes
 from .family import ALPHA, pairing_gain
+from .variance import RESIDUAL, Noise, noise, pairing_records, spread_records
 
 
 def _pct(x, digits=2):
@@ -95,6 +96,14 @@ def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
                            f"Δ {what} ({unit})", scale), "comparisons", "Comparisons",
             f"Each comparison the study asks (and the simple effects and interactions of a crossed design), paired by "
             f"seed: mean and {level}; each dot is one seed's own difference. {colours}")
+    spread = noise(study, found)
+    if spread and any(s.parts for s in spread.spreads):
+        add(figures.noise(spread.spreads, spread.factors, scale, "pp" if found.analysis.percent else a.metric),
+            "noise-sources", "Where the spread between seeds comes from",
+            f"Each bar: the variance of {what} between the places of one variant, split into each random source's "
+            "component (crossed random effects; seeds as random factors) and the residual (interactions between "
+            "sources and everything no source explains). Diamond: the variance a test set of that size gives by "
+            "itself, p(1 − p)/n (each run's errors independent). Intervals are in the table.")
     for a, b, axis in crossings(found):
         add(figures.interaction(rows, (a, b), axis, found.analysis), f"interaction-{_slug(a)}-{_slug(b)}",
             f"{a} and {b} across {axis}",
@@ -134,7 +143,7 @@ def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
         add(figures.throughput(packs), "throughput", "Throughput",
             "Training images per second of each pack (all its members), excluding evaluation.")
 
-    _write_csvs(out, rows, cells, last, found)
+    _write_csvs(out, rows, cells, last, found, spread)
     from ..study.ledger import Ledger
 
     ledger = Ledger(directory)
@@ -147,6 +156,7 @@ def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
     facts["adaptive"] = adaptive
     facts["looks"] = looks_line(runs, study)
     facts["outside"] = outside_note(directory, study)
+    facts["noise"] = spread
     (out / "report.md").write_text(_markdown(study, found, facts, figs, nets))
     (out / "index.html").write_text(_html(study, found, facts, figs, nets))
     return out / "index.html"
@@ -310,6 +320,39 @@ def comparison_head(found: Findings, detect: float | None = None, terse: bool = 
     return [h for h in head if h not in TERSE] if terse else head
 
 
+def noise_head(noise: Noise, percent: bool) -> list[str]:
+    unit = "pp" if percent else noise.metric
+    return ["variant", "n", f"SD, all seeds ({unit})", *[f"{f} % [95 % CI]" for f in noise.factors],
+            "residual % [95 % CI]", "test set alone %", f"SD with one source varying ({unit})"]
+
+
+def noise_rows(noise: Noise, percent: bool) -> list[list[str]]:
+    """A crossed study's spread per (variant, point): each source's share of the variance between seeds
+    (``variance.Spread``), the test set's binomial share, and the spread with only one source reseeded."""
+    scale = 100 if percent else 1
+    out = []
+    for s in noise.spreads:
+        parts = {p.source: p for p in s.parts}
+        share = [f"{100 * p.share:.0f} [{100 * p.share_low:.0f}, {100 * p.share_high:.0f}]" if p else "—"
+                 for p in (parts.get(f) for f in [*noise.factors, RESIDUAL])]
+        alone = ", ".join(f"{f} {scale * parts[f].sd_alone:.3g}" for f in noise.factors
+                          if f in parts and not math.isnan(parts[f].sd_alone))
+        out.append([cell_label(s.variant, s.point), str(s.n), "—" if math.isnan(s.sd_all) else f"{scale * s.sd_all:.3g}",
+                    *share, "—" if math.isnan(s.test_share) else f"{100 * s.test_share:.0f}", alone or s.note or "—"])
+    return out
+
+
+PAIRING_HEAD = ["comparison", "shared source", "ρ of the two sides under it",
+                "variance the pairing removes (% of var A + var B)"]
+
+
+def pairing_rows(noise: Noise) -> list[list[str]]:
+    """Per comparison and shared source: how correlated the two sides are under it, and what sharing it
+    takes off the paired difference's variance (``variance.Shared``)."""
+    return [[p.comparison, p.source, "—" if math.isnan(p.correlation) else f"{p.correlation:+.2f}",
+             "—" if math.isnan(p.removed_share) else f"{100 * p.removed_share:+.0f}"] for p in noise.pairing]
+
+
 def head(found: Findings) -> list[str]:
     """The table's columns; "best" says which split chose the best epoch."""
     rows = found.rows
@@ -423,6 +466,9 @@ def _markdown(study, found, facts, figs, nets) -> str:
         cols = comparison_head(found)
         lines += ["", "## Comparisons", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         lines += ["| " + " | ".join(row) + " |" for row in comparison_rows(found)]
+    for title, note, cols, body in noise_tables(facts["noise"], found.analysis.percent):
+        lines += ["", f"## {title}", "", note, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        lines += ["| " + " | ".join(row) + " |" for row in body]
     lines += ["", " ".join(table_notes(study, found)), ""]
     for title, caption, slug, _ in figs:  # every figure the HTML shows
         lines += [f"**{title}.** {caption}", "", f"![{title}](figures/{slug}.png)", ""]
@@ -475,6 +521,8 @@ def _html(study, found, facts, figs, nets) -> str:
     body.append(f"<h2>Variants{', sorted by effect' if _compared(found) else ''}</h2>" + _html_table(head(found), _table_rows(found)))
     if found.declared:
         body.append("<h2>Comparisons</h2>" + _html_table(comparison_head(found), comparison_rows(found)))
+    for title, note, cols, rows_ in noise_tables(facts["noise"], found.analysis.percent):
+        body.append(f"<h2>{esc(title)}</h2><p class='facts'>{esc(note)}</p>" + _html_table(cols, rows_))
     body.append(f"<p class='facts'>{esc(' '.join(table_notes(study, found)))}</p>")
     dropped = sum(c.dropped for c in found.family if c.kind == "vs reference")
     if dropped:
@@ -500,6 +548,21 @@ def _html(study, found, facts, figs, nets) -> str:
             f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>")
 
 
+def noise_tables(spread: Noise | None, percent: bool) -> list[tuple[str, str, list[str], list[list[str]]]]:
+    """(title, note, head, rows) of a crossed study's spread and pairing tables; none for other studies."""
+    if spread is None:
+        return []
+    out = [("Where the noise comes from", f"Crossed random sources: {', '.join(spread.factors)}. Each source's share "
+            "of the variance between seeds (generalized 95 % intervals), the residual (interactions and the rest), the "
+            "share a finite test set explains by itself (binomial), and the spread (pooled SD) when only one source "
+            "is reseeded and the others are held fixed.", noise_head(spread, percent), noise_rows(spread, percent))]
+    if spread.pairing:
+        out.append(("What pairing gains, source by source", "For each comparison: how correlated its two sides are "
+                    "under each shared source, and how much of the unpaired difference's variance sharing that source "
+                    "removes (negative: sharing it adds variance).", PAIRING_HEAD, pairing_rows(spread)))
+    return out
+
+
 def _blank(x):
     return "" if x is None else x
 
@@ -514,8 +577,14 @@ def _html_table(head: list[str], rows: list[list[str]]) -> str:
     return "".join(out) + "</table></div>"
 
 
-def _write_csvs(out: Path, rows: list[Row], cells: list[dict], last: dict, found: Findings) -> None:
+def _write_csvs(out: Path, rows: list[Row], cells: list[dict], last: dict, found: Findings,
+                spread: Noise | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    if spread is not None:  # a crossed study: noise.csv and pairing.csv (Results.noise() / pairing())
+        import pandas as pd
+
+        pd.DataFrame(spread_records(spread)).to_csv(out / "noise.csv", index=False)
+        pd.DataFrame(pairing_records(spread)).to_csv(out / "pairing.csv", index=False)
     with open(out / "variants.csv", "w", newline="") as f:
         w = csv.writer(f)
         metric = found.analysis.metric

@@ -247,3 +247,32 @@ def throughput(packs: list[tuple[str, int, float]]):
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     return fig
+
+
+def noise(spreads, factors: list[str], scale: float = 100, unit: str = "pp"):
+    """One stacked bar per (variant, point) of a crossed study (``variance.Spread``): each source's share
+    of the seeds' variance, then the residual; a black diamond marks the share a finite test set
+    explains by itself (binomial), and the bar's label gives the SD over all its places."""
+    shown = [s for s in spreads if s.parts]
+    fig, ax = subplots(figsize=(7.5, max(2.2, 0.45 * len(shown) + 1.4)))
+    names = [*factors, "residual"]
+    palette = dict(zip(names, ["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
+                               "0.65"][:len(names) - 1] + ["0.65"]))
+    for i, s in enumerate(shown):
+        left = 0.0
+        for p in s.parts:
+            ax.barh(i, 100 * p.share, left=left, color=palette[p.source], label=p.source if i == 0 else None)
+            left += 100 * p.share
+        if not np.isnan(s.test_share):
+            ax.plot(min(100 * s.test_share, 100), i, "D", color="black", ms=6,
+                    label="test set alone (binomial)" if i == 0 else None)
+    labels = [f"{s.variant}{' (' + ', '.join(f'{k}={v}' for k, v in s.point.items()) + ')' if s.point else ''}\n"
+              f"SD {scale * s.sd_all:.3g} {unit}" for s in shown]
+    ax.set_yticks(range(len(shown)), labels, fontsize=8)
+    ax.set_ylim(len(shown) - 0.5, -0.5)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("share of the variance between seeds (%)")
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(5, len(names) + 1), frameon=False)
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return fig

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..errors import PetriError, StoreError
 from .ledger import Ledger
 from .lock import holder
+from .crossing import factor_seed
 from .spec import Study, parse_study
 
 
@@ -65,7 +66,8 @@ def load_current(directory: str | Path) -> tuple[Study, list[dict], list[dict], 
         if gone and row["status"] == "running" or row["status"] == "failed" and row.get("error") == "interrupted":
             # (older ledgers kept a polite stop as failed with the error 'interrupted')
             row = row | {"status": "interrupted"}  # killed, or stopped by Ctrl-C / SIGTERM: it resumes
-        places.append(row | {"variant": c.variant, "point": point, "seed": c.seed, "place": key})
+        sources = {s: factor_seed(c.sources, s) for s in study.crossing} if c.sources else {}
+        places.append(row | {"variant": c.variant, "point": point, "seed": c.seed, "place": key, "sources": sources})
         epochs += [e | {"variant": c.variant, "point": point, "seed": c.seed, "place": key}
                    for e in by_cell.get(c.hash, [])]
     return study, runs, places, epochs

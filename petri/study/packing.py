@@ -27,7 +27,7 @@ class Pack:
     states: dict[str, CellState] = field(default_factory=dict)  # cell hash -> where it resumes from
 
     def members(self) -> list[Member]:
-        return [Member(c.seed, list(c.treatments), c.recipe.optimizer.lr, c.recipe.optimizer.weight_decay,
+        return [Member(c.seeds, list(c.treatments), c.recipe.optimizer.lr, c.recipe.optimizer.weight_decay,
                        self.states.get(c.hash)) for c in self.cells]
 
     @property

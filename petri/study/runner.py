@@ -341,7 +341,7 @@ def describe_plan(study: Study, p: Plan, measure: bool = True) -> list[str]:
     for i, pack in enumerate(p.packs, 1):
         r = pack.recipe
         mem = member_bytes(r, pack.cells[0].data) * len(pack.cells)
-        n = r.train_size or get_spec(pack.cells[0].data).n_train - r.val_size
+        n = r.epoch_images(get_spec(pack.cells[0].data).n_train)
         images = n * (r.epochs - pack.start) * len(pack.cells)
         total_images += images
         key = (pack_key(pack.cells[0]), len(pack.cells))
@@ -400,8 +400,8 @@ def measured_rate(pack: Pack, steps: int = 6) -> float | None:
     except PetriError:
         return None
     r = pack.recipe
-    n = min(steps * r.batch_size, (r.train_size or ds.spec.n_train - r.val_size))
-    quick = r.model_copy(update={"epochs": 2, "train_size": n, "val_size": 0, "early_stopping": None,
+    n = min(steps * r.batch_size, r.epoch_images(ds.spec.n_train))
+    quick = r.model_copy(update={"epochs": 2, "train_size": n, "val_size": 0, "early_stopping": None, "data_sample": None,
                                  "test_size": min(r.batch_size, ds.spec.n_test)})
     members = [replace(m, state=None) for m in pack.members()]  # from epoch 0 (the rate is all we want)
     out = train_pack(ds, quick, members)

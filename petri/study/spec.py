@@ -26,10 +26,12 @@ from .. import plugins as load_plugins
 from ..data import get_spec
 from ..errors import PetriError, PlaceError, SpecError
 from ..models import parse_model
+from ..rng import SOURCES, Seeds
 from ..specs import canonical, echo, fmt_loc, translate
 from ..train.recipe import Recipe, parse_optimizer
 from ..treatments import parse_treatment
 from ..train.metrics import is_fraction
+from .crossing import combinations, config_seed, is_crossing, parse_crossing
 from .questions import Adaptive, Analysis, parse_adaptive, parse_analysis
 from .snapshot import spec_from_json
 
@@ -64,6 +66,12 @@ class Cell:
     data: str
     hash: str
     config: str  # canonical JSON of everything that defines the cell
+    sources: Seeds | None = None  # a crossed study's seeds per random source (None: ``seed`` drives all)
+
+    @property
+    def seeds(self) -> int | Seeds:
+        """What the training loop draws from: the plain seed, or each source's own."""
+        return self.sources or self.seed
 
     @property
     def point_label(self) -> str:
@@ -92,6 +100,7 @@ class Study:
     warnings: list[str] = field(default_factory=list)  # said at parse time (nothing to compare, ...)
     analysis: Analysis = field(default_factory=Analysis)  # the comparisons, metric and margin it asks for
     adaptive: Adaptive | None = None  # seeds in rounds until the answer is clear (seeds: the current round's)
+    crossing: dict[str, list[int]] | None = None  # crossed seeds: source -> its seeds (seeds: the place numbers)
     plugin_entries: list[str] = field(default_factory=list)  # plugins as the file writes them
 
     @property
@@ -111,7 +120,10 @@ def recipe_from_dict(d: dict, where: str = "recipe") -> Recipe:
         raise SpecError(f"{where}.model: missing; a model such as {{ name = \"mlp\", hidden = [64] }} or a list of layers")
     d = dict(d, model=parse_model(d["model"], f"{where}.model"))
     if "optimizer" in d:
-        d["optimizer"] = parse_optimizer(d["optimizer"], f"{where}.optimizer")
+        opt = d["optimizer"]
+        if isinstance(opt, dict) and "name" not in opt:  # { lr = 0.01 } tunes the default optimiser
+            opt = {"name": Recipe.model_fields["optimizer"].default.name, **opt}
+        d["optimizer"] = parse_optimizer(opt, f"{where}.optimizer")
     try:
         return Recipe.model_validate(d, strict=True)
     except ValidationError as e:
@@ -257,8 +269,13 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
         except PetriError as e:
             raise SpecError(f"{where}: data: {e}") from None
     seeds = raw.get("seeds", 1)
-    adaptive = None
-    if isinstance(seeds, dict):  # adaptive: the round's seeds (seeds_now), min at first
+    adaptive = crossing = None
+    if isinstance(seeds, dict) and is_crossing(seeds):  # crossed sources: places numbered 0.. (crossing.py)
+        crossing = parse_crossing(seeds, where, MAX_SEEDS, MAX_SEED)
+        seeds = math.prod(len(v) for v in crossing.values())
+        if seeds > MAX_SEEDS:
+            raise SpecError(f"{where}: seeds: {seeds:,} combinations of seeds; at most {MAX_SEEDS:,} per variant")
+    elif isinstance(seeds, dict):  # adaptive: the round's seeds (seeds_now), min at first
         analysis_raw = raw.get("analysis") if isinstance(raw.get("analysis"), dict) else {}
         adaptive = parse_adaptive(seeds, where, MAX_SEEDS, is_fraction(str(analysis_raw.get("metric", "test_acc"))))
         seeds = min(max(seeds_now or adaptive.min, adaptive.min), adaptive.max)
@@ -266,7 +283,8 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
                                        and 0 < len(seeds) <= MAX_SEEDS and all(isinstance(s, int) and not isinstance(
                                            s, bool) and 0 <= s <= MAX_SEED for s in seeds)):
         raise SpecError(f"{where}: seeds: must be a count 1..{MAX_SEEDS:,}, a list of up to {MAX_SEEDS:,} integers "
-                        f"0..{MAX_SEED}, or an adaptive table {{ min = 3, max = 30 }} (got {echo(seeds)})")
+                        f"0..{MAX_SEED}, a table of crossed random sources {{ init = 5, order = 5 }} (sources: "
+                        f"{', '.join(SOURCES)}, rest), or an adaptive table {{ min = 3, max = 30 }} (got {echo(seeds)})")
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(dict.fromkeys(seeds))
     base = raw.get("recipe")
     if not isinstance(base, dict):
@@ -280,6 +298,7 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
     _count_cells(base, variants, adaptive.max if adaptive else len(seeds), where)
 
     cells: list[Cell] = []
+    places = combinations(crossing) if crossing else None
     for vname, v in variants.items():
         vwhere = f"{where}: variants.{vname}"
         if not isinstance(v, dict):
@@ -315,14 +334,16 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
             _check_machine(recipe, dspec, vwhere)
             point = tuple(zip(labels, combo))
             for seed in seeds:
-                h, config = cell_hash(_config(data, dspec, recipe, ts, seed))
-                cells.append(Cell(vname, point, seed, recipe, ts, dspec if frozen else data, h, config))
+                own = places[seed] if crossing else None
+                used = recipe.random_sources()
+                h, config = cell_hash(_config(data, dspec, recipe, ts, config_seed(own, used) if own else seed))
+                cells.append(Cell(vname, point, seed, recipe, ts, dspec if frozen else data, h, config, own))
     study = Study(name, dspec if frozen else data, seeds, baseline, variants, base, text, str(path), cells)
     study.plugin_entries = entries
     study.baseline_point, study.warnings = _baseline_point(raw.get("baseline_point"), baseline, cells, where)
     study.profile, study.data_override, study.plugins = profile, data_override, plugins
     study.analysis = parse_analysis(raw.get("analysis"), variants, where, len(dspec.classes))
-    study.adaptive = adaptive
+    study.adaptive, study.crossing = adaptive, crossing
     if adaptive:
         study.analysis.looks = adaptive.looks
     study.keep_weights = raw.get("keep_weights", True)
@@ -484,6 +505,12 @@ def _check_sizes(recipe: Recipe, dspec, where):
     if n_train + recipe.val_size > dspec.n_train:
         raise SpecError(f"{where}.recipe.train_size: train_size + val_size = {n_train + recipe.val_size} "
                         f"exceeds the {dspec.n_train} training images of {dspec.name}")
+    sample = recipe.data_sample
+    if sample and not sample.replace and (sample.size or n_train) >= n_train:
+        raise SpecError(f"{where}.recipe.data_sample.size: a sample without replacement of {sample.size or n_train} "
+                        f"of the {n_train} training images is every image; allowed: 1..{n_train - 1}, or "
+                        "replace = true (a bootstrap sample)")
+    n_train = recipe.epoch_images(dspec.n_train)
     if recipe.batch_size > n_train:
         raise SpecError(f"{where}.recipe.batch_size: {recipe.batch_size} exceeds the {n_train} training images; "
                         f"allowed: 1..{n_train}")

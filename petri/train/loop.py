@@ -25,7 +25,7 @@ import torch
 
 from ..data import Dataset
 from ..machine import machine
-from ..rng import derive_seed
+from ..rng import Seeds, derive_seed, seed_of
 from ..treatments.base import Treatment
 from ..treatments.pipeline import Pipeline
 from .early_stop import Stopper
@@ -41,7 +41,7 @@ from .state import CellState, capture, cpu_copies, restore
 class Member:
     """One cell as the loop sees it."""
 
-    seed: int
+    seed: int | Seeds  # an int drives every random source (rng.SOURCES); Seeds names some apart
     treatments: list[Treatment] = field(default_factory=list)
     lr: float | None = None  # None: the recipe's
     weight_decay: float | None = None
@@ -110,6 +110,25 @@ def _batches(reader, order: torch.Tensor, ids: torch.Tensor, epoch: int, B: int,
         yield reader.read(order[None, :, full * B:], ids[None, :, full * B:], epoch, buf).unflatten(0, (K, -1))
 
 
+def _sample(pool: int, n: int, replace: bool, seed: int) -> torch.Tensor:
+    """A member's training images: ``n`` positions in the training split of ``pool`` images, drawn from
+    its ``data`` seed alone (with replacement: a bootstrap sample)."""
+    g = torch.Generator().manual_seed(derive_seed(seed, "data"))
+    return torch.randint(pool, (n,), generator=g) if replace else torch.randperm(pool, generator=g)[:n]
+
+
+@torch.no_grad()
+def flip_bit(row: torch.Tensor, seed: int, bit: int) -> int:
+    """Flip bit ``bit`` of one non-zero float32 in ``row`` (a member's parameters, in place), the one
+    drawn from ``seed``; returns its index in the row."""
+    nonzero = row.nonzero().view(-1).cpu()
+    g = torch.Generator().manual_seed(derive_seed(seed, "perturb"))
+    j = int(nonzero[torch.randint(len(nonzero), (1,), generator=g)])
+    word = row[j:j + 1].view(torch.int32)
+    word ^= (1 << bit) if bit < 31 else -(1 << 31)  # bit 31 is int32's sign bit
+    return j
+
+
 class _Shard:
     """Some of a pack's members, trained as one population: its own network, optimiser, treatments
     and buffers; the pack's splits are shared (read only)."""
@@ -121,10 +140,16 @@ class _Shard:
         self.pack_size = pack_size
         self.machine = machine(device)  # what computes this shard's numbers (recorded with each epoch)
         seeds = [m.seed for m in members]
-        self.K, self.N = len(members), len(train.y)
+        sample = recipe.data_sample
+        self.K, self.N = len(members), (sample.size if sample and sample.size else len(train.y))
+        self.samples = [_sample(len(train.y), self.N, sample.replace, seed_of(s, "data"))
+                        for s in seeds] if sample else None  # each member's training images [N]
         self.n_classes = len(data.spec.classes)
         self.train_eval = Split(*(t[:TRAIN_EVAL] for t in (train.x, train.y, train.ids)))
         self.net = recipe.model.build(data.spec.shape, len(data.spec.classes), seeds, device)
+        if recipe.perturb_init:  # before anything reorders the weights: the same logical weight in any pack
+            for k, s in enumerate(seeds):
+                flip_bit(self.net.theta[k, :self.net.P], seed_of(s, "perturb"), recipe.perturb_init.bit)
         self.pipe = Pipeline([m.treatments for m in members], seeds, data.spec.shape, len(data.spec.classes),
                              train.x, data.train_y.to(device), device, absorb_order=self.net.absorbs_input_order,
                              reader_cache=shared)
@@ -134,7 +159,7 @@ class _Shard:
                              [m.lr if m.lr is not None else recipe.optimizer.lr for m in members],
                              [m.weight_decay if m.weight_decay is not None else recipe.optimizer.weight_decay
                               for m in members])
-        self.orders = [torch.Generator().manual_seed(derive_seed(s, "order")) for s in seeds]
+        self.orders = [torch.Generator().manual_seed(derive_seed(seed_of(s, "order"), "order")) for s in seeds]
         self.stoppers = [Stopper(recipe.early_stopping) if recipe.early_stopping else None for _ in members]
         self.live = (True,) * self.K  # members still training: not stopped early, not diverged
         self.step = 0
@@ -182,7 +207,10 @@ class _Shard:
         K, N, B, recipe, pipe, train = self.K, self.N, self.recipe.batch_size, self.recipe, self.pipe, self.train
         steps = math.ceil(N / B)
         self.order_states = [g.get_state() for g in self.orders]  # a checkpoint within the epoch keeps these
-        order = torch.stack([torch.randperm(N, generator=g) for g in self.orders]).to(self.x_buf.device)  # [K, N]
+        order = torch.stack([torch.randperm(N, generator=g) for g in self.orders])  # [K, N]
+        if self.samples is not None:  # positions in each member's own sample -> positions in the split
+            order = torch.stack([s.index_select(0, o) for s, o in zip(self.samples, order)])
+        order = order.to(self.x_buf.device)
         flat_order = order.reshape(-1)  # index_select: far faster than 2-D advanced indexing
         ids_epoch = train.ids.index_select(0, flat_order).view(K, N)  # indices in the full split (treatment keys)
         y_epoch = pipe.labels(train.y.index_select(0, flat_order).view(K, N), ids_epoch)  # after label treatments

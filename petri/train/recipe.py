@@ -116,6 +116,22 @@ class EarlyStopping(_Spec):
     overfit_ratio: Optional[PositiveFloat] = None
 
 
+class DataSample(_Spec):
+    """Each cell trains on its own sample of the training images (the ``data`` random source picks it):
+    a random subset, or with ``replace`` a bootstrap sample. Validation and test images stay shared."""
+
+    size: Optional[PositiveInt] = Field(default=None, description="images per cell (default: all the training images)")
+    replace: bool = Field(default=False, description="draw with replacement (a bootstrap sample)")
+
+
+class PerturbInit(_Spec):
+    """Start from the cell's initial weights with one bit of one weight flipped; the ``perturb`` random
+    source picks the weight (any non-zero initial parameter, uniformly)."""
+
+    bit: int = Field(default=0, ge=0, le=31, description="bit of the float32 flipped: 0 = the lowest mantissa "
+                     "bit (one ulp), 23..30 the exponent, 31 the sign")
+
+
 class Recipe(_Spec):
     model: Annotated[SerializeAsAny[ModelSpec], BeforeValidator(parse_model)]
     optimizer: Annotated[SerializeAsAny[OptimizerSpec], BeforeValidator(parse_optimizer)] = Adam()
@@ -126,6 +142,10 @@ class Recipe(_Spec):
     train_size: Optional[PositiveInt] = Field(default=None, description="deterministic training subset (images)")
     test_size: Optional[PositiveInt] = Field(default=None, description="deterministic test subset (images)")
     val_size: NonNegativeInt = Field(default=0, description="validation images held out of the training split")
+    data_sample: Optional[DataSample] = Field(default=None, description="each cell trains on its own sample of the "
+                                              "training images (random source: data)")
+    perturb_init: Optional[PerturbInit] = Field(default=None, description="flip one bit of one initial weight "
+                                                "(random source: perturb)")
     diverge_loss: PositiveFloat = Field(
         default=1000.0, description="a batch loss above this many nats (or NaN/inf) marks a member diverged")
     eval_batch_size: PositiveInt = Field(default=1000, description="images per evaluation step")
@@ -143,3 +163,15 @@ class Recipe(_Spec):
                              "val_loss with val_size > 0, or set early_stopping.on_test = true to do it knowingly "
                              "(the cells are then labelled and kept out of verdicts)")
         return self
+
+    def random_sources(self) -> set[str]:
+        """The random sources (rng.SOURCES) this recipe draws from: data and perturb only when asked for."""
+        from ..rng import SOURCES
+
+        return set(SOURCES) - ({"data"} if self.data_sample is None else set()) \
+            - ({"perturb"} if self.perturb_init is None else set())
+
+    def epoch_images(self, n_train: int) -> int:
+        """Training images per epoch, given the data set's training split of ``n_train`` images."""
+        pool = self.train_size or n_train - self.val_size
+        return self.data_sample.size or pool if self.data_sample else pool

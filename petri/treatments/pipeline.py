@@ -24,7 +24,7 @@ from collections import Counter
 
 import torch
 
-from ..rng import derive_seed
+from ..rng import derive_seed, seed_of
 from .base import Context, Treatment
 from .pixels import PermutePixels
 from .rows import Reader, leading_reads
@@ -90,7 +90,7 @@ class Pipeline:
             folds[split] = []
             for k, ts in enumerate(treatments):
                 active = [t for t in ts if t.acts_on(split)]
-                keys, states = self._states(active, seeds[k], shape, n_classes, sample, train_y)
+                keys, states = self._states(active, seed_of(seeds[k], "augment"), shape, n_classes, sample, train_y)
                 steps = list(zip(active, keys, states))
                 image = [s for s in steps if not s[0].on_labels]
                 if split == "train":
