@@ -79,7 +79,8 @@ def components(table, factors: list[str], value: str = "y", draws: int = DRAWS, 
 
     n = len(table)
     formula = f"Q('{value}') ~ " + " + ".join(f"C(Q('{f}'))" for f in factors)
-    anova = anova_lm(smf.ols(formula, data=table).fit(), typ=1)
+    with np.errstate(divide="ignore", invalid="ignore"):  # one source alone: no residual, no F test (unused)
+        anova = anova_lm(smf.ols(formula, data=table).fit(), typ=1)
     terms = [(f, float(anova.loc[f"C(Q('{f}'))", "mean_sq"]), float(anova.loc[f"C(Q('{f}'))", "df"]),
               n / table[f].nunique()) for f in factors]
     df_e = float(anova.loc["Residual", "df"])

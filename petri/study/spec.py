@@ -275,6 +275,10 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
         seeds = math.prod(len(v) for v in crossing.values())
         if seeds > MAX_SEEDS:
             raise SpecError(f"{where}: seeds: {seeds:,} combinations of seeds; at most {MAX_SEEDS:,} per variant")
+    elif isinstance(seeds, dict) and not set(seeds) <= {"min", "max", "step", "until"}:
+        raise SpecError(f"{where}: seeds: {echo(sorted(set(seeds) - {'min', 'max', 'step', 'until'})[0])} is not allowed "
+                        f"here; a table of seeds either crosses random sources {{ init = 5, order = 5 }} (sources: "
+                        f"{', '.join(SOURCES)}, rest) or is adaptive {{ min = 3, max = 30 }} (min, max, step, until)")
     elif isinstance(seeds, dict):  # adaptive: the round's seeds (seeds_now), min at first
         analysis_raw = raw.get("analysis") if isinstance(raw.get("analysis"), dict) else {}
         adaptive = parse_adaptive(seeds, where, MAX_SEEDS, is_fraction(str(analysis_raw.get("metric", "test_acc"))))
