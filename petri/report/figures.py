@@ -263,9 +263,14 @@ def noise(spreads, factors: list[str], scale: float = 100, unit: str = "pp"):
         for p in s.parts:
             ax.barh(i, 100 * p.share, left=left, color=palette[p.source], label=p.source if i == 0 else None)
             left += 100 * p.share
-        if not np.isnan(s.test_share):
-            ax.plot(min(100 * s.test_share, 100), i, "D", color="black", ms=6,
-                    label="test set alone (binomial)" if i == 0 else None)
+        if not np.isnan(s.test_share):  # beyond the bar (more than the whole spread): at its end, with its value
+            over = s.test_share > 1
+            ax.plot(min(100 * s.test_share, 100), i, ">" if over else "D", color="black", ms=6)
+            if over:
+                ax.annotate(f"{100 * s.test_share:.0f} %", (100, i), xytext=(-8, 0), textcoords="offset points",
+                            ha="right", va="center", fontsize=8, color="white", fontweight="bold")
+    if any(not np.isnan(s.test_share) for s in shown):
+        ax.plot([], [], "D", color="black", ms=6, label="test set alone (binomial)")
     labels = [f"{s.variant}{' (' + ', '.join(f'{k}={v}' for k, v in s.point.items()) + ')' if s.point else ''}\n"
               f"SD {scale * s.sd_all:.3g} {unit}" for s in shown]
     ax.set_yticks(range(len(shown)), labels, fontsize=8)

@@ -137,26 +137,30 @@ def balanced(table, factors: list[str]) -> str:
 
 
 def _table(values: dict[int, float], places: dict[int, dict[str, int]], factors: list[str]):
+    """One row per combination of ``factors``' seeds: places differing only in sources the cells do not
+    use hold the same cell, counted once."""
     import pandas as pd
 
-    return pd.DataFrame([{**{f: places[s][f] for f in factors}, "y": v} for s, v in values.items() if s in places])
+    rows = [{**{f: places[s][f] for f in factors}, "y": v} for s, v in values.items() if s in places]
+    return pd.DataFrame(rows, columns=[*factors, "y"]).drop_duplicates(factors)
 
 
-def spreads(rows, places: dict[int, dict[str, int]], factors: list[str], n_test: dict[tuple, int | None]
-            ) -> list[Spread]:
+def spreads(rows, places: dict[int, dict[str, int]], factors: dict[tuple, list[str]],
+            n_test: dict[tuple, int | None]) -> list[Spread]:
     """Each (variant, point) row of the findings (``analysis.Row``, ``by_seed``: place -> value),
-    decomposed over ``factors``. ``places``: place number -> each factor's seed. ``n_test``: a row's key
-    -> the test images behind its metric (None when the metric is not a test accuracy)."""
+    decomposed over its ``factors`` (a row's key -> the crossed sources its cells use). ``places``: place
+    number -> each factor's seed. ``n_test``: a row's key -> the test images behind its metric (None
+    when the metric is not a test accuracy)."""
     out = []
     for r in rows:
-        table = _table(r.by_seed, places, factors)
-        values = list(r.by_seed.values())
+        table = _table(r.by_seed, places, factors[r.key])
+        values = list(table["y"])
         mean = float(np.mean(values)) if values else math.nan
         sd = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
         s = Spread(r.variant, r.point, len(values), mean, math.nan, sd)
-        s.note = balanced(table, factors) if len(table) else "no finished places"
+        s.note = balanced(table, factors[r.key]) if len(table) else "no finished places"
         if not s.note:
-            s.parts = components(table, factors)
+            s.parts = components(table, factors[r.key])
             s.total = sum(p.variance for p in s.parts)
         n = n_test.get(r.key)
         if n and 0 <= mean <= 1:
@@ -226,14 +230,16 @@ def noise(study, f) -> Noise | None:
               for c in study.cells if c.sources is not None}
     metric = f.analysis.metric
     n_test: dict[tuple, int | None] = {}
-    if metric == "test_acc":
-        full = get_spec(study.data).n_test
-        for c in study.cells:
-            n_test[(c.variant, json.dumps(dict(c.point)))] = c.recipe.test_size or full
+    used: dict[tuple, list[str]] = {}  # a row's key -> the crossed sources its cells draw from
+    full = get_spec(study.data).n_test
+    for c in study.cells:
+        key = (c.variant, json.dumps(dict(c.point)))
+        n_test[key] = (c.recipe.test_size or full) if metric == "test_acc" else None
+        used[key] = [s for s in factors if s == "rest" or s in c.recipe.random_sources()]
     rows = {r.key: r for r in f.rows}
     shared = [s for c in f.family if len(c.terms) == 2 and all(k in rows for k, _ in c.terms)
-              for s in pairing(c, rows, places, factors)]
-    return Noise(factors, spreads(f.rows, places, factors, n_test), shared, metric)
+              and used[c.terms[0][0]] == used[c.terms[1][0]] for s in pairing(c, rows, places, used[c.terms[0][0]])]
+    return Noise(factors, spreads(f.rows, places, used, n_test), shared, metric)
 
 
 TEST_SET = "test set (binomial)"
