@@ -171,6 +171,81 @@ def plain_loop(make, ds, epochs, batch, seed, max_steps=None):
     return seen / train_time, acc
 
 
+def jax_scan_population(ds, K, epochs, batch=100):
+    """JAX as its users write a fast epoch: the whole epoch is one jitted call, ``lax.scan`` over the
+    batches inside ``jit`` and ``vmap`` over members (optax Adam), so Python dispatches once per epoch.
+    Returns aggregate training images/s (compilation outside the timing), or None without jax / optax."""
+    try:
+        import jax
+        import jax.numpy as jnp
+        import optax
+    except ImportError:
+        return None
+    x = jnp.asarray(ds.train_x.float().div_(255).view(len(ds.train_y), -1).numpy())
+    y = jnp.asarray(ds.train_y.numpy())
+    n = len(ds.train_y)
+    steps = n // batch
+
+    def init(key):
+        k1, k2, k3, k4 = jax.random.split(key, 4)
+        u = lambda k, shape, fan: jax.random.uniform(k, shape, minval=-fan ** -0.5, maxval=fan ** -0.5)  # noqa: E731
+        return {"w1": u(k1, (784, 64), 784), "b1": u(k2, (64,), 784), "w2": u(k3, (64, 10), 64), "b2": u(k4, (10,), 64)}
+
+    def loss(p, xb, yb):
+        logits = jax.nn.relu(xb @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]
+        return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+
+    opt = optax.adam(1e-3)
+    params = jax.vmap(init)(jax.random.split(jax.random.PRNGKey(0), K))
+    state = jax.vmap(opt.init)(params)
+
+    def member_epoch(p, s, order):  # one member's epoch: order [steps, batch]
+        def step(carry, idx):
+            p, s = carry
+            g = jax.grad(loss)(p, x[idx], y[idx])
+            updates, s = opt.update(g, s, p)
+            return (optax.apply_updates(p, updates), s), None
+
+        (p, s), _ = jax.lax.scan(step, (p, s), order)
+        return p, s
+
+    epoch = jax.jit(jax.vmap(member_epoch))
+    rng = torch.Generator().manual_seed(0)
+
+    def orders():
+        return jnp.asarray(torch.stack([torch.randperm(n, generator=rng)[:steps * batch].view(steps, batch)
+                                        for _ in range(K)]).numpy())
+
+    jax.block_until_ready(epoch.lower(params, state, orders()).compile())  # compile outside the timing
+    seen, t_train = 0, 0.0
+    for _ in range(epochs):
+        o = orders()
+        t0 = time.perf_counter()
+        params, state = epoch(params, state, o)
+        jax.block_until_ready(params)
+        t_train += time.perf_counter() - t0
+        seen += K * steps * batch
+    return seen / t_train
+
+
+MLP64_FLOP = 2 * (784 * 64 + 64 * 10) * 2 + 2 * 64 * 10  # per training image: forward, weight gradients, one
+# input gradient (the hidden layer's; the first layer's input needs none): 204,544 FLOP
+
+
+def sgemm_peak(threads: int, size: int = 2048, reps: int = 10) -> float:
+    """The machine's float32 matrix-multiply rate (FLOP/s) on ``threads`` threads: the best of ``reps``
+    products of two size × size matrices (torch.mm, MKL / oneDNN), after a warm-up."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    out = torch.empty(size, size)
+    torch.mm(a, b, out=out)
+    best = 0.0
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        torch.mm(a, b, out=out)
+        best = max(best, 2 * size ** 3 / (time.perf_counter() - t0))
+    return best
+
+
 def petri_run(model, ds, epochs, batch, seeds, train_size=None):
     recipe = Recipe(model=model, batch_size=batch, epochs=epochs, train_size=train_size, device="cpu")
     results = train_pack(ds, recipe, [Member(s) for s in seeds])
@@ -220,6 +295,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="1 epoch, 1 round (smoke run)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved plain/petri rounds; medians are reported")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--population", action="store_true", help="only the 32-member mlp [64] population and its peers")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rounds = 1 if args.quick else args.rounds
@@ -229,16 +305,21 @@ def main():
           f"{rounds} interleaved round(s), medians")
 
     singles = []
-    for r in range(rounds):  # plain and petri alternate so machine noise hits both alike
+    for r in range(0 if args.population else rounds):  # plain and petri alternate so machine noise hits both alike
         plain_ips, plain_acc = plain_loop(plain_mlp, ds, epochs, 100, r)
         petri_ips, petri_acc = petri_run(MLP(hidden=[64]), ds, epochs, 100, [r])
         singles.append(petri_ips / plain_ips)
         print(f"  round {r + 1}: mlp [64] single, {epochs} epochs: plain {plain_ips:,.0f} img/s "
               f"(test acc {plain_acc:.4f}); petri {petri_ips:,.0f} img/s (test acc {petri_acc[0]:.4f}); "
               f"ratio {singles[-1]:.2f}")
-    single = _median(singles)
+    single = _median(singles) if singles else float("nan")
 
-    K, pops, peers = 32, [], {"layer list": [], "torch.func": [], "jax": []}
+    K, pops, peers = 32, [], {"layer list": [], "torch.func": [], "jax": [], "jax scan": []}
+    peak = sgemm_peak(torch.get_num_threads())
+    roofline = peak / MLP64_FLOP
+    print(f"sgemm peak {peak / 1e9:,.1f} GFLOP/s on {torch.get_num_threads()} threads; mlp [64] needs "
+          f"{MLP64_FLOP:,} FLOP per training image: roofline {roofline:,.0f} img/s")
+    fractions = []
     pop_epochs = 1 if args.quick else 2
     for r in range(rounds):
         seq_ips = sum(plain_loop(plain_mlp, ds, 1, 100, s)[0] for s in range(2)) / 2  # one after another
@@ -246,16 +327,27 @@ def main():
         list_ips, _ = petri_run(parse_model(MLP_LAYERS), ds, pop_epochs, 100, list(range(K)))
         func_ips = func_population(ds, K, pop_epochs)
         jax_ips = jax_population(ds, K, pop_epochs)
+        scan_ips = jax_scan_population(ds, K, pop_epochs)
         pops.append(pop_ips / seq_ips)
+        fractions.append(pop_ips / roofline)
         peers["layer list"].append(list_ips / pop_ips)
         peers["torch.func"].append(pop_ips / func_ips)
         if jax_ips:
             peers["jax"].append(pop_ips / jax_ips)
-        jax_text = f"JAX jit+vmap {jax_ips:,.0f}" if jax_ips else "JAX not installed"
+            peers["jax scan"].append(pop_ips / scan_ips)
+        jax_text = (f"JAX jit+vmap, one dispatch per step {jax_ips:,.0f}; JAX lax.scan over the epoch "
+                    f"{scan_ips:,.0f}" if jax_ips else "JAX not installed")
         print(f"  round {r + 1}: mlp [64] population K={K}: petri aggregate {pop_ips:,.0f} img/s "
               f"(mean test acc {sum(pop_acc) / K:.4f}); as a layer list {list_ips:,.0f}; torch.func vmap "
-              f"{func_ips:,.0f}; {jax_text}; plain one-by-one {seq_ips:,.0f} img/s; ratio {pops[-1]:.2f}")
+              f"{func_ips:,.0f}; {jax_text}; plain one-by-one {seq_ips:,.0f} img/s; ratio {pops[-1]:.2f}; "
+              f"{100 * fractions[-1]:.0f} % of the roofline")
     population = _median(pops)
+    if args.population:
+        print(f"petri_roofline_fraction={_median(fractions):.2f}")
+        if peers["jax"]:
+            print(f"petri_vs_jax_per_step={_median(peers['jax']):.2f}")
+            print(f"petri_vs_jax_scan={_median(peers['jax scan']):.2f}")
+        return
 
     lenet = {"plain": plain_loop(plain_lenet5, ds, 1, 128, 0, max_steps=40)[0]}
     register_model("bench_lenet5", lenet5_module)
@@ -280,8 +372,10 @@ def main():
     print(f"population_mlp_ratio={population:.2f}")
     print(f"layer_list_vs_preset={_median(peers['layer list']):.2f}")
     print(f"petri_vs_torch_func={_median(peers['torch.func']):.2f}")
+    print(f"petri_roofline_fraction={_median(fractions):.2f}")
     if peers["jax"]:
-        print(f"petri_vs_jax={_median(peers['jax']):.2f}")
+        print(f"petri_vs_jax_per_step={_median(peers['jax']):.2f}")
+        print(f"petri_vs_jax_scan={_median(peers['jax scan']):.2f}")
     for k in (1, 8):
         print(f"lenet5_list_k{k}_ratio={lenet[f'list K={k}'] / lenet['plain']:.2f}")
         print(f"lenet5_module_k{k}_ratio={lenet[f'module K={k}'] / lenet['plain']:.2f}")
