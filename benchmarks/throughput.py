@@ -232,17 +232,19 @@ MLP64_FLOP = 2 * (784 * 64 + 64 * 10) * 2 + 2 * 64 * 10  # per training image: f
 # input gradient (the hidden layer's; the first layer's input needs none): 204,544 FLOP
 
 
-def sgemm_peak(threads: int, size: int = 2048, reps: int = 10) -> float:
+def sgemm_peak(threads: int, sizes=(512, 1024, 2048), reps: int = 10) -> float:
     """The machine's float32 matrix-multiply rate (FLOP/s) on ``threads`` threads: the best of ``reps``
-    products of two size × size matrices (torch.mm, MKL / oneDNN), after a warm-up."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    out = torch.empty(size, size)
-    torch.mm(a, b, out=out)
+    products of two size × size matrices of each size (torch.mm, MKL), after a warm-up (this VM's speed
+    drifts: the best is the machine, the rest is its neighbours)."""
     best = 0.0
-    for _ in range(reps):
-        t0 = time.perf_counter()
+    for size in sizes:
+        a, b = torch.randn(size, size), torch.randn(size, size)
+        out = torch.empty(size, size)
         torch.mm(a, b, out=out)
-        best = max(best, 2 * size ** 3 / (time.perf_counter() - t0))
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            torch.mm(a, b, out=out)
+            best = max(best, 2 * size ** 3 / (time.perf_counter() - t0))
     return best
 
 
