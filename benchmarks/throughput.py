@@ -86,9 +86,9 @@ def func_population(ds, K, epochs, batch=100):
     return seen / t_train
 
 
-def jax_population(ds, K, epochs, batch=100):
-    """JAX peer: K MLPs as stacked pytrees, jit(vmap(grad)) and optax Adam vmapped over members.
-    Returns aggregate training images/s, or None without jax / optax."""
+def _jax_mlps(ds, K):
+    """The JAX peers' common part: MNIST as arrays, K stacked mlp [64] parameter pytrees (PyTorch's
+    default init bounds), their optax Adam states, the loss; None without jax / optax."""
     try:
         import jax
         import jax.numpy as jnp
@@ -97,7 +97,6 @@ def jax_population(ds, K, epochs, batch=100):
         return None
     x = jnp.asarray(ds.train_x.float().div_(255).view(len(ds.train_y), -1).numpy())
     y = jnp.asarray(ds.train_y.numpy())
-    n = len(ds.train_y)
 
     def init(key):
         k1, k2, k3, k4 = jax.random.split(key, 4)
@@ -110,7 +109,21 @@ def jax_population(ds, K, epochs, batch=100):
 
     opt = optax.adam(1e-3)
     params = jax.vmap(init)(jax.random.split(jax.random.PRNGKey(0), K))
-    state = jax.vmap(opt.init)(params)
+    return x, y, loss, opt, params, jax.vmap(opt.init)(params)
+
+
+def jax_population(ds, K, epochs, batch=100):
+    """JAX peer, one dispatch per step: K MLPs as stacked pytrees, jit(vmap(grad)) and optax Adam vmapped
+    over members. Returns aggregate training images/s, or None without jax / optax."""
+    common = _jax_mlps(ds, K)
+    if common is None:
+        return None
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    x, y, loss, opt, params, state = common
+    n = len(y)
 
     @jax.jit
     def step(params, state, idx):
@@ -133,71 +146,20 @@ def jax_population(ds, K, epochs, batch=100):
     return seen / t_train
 
 
-def lenet5_module(n_classes: int):
-    return plain_lenet5()
-
-
-def plain_loop(make, ds, epochs, batch, seed, max_steps=None):
-    """Returns (training images/s, final test accuracy)."""
-    torch.manual_seed(seed)
-    model = make()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True)
-    x = ds.train_x.float().div_(255)
-    y = ds.train_y
-    tx, ty = ds.test_x.float().div_(255), ds.test_y
-    n, seen, train_time, acc = len(y), 0, 0.0, 0.0
-    for _ in range(epochs):
-        model.train()
-        t0 = time.perf_counter()
-        perm = torch.randperm(n)
-        loss_sum, hits = torch.zeros(()), torch.zeros((), dtype=torch.int64)
-        steps = range(0, n, batch) if max_steps is None else range(0, max_steps * batch, batch)
-        for i in steps:
-            idx = perm[i:i + batch]
-            out = model(x[idx])
-            loss = F.cross_entropy(out, y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach()
-            hits += (out.argmax(1) == y[idx]).sum()
-            seen += len(idx)
-        float(loss_sum), int(hits)  # the epoch log syncs once
-        train_time += time.perf_counter() - t0
-        model.eval()
-        with torch.no_grad():
-            acc = sum((model(tx[i:i + 1000]).argmax(1) == ty[i:i + 1000]).sum().item()
-                      for i in range(0, len(ty), 1000)) / len(ty)
-    return seen / train_time, acc
-
-
 def jax_scan_population(ds, K, epochs, batch=100):
     """JAX as its users write a fast epoch: the whole epoch is one jitted call, ``lax.scan`` over the
     batches inside ``jit`` and ``vmap`` over members (optax Adam), so Python dispatches once per epoch.
     Returns aggregate training images/s (compilation outside the timing), or None without jax / optax."""
-    try:
-        import jax
-        import jax.numpy as jnp
-        import optax
-    except ImportError:
+    common = _jax_mlps(ds, K)
+    if common is None:
         return None
-    x = jnp.asarray(ds.train_x.float().div_(255).view(len(ds.train_y), -1).numpy())
-    y = jnp.asarray(ds.train_y.numpy())
-    n = len(ds.train_y)
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    x, y, loss, opt, params, state = common
+    n = len(y)
     steps = n // batch
-
-    def init(key):
-        k1, k2, k3, k4 = jax.random.split(key, 4)
-        u = lambda k, shape, fan: jax.random.uniform(k, shape, minval=-fan ** -0.5, maxval=fan ** -0.5)  # noqa: E731
-        return {"w1": u(k1, (784, 64), 784), "b1": u(k2, (64,), 784), "w2": u(k3, (64, 10), 64), "b2": u(k4, (10,), 64)}
-
-    def loss(p, xb, yb):
-        logits = jax.nn.relu(xb @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]
-        return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
-
-    opt = optax.adam(1e-3)
-    params = jax.vmap(init)(jax.random.split(jax.random.PRNGKey(0), K))
-    state = jax.vmap(opt.init)(params)
 
     def member_epoch(p, s, order):  # one member's epoch: order [steps, batch]
         def step(carry, idx):

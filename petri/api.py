@@ -11,7 +11,8 @@
 DataFrames (columns in this order; sweep axes as typed columns, one per axis, named by the axis):
 
 ``cells()`` one row per place of the study (variant, point, seed): ``variant`` (category),
-    the axes, ``seed`` (int64), ``status`` (category: pending, running, interrupted, done,
+    the axes, ``seed`` (int64; a crossed study's place number, with ``seed_<source>`` (int64) each random
+    source's seed: ``seeds = { init = 5, order = 5 }``), ``status`` (category: pending, running, interrupted, done,
     stopped-early, diverged, failed), ``epochs`` (int64, epochs finished), ``train_loss``,
     ``train_acc`` (running means over the epoch's batches, train mode), ``val_loss``, ``val_acc``,
     ``test_loss``, ``test_acc``, ``train_eval_loss``, ``train_eval_acc`` (the first 2,000 training
@@ -20,7 +21,8 @@ DataFrames (columns in this order; sweep axes as typed columns, one per axis, na
     before one), ``ece`` (expected calibration error on the test set, once finished), ``seconds``
     (float64), ``hash`` (the cell's identity). ``confusion(variant)``: a confusion matrix.
 ``epochs()`` one row per finished epoch of every place: ``variant``, the axes, ``seed``, ``epoch``
-    (int64), the six metrics, ``images_per_s``, ``seconds``, ``pack_size`` (int64), ``machine``
+    (int64), the metrics, ``lr`` (the learning rate of the epoch's last step: the member's rate times its
+    schedule's factor; NaN for ledgers from before), ``images_per_s``, ``seconds``, ``pack_size`` (int64), ``machine``
     (category: what computed the epoch, see ``petri.machine``; empty for ledgers from before), ``hash``.
 ``effects()`` one row per (variant, point), the report's numbers: ``variant``, the axes, ``n``
     (seeds with a result), ``test_acc`` and ``test_acc_ci95`` (mean final test accuracy and the
@@ -265,9 +267,10 @@ class Results:
         """One row per finished epoch of every place."""
         study, _, _, epochs = self._load()
         rows = [{"variant": e["variant"], **json.loads(e["point"]), "seed": e["seed"], "epoch": e["epoch"],
-                 **{m: e[m] for m in METRICS}, "images_per_s": e["images_per_s"], "seconds": e["seconds"],
-                 "pack_size": e["pack_size"], "machine": e.get("machine"), "hash": e["cell_hash"]} for e in epochs]
-        return _frame(rows, study, ["variant", "seed", "epoch", *METRICS, "images_per_s", "seconds", "pack_size",
+                 **{m: e[m] for m in METRICS}, "lr": e.get("lr"), "images_per_s": e["images_per_s"],
+                 "seconds": e["seconds"], "pack_size": e["pack_size"], "machine": e.get("machine"),
+                 "hash": e["cell_hash"]} for e in epochs]
+        return _frame(rows, study, ["variant", "seed", "epoch", *METRICS, "lr", "images_per_s", "seconds", "pack_size",
                                     "machine", "hash"])
 
     def _findings(self, extra=None):
@@ -516,12 +519,12 @@ def summary(model: str | list | dict | ModelSpec, data: str = "mnist"):
         {"depth": "int64", "params": "int64"})
 
 
-CATALOG_KINDS = ("model", "layer", "optimizer", "treatment")
+CATALOG_KINDS = ("model", "layer", "optimizer", "schedule", "treatment")
 
 
 def catalog(name: str | None = None):
-    """What a study can name. Without ``name``: every registered model (preset), layer, optimizer and
-    treatment as a DataFrame (``kind``, ``name``, ``parameters``, ``about``). With ``name``: its
+    """What a study can name. Without ``name``: every registered model (preset), layer, optimizer,
+    learning-rate schedule and treatment as a DataFrame (``kind``, ``name``, ``parameters``, ``about``). With ``name``: its
     parameters (``kind``, ``parameter``, ``type``, ``default``, ``description``; ``default`` is
     "required" for a parameter without one)."""
     import pandas as pd
@@ -537,7 +540,7 @@ def catalog(name: str | None = None):
         return pd.DataFrame(rows, columns=["kind", "name", "parameters", "about"])
     found = [(kind, reg[name]) for kind, reg in registries.items() if name in reg]
     if not found:
-        raise SpecError(f"{name!r} is no model, layer, optimizer or treatment; known: "
+        raise SpecError(f"{name!r} is no {', '.join(CATALOG_KINDS[:-1])} or {CATALOG_KINDS[-1]}; known: "
                         + "; ".join(f"{k}s: {r.known()}" for k, r in registries.items()))
     rows = [{"kind": kind, "parameter": p, "type": t, "default": d, "description": text}
             for kind, cls in found for p, t, d, text in describe_fields(cls)]
@@ -546,10 +549,10 @@ def catalog(name: str | None = None):
 
 def _registries() -> dict:
     from .models import LAYERS, MODELS
-    from .train.recipe import OPTIMIZERS
+    from .train.recipe import OPTIMIZERS, SCHEDULES
     from .treatments import TREATMENTS
 
-    return dict(zip(CATALOG_KINDS, (MODELS, LAYERS, OPTIMIZERS, TREATMENTS)))
+    return dict(zip(CATALOG_KINDS, (MODELS, LAYERS, OPTIMIZERS, SCHEDULES, TREATMENTS)))
 
 
 def datasets(root: str | Path | None = None):

@@ -110,8 +110,9 @@ def train_cmd(
 
 
 @app.command("models")
-def models_cmd(name: Optional[str] = typer.Argument(None, help="a preset, layer or optimizer to describe in full")):
-    """Presets, layers, optimizers and treatments: their parameters with types, defaults and descriptions."""
+def models_cmd(name: Optional[str] = typer.Argument(None, help="a preset, layer, optimizer, schedule or treatment "
+                                                  "to describe in full")):
+    """Presets, layers, optimizers, schedules and treatments: their parameters with types, defaults and descriptions."""
     from rich.markup import escape
 
     from .api import catalog
@@ -121,9 +122,13 @@ def models_cmd(name: Optional[str] = typer.Argument(None, help="a preset, layer 
             rows = catalog(name)
         except PetriError as e:
             fail(e)
-        for kind, part in rows.groupby("kind", sort=False):
-            about = catalog().query("kind == @kind and name == @name")["about"].iloc[0]
-            console.print(f"[bold]{escape(name)}[/bold] ({kind}): {escape(about)}")
+        for _, entry in catalog().query("name == @name").iterrows():
+            kind = entry["kind"]
+            part = rows[rows["kind"] == kind]
+            console.print(f"[bold]{escape(name)}[/bold] ({kind}): {escape(entry['about'])}"
+                          + ("" if len(part) else "; no parameters"))
+            if not len(part):
+                continue
             table = Table("parameter", "type", "default", "description")
             for _, r in part.iterrows():
                 table.add_row(*(escape(r[c]) for c in ("parameter", "type", "default", "description")))
@@ -142,7 +147,8 @@ def models_cmd(name: Optional[str] = typer.Argument(None, help="a preset, layer 
 @app.command("summary")
 def summary_cmd(
     model: str = typer.Argument('{"name": "mlp", "hidden": [64]}',
-                                help='model as JSON: a preset (\'"mnist_cnn"\', \'{"name": "mlp", "hidden": [64]}\') or a list of layers'),
+                                help='a model as a study writes it, in JSON or TOML (\'"mnist_cnn"\', \'{ name = "mlp", '
+                                     'hidden = [64] }\', a list of layers), or a study file (each variant\'s network)'),
     data: str = typer.Option("mnist", help="data set (sets the input shape and class count)"),
 ):
     """Per-layer output shape and parameter count of one member (like Keras' model.summary)."""
@@ -150,8 +156,10 @@ def summary_cmd(
     from .data import get_spec
     from .models import parse_model
 
+    if model.endswith(".toml") or Path(model).is_file():
+        return _summarise_study(Path(model))
     try:
-        spec = parse_model(_json(model, "MODEL"), "MODEL")
+        spec = parse_model(_model_text(model, "MODEL"), "MODEL")
         try:
             dspec = get_spec(data)
         except PetriError as e:
@@ -162,6 +170,48 @@ def summary_cmd(
         fail(e)
     console.print(f"{spec.name} on {dspec.name} (input {'×'.join(map(str, dspec.shape))}, {len(dspec.classes)} classes)")
     console.print(summary_table(rows, dspec.shape))
+
+
+def _model_text(text: str, option: str):
+    """A model written as JSON ('{"name": "mlp"}') or as TOML, as in a study ('{ name = "mlp" }')."""
+    import tomllib
+
+    from .errors import SpecError
+
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        error = f"{e.msg} at column {e.colno}"
+    try:
+        return tomllib.loads(f"model = {text}")["model"]
+    except tomllib.TOMLDecodeError:
+        raise SpecError(f"{option}: neither JSON ({error}) nor a TOML value such as {{ name = \"mlp\", hidden = [64] }} "
+                        "or [\"flatten\", { name = \"dense\", units = \"classes\" }]") from None
+
+
+def _summarise_study(path: Path) -> None:
+    """Each distinct network of a study (its variants' first sweep points) on the study's data set."""
+    from .api import summary
+    from .data import get_spec
+    from .study.spec import load_study
+
+    try:
+        study = load_study(path)
+        dspec = get_spec(study.data)
+        nets: dict[str, list[str]] = {}
+        specs = {}
+        for c in study.cells:
+            key = json.dumps(c.recipe.model.model_dump(mode="json"), sort_keys=True)
+            if c.variant not in nets.setdefault(key, []):
+                nets[key].append(c.variant)
+            specs[key] = c.recipe.model
+        tables = [(nets[k], specs[k], summary(specs[k], study.data)) for k in nets]
+    except PetriError as e:
+        fail(e)
+    for users, spec, rows in tables:
+        console.print(f"{spec.name} on {dspec.name} (input {'×'.join(map(str, dspec.shape))}, {len(dspec.classes)} "
+                      f"classes), used by: {', '.join(users)}")
+        console.print(summary_table(rows, dspec.shape))
 
 
 def summary_table(rows, shape) -> Table:

@@ -68,7 +68,9 @@ def _message(err: dict, cls: type[BaseModel] | None) -> str:
     if t == "missing":
         return "missing (required)"
     if t == "extra_forbidden" and cls is not None:
-        return f"unknown field; allowed: {', '.join(f for f in cls.model_fields if f != 'name')}"
+        fields = [f for f in cls.model_fields if f != "name"]
+        return f"unknown field; allowed: {', '.join(fields)}" if fields else \
+            f"unknown field; {cls.model_fields['name'].default if 'name' in cls.model_fields else 'it'} takes no parameters"
     if t == "union_tag_invalid":
         return f"unknown name {ctx.get('tag')!r}; known: {ctx.get('expected_tags', '')}".replace("'", '"')
     if t == "value_error":

@@ -266,7 +266,7 @@ def test_catalog_names_every_registered_thing_and_describes_one():
     dropout = petri.catalog("dropout")
     assert dropout["parameter"].tolist() == ["p", "spatial"] and dropout["default"].tolist() == ["0.5", "false"]
     assert petri.catalog("label_noise").set_index("parameter").loc["p", "default"] == "required"
-    with pytest.raises(SpecError, match="'convv' is no model, layer, optimizer or treatment; known: models: mlp"):
+    with pytest.raises(SpecError, match="'convv' is no model, layer, optimizer, schedule or treatment; known: models: mlp"):
         petri.catalog("convv")
 
 

@@ -114,9 +114,10 @@ def test_weights_command_and_bad_names(nets, tmp_path):
 
     state = load_file(tmp_path / "w.safetensors")
     assert "conv2d_0.weight" in state and state["batch_norm_1.running_var"].shape == (8,)  # keys name the layers
-    with pytest.raises(SpecError, match="'cnn' is not a variant of nets; variants: mlp, mlp-input-bn, mnist_cnn, vgg-bn"):
+    with pytest.raises(SpecError, match="^variant 'cnn' is not a variant of nets; variants: mlp, mlp-input-bn, "
+                                        "mnist_cnn, vgg-bn"):  # in words from Python and the command line alike
         petri.load_model(out, variant="cnn", seed=3)
-    with pytest.raises(SpecError, match="'mlp' has no seed 4; seeds: 3"):
+    with pytest.raises(SpecError, match="^seed 4: 'mlp' has no such seed; seeds: 3"):
         petri.load_model(out, variant="mlp", seed=4)
     with pytest.raises(StoreError, match="no best-epoch weights"):
         petri.load_model(out, variant="mlp", seed=3, best=True)

@@ -309,7 +309,7 @@ def test_cli_models_lists_every_registered_model_layer_optimizer_and_treatment()
     r = runner.invoke(app, ["models", "conv2d"], env={"COLUMNS": "200"})
     assert r.exit_code == 0 and "integer ≥ 1" in r.output and '"same"' in r.output
     r = runner.invoke(app, ["models", "convv"])
-    assert r.exit_code == 2 and "'convv' is no model, layer, optimizer or treatment" in r.stderr
+    assert r.exit_code == 2 and "'convv' is no model, layer, optimizer, schedule or treatment" in r.stderr
     r = runner.invoke(app, ["models", "crop"], env={"COLUMNS": "200"})
     assert r.exit_code == 0 and "crop (treatment)" in r.output and "pad" in r.output
 

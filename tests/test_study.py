@@ -279,3 +279,71 @@ def test_study_names_in_any_script_and_petri_shows_its_api():
             parse_study(BASE.replace('name = "', f'name = "{bad}', 1) if bad != ".." else
                         re.sub(r'name = "[^"]*"', 'name = ".."', BASE, count=1))
     assert {"open_study", "run", "load_study", "register_metric", "Results"} <= set(dir(petri))
+
+
+BASE_ERR = """
+name = "x"
+data = "mnist"
+[recipe]
+model = { name = "mlp", hidden = [16] }
+SCHED
+[variants.a]
+[variants.b]
+VARIANT
+"""
+
+
+@pytest.mark.parametrize("base, variant, message", [
+    ('schedule = { name = "step", gama = 0.5 }', "", "<study>: recipe.schedule.gama: unknown field; allowed: step_epochs, gamma"),
+    ("", 'recipe = { schedule = { name = "step", gama = 2 } }',
+     "<study>: variants.b.recipe.schedule.gama: unknown field; allowed: step_epochs, gamma"),
+    ('schedule = { name = "cosine", gamma = 0.5 }', "", "recipe.schedule.gamma: unknown field; cosine takes no parameters"),
+    ('schedule = "cosin"', "", "recipe.schedule: unknown schedule 'cosin'; known schedules: constant, step, cosine, onecycle"),
+    ("batch_size = 0", "", "<study>: recipe.batch_size:"),
+])
+def test_errors_name_where_the_field_is_written(base, variant, message):
+    """A field of the top-level [recipe] is reported there, not in the first variant that inherits it."""
+    with pytest.raises(SpecError) as e:
+        parse_study(BASE_ERR.replace("SCHED", base).replace("VARIANT", variant))
+    assert message in str(e.value)
+
+
+def test_every_schedule_is_documented_and_starts_at_its_rate():
+    import petri
+    from petri.train import SCHEDULES
+
+    for name, cls in SCHEDULES.items():
+        s = cls()
+        assert cls.__doc__ and petri.catalog(name)["kind"].tolist() in ([], ["schedule"] * len(petri.catalog(name)))
+        factors = [s.factor(i, 10, 100) for i in range(100)]
+        assert all(0 <= f <= 1 for f in factors), name
+    assert petri.catalog("onecycle")["parameter"].tolist() == ["warmup", "div_factor", "final_div_factor"]
+    assert parse_study(BASE_ERR.replace("SCHED", 'schedule = "cosine"').replace("VARIANT", "")).cells[0].hash == \
+        parse_study(BASE_ERR.replace("SCHED", 'schedule = { name = "cosine" }').replace("VARIANT", "")).cells[0].hash
+
+
+def test_petri_models_describes_a_schedule_without_parameters(capsys):
+    from petri.cli import main
+
+    assert main(["models", "cosine"]) == 0
+    assert "cosine (schedule): cosine annealing from the base rate" in capsys.readouterr().out
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "schedules" in out and "onecycle" in out and "warmup=0.3" in out
+
+
+def test_petri_summary_reads_toml_json_and_study_files(capsys):
+    from petri.cli import main
+
+    assert main(["summary", '{ name = "mlp", hidden = [32] }']) == 0
+    assert "total parameters per member: 25,450" in capsys.readouterr().out
+    assert main(["summary", '{"name": "mlp", "hidden": [32]}']) == 0
+    assert "25,450" in capsys.readouterr().out
+    assert main(["summary", '["flatten", { name = "dense", units = "classes" }]']) == 0
+    assert "7,850" in capsys.readouterr().out
+    assert main(["summary", "studies/noise-sources.toml"]) == 0
+    out = capsys.readouterr().out
+    assert "used by: mlp, mlp-inverted" in out and "used by: cnn" in out and "5,258" in out
+    assert main(["summary", "{ name = "]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("petri: error: MODEL: neither JSON") and err.count("\n") == 1

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from petri.models import MLP, VGG, MnistCNN, build
-from petri.train import SGD, Adam, AdamW, EarlyStopping, Member, Recipe, RMSprop, Schedule, train_pack
+from petri.train import SCHEDULES, SGD, Adam, AdamW, Constant, Cosine, EarlyStopping, Member, OneCycle, Recipe, RMSprop, StepDecay, train_pack
 from petri.train.early_stop import Stopper
-from petri.train.optim import Optimizer, lr_factor
+from petri.train.optim import Optimizer
 from petri.treatments import parse_treatment
 
 SMALL = dict(train_size=2000, test_size=500, batch_size=100, device="cpu")
@@ -198,11 +198,11 @@ def test_frozen_members_keep_parameters_and_state(spec):
 
 def test_schedules():
     total, per = 100, 10
-    assert lr_factor(Schedule(), 50, per, total) == 1.0
-    assert lr_factor(Schedule(name="step", step_epochs=3, gamma=0.5), 35, per, total) == 0.5
-    cos = [lr_factor(Schedule(name="cosine"), s, per, total) for s in range(total)]
+    assert Constant().factor(50, per, total) == 1.0
+    assert StepDecay(step_epochs=3, gamma=0.5).factor(35, per, total) == 0.5
+    cos = [Cosine().factor(s, per, total) for s in range(total)]
     assert cos[0] == 1.0 and cos[-1] == pytest.approx(0.0) and all(a >= b for a, b in zip(cos, cos[1:]))
-    one = [lr_factor(Schedule(name="onecycle"), s, per, total) for s in range(total)]
+    one = [OneCycle().factor(s, per, total) for s in range(total)]
     peak = max(range(total), key=lambda s: one[s])
     assert one[0] == pytest.approx(1 / 25) and 25 <= peak <= 35 and one[-1] < 1e-5
 
@@ -321,3 +321,13 @@ def test_gpu_check_script_runs_on_the_cpu(shared_data):
                        capture_output=True, text=True, timeout=900, env={**os.environ, "PETRI_DATA": str(shared_data.resolve())})
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.count("PASS") >= 9 and "FAIL" not in r.stdout
+
+
+def test_each_epoch_records_its_learning_rate(mnist):
+    """The rate of an epoch's last step: the member's own rate times the schedule's factor there."""
+    recipe = Recipe(model=MLP(hidden=[16]), epochs=3, schedule=StepDecay(step_epochs=1, gamma=0.5), **SMALL)
+    a, b = train_pack(mnist, recipe, [Member(0), Member(1, lr=0.01)])
+    assert [e["lr"] for e in a.epochs] == pytest.approx([1e-3, 5e-4, 2.5e-4])
+    assert [e["lr"] for e in b.epochs] == pytest.approx([1e-2, 5e-3, 2.5e-3])
+    cos = train_pack(mnist, Recipe(model=MLP(hidden=[16]), epochs=2, schedule=Cosine(), **SMALL), [Member(0)])[0]
+    assert cos.epochs[-1]["lr"] == pytest.approx(0.0, abs=1e-12) and cos.epochs[0]["lr"] < 1e-3

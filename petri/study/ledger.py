@@ -14,10 +14,11 @@ Schema (query it with any SQLite client):
   run_id, error)``: status is pending / running / done / failed / diverged /
   stopped-early / interrupted (Ctrl-C or SIGTERM); ``point`` and ``config`` are JSON.
 * ``epochs(cell_hash, epoch, train_loss, train_acc, val_loss, val_acc, test_loss,
-  test_acc, images_per_s, seconds, pack_size, machine, train_eval_loss, train_eval_acc)``:
+  test_acc, images_per_s, seconds, pack_size, machine, train_eval_loss, train_eval_acc, lr)``:
   ``train_*`` are running means over the epoch's batches (train mode), ``train_eval_*`` the first
   2,000 training images evaluated as the test set is (eval mode); ``machine`` names what computed the
-  epoch (``petri.machine``: CPU model, vector capability, GPU, torch / MKL / oneDNN / CUDA).
+  epoch (``petri.machine``: CPU model, vector capability, GPU, torch / MKL / oneDNN / CUDA); ``lr`` the
+  learning rate of the epoch's last step (the member's rate times its schedule's factor).
 
 Every write is one transaction, so a kill -9 loses at most the epoch in flight.
 """
@@ -35,8 +36,8 @@ from ..errors import PetriError, PlaceError, StoreError
 SCHEMA_VERSION = 1
 FINISHED = ("done", "diverged", "stopped-early")
 EPOCH_FIELDS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
-                "images_per_s", "seconds", "pack_size", "machine", "train_eval_loss", "train_eval_acc")
-ADDED = {"epochs": {"machine": "TEXT", "train_eval_loss": "REAL", "train_eval_acc": "REAL"},  # columns newer than
+                "images_per_s", "seconds", "pack_size", "machine", "train_eval_loss", "train_eval_acc", "lr")
+ADDED = {"epochs": {"machine": "TEXT", "train_eval_loss": "REAL", "train_eval_acc": "REAL", "lr": "REAL"},  # columns newer than
          "runs": {"study_path": "TEXT", "seeds": "TEXT", "frozen": "TEXT"}}  # the first ledgers: added when a run opens an older one
 
 SCHEMA = """
@@ -53,7 +54,7 @@ CREATE TABLE IF NOT EXISTS epochs (
   cell_hash TEXT NOT NULL REFERENCES cells(hash), epoch INTEGER NOT NULL,
   train_loss REAL, train_acc REAL, val_loss REAL, val_acc REAL, test_loss REAL, test_acc REAL,
   images_per_s REAL, seconds REAL, pack_size INTEGER, machine TEXT, train_eval_loss REAL, train_eval_acc REAL,
-  PRIMARY KEY (cell_hash, epoch));
+  lr REAL, PRIMARY KEY (cell_hash, epoch));
 CREATE TABLE IF NOT EXISTS finals (cell_hash TEXT PRIMARY KEY REFERENCES cells(hash), metrics TEXT NOT NULL);
 """
 

@@ -28,7 +28,7 @@ from ..errors import PetriError, PlaceError, SpecError
 from ..models import parse_model
 from ..rng import SOURCES, Seeds
 from ..specs import canonical, echo, fmt_loc, translate
-from ..train.recipe import Recipe, parse_optimizer
+from ..train.recipe import Recipe, parse_optimizer, parse_schedule
 from ..treatments import parse_treatment
 from ..train.metrics import is_fraction
 from .crossing import combinations, config_seed, is_crossing, parse_crossing
@@ -124,6 +124,8 @@ def recipe_from_dict(d: dict, where: str = "recipe") -> Recipe:
         if isinstance(opt, dict) and "name" not in opt:  # { lr = 0.01 } tunes the default optimiser
             opt = {"name": Recipe.model_fields["optimizer"].default.name, **opt}
         d["optimizer"] = parse_optimizer(opt, f"{where}.optimizer")
+    if "schedule" in d:
+        d["schedule"] = parse_schedule(d["schedule"], f"{where}.schedule")
     try:
         return Recipe.model_validate(d, strict=True)
     except ValidationError as e:
@@ -326,15 +328,18 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
             resolved = copy.deepcopy(tree)
             for (p, _), val in zip(axes, combo):
                 _set(resolved, p, val)
-            recipe = recipe_from_dict(resolved["recipe"], f"{vwhere}.recipe")
+            try:
+                recipe = recipe_from_dict(resolved["recipe"], f"{vwhere}.recipe")
+                _check_sizes(recipe, dspec, vwhere)
+                recipe.model.check(dspec.shape, len(dspec.classes), f"{vwhere}.recipe.model")
+            except SpecError as e:
+                raise _blame(e, vwhere, where, v.get("recipe", {})) from None
             ts = tuple(parse_treatment(t, f"{vwhere}.treatments[{i}]") for i, t in enumerate(resolved["treatments"]))
             for i, t in enumerate(ts):
                 try:
                     t.check(dspec.shape)
                 except ValueError as e:
                     raise SpecError(f"{vwhere}.treatments[{i}] ({t.name}): {e}") from None
-            _check_sizes(recipe, dspec, vwhere)
-            recipe.model.check(dspec.shape, len(dspec.classes), f"{vwhere}.recipe.model")
             _check_machine(recipe, dspec, vwhere)
             point = tuple(zip(labels, combo))
             for seed in seeds:
@@ -357,6 +362,16 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
 
 
 _NAME = re.compile(r"[^\W_][\w .+-]{0,99}")  # letters of any script, digits, space . _ + - (a folder name)
+
+
+def _blame(e: SpecError, vwhere: str, where: str, overrides: dict) -> SpecError:
+    """An error in a variant's merged recipe, placed where the user wrote the field: the top-level
+    [recipe] when the variant does not override it."""
+    msg, prefix = str(e), f"{vwhere}.recipe"
+    key = re.match(r"\.(\w+)", msg[len(prefix):]) if msg.startswith(prefix) else None
+    if key is None or key.group(1) in overrides:
+        return e
+    return type(e)(f"{where}: recipe{msg[len(prefix):]}")
 
 
 def _count_cells(base: dict, variants: dict, n_seeds: int, where: str) -> None:

@@ -29,13 +29,14 @@ def find_cell(directory: str | Path, variant: str, seed: int, point: dict | None
     if not matches:
         variants = sorted({c.variant for c in study.cells})
         if variant not in variants:
-            raise SpecError(f"--variant: {variant!r} is not a variant of {study.name}; variants: {', '.join(variants)}")
-        raise SpecError(f"--seed: {variant!r} has no seed {seed}; seeds: {', '.join(map(str, study.seeds))}")
+            raise SpecError(f"variant {variant!r} is not a variant of {study.name}; variants: {', '.join(variants)}")
+        raise SpecError(f"seed {seed}: {variant!r} has no such seed; seeds: {', '.join(map(str, study.seeds))}")
     if len(matches) > 1 or point:
         chosen = [c for c in matches if dict(c.point) == (point or {})]
         if not chosen:
             points = "; ".join(json.dumps(dict(c.point)) for c in matches)
-            raise SpecError(f"--point: {variant!r} is a sweep; give one of its points: {points}")
+            raise SpecError(f"point: {variant!r} is a sweep; give one of its points (point= in Python, --point on the "
+                            f"command line): {points}")
         matches = chosen
     return matches[0]
 

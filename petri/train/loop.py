@@ -31,7 +31,7 @@ from ..treatments.pipeline import Pipeline
 from .early_stop import Stopper
 from .loss import cross_entropy
 from .metrics import final_metrics
-from .optim import Optimizer, lr_factor
+from .optim import Optimizer
 from .recipe import Recipe
 from .splits import Split, make_splits
 from .state import CellState, capture, cpu_copies, restore
@@ -155,8 +155,8 @@ class _Shard:
                              reader_cache=shared)
         for k, order in self.pipe.absorbed.items():  # fixed pixel permutations, taken into the first layer
             self.net.absorb_input_order(k, order)
-        self.opt = Optimizer(recipe.optimizer, self.net.theta,
-                             [m.lr if m.lr is not None else recipe.optimizer.lr for m in members],
+        self.lrs = [m.lr if m.lr is not None else recipe.optimizer.lr for m in members]
+        self.opt = Optimizer(recipe.optimizer, self.net.theta, self.lrs,
                              [m.weight_decay if m.weight_decay is not None else recipe.optimizer.weight_decay
                               for m in members])
         self.orders = [torch.Generator().manual_seed(derive_seed(seed_of(s, "order"), "order")) for s in seeds]
@@ -230,7 +230,7 @@ class _Shard:
             loss, g_logits, correct = cross_entropy(logits, y)
             self.net.backward(g_logits)
             self.opt.step(self.net.theta, self.net.grad, self.live,
-                          lr_factor(recipe.schedule, self.step, steps, steps * recipe.epochs))
+                          recipe.schedule.factor(self.step, steps, steps * recipe.epochs))
             self.losses[:, s] = loss  # divergence is judged from these at the epoch's end (no sync per step)
             self.hits += correct
             self.step += 1
@@ -254,6 +254,8 @@ class _Shard:
         val = self.val
         val_loss, val_acc = evaluate(self.net, self.pipe, val, recipe.eval_batch_size) if val else (None, None)
         seconds = time.perf_counter() - t0
+        steps = math.ceil(N / recipe.batch_size)
+        factor = recipe.schedule.factor(self.step - 1, steps, steps * recipe.epochs)  # the epoch's last step's
         for k, r in enumerate(self.results):
             if r.status != "running":
                 continue
@@ -267,7 +269,7 @@ class _Shard:
                  "test_loss": float(test_loss[k]), "test_acc": float(test_acc[k]),
                  "train_eval_loss": float(fit_loss[k]), "train_eval_acc": float(fit_acc[k]),
                  "images_per_s": self.epoch_images / train_seconds, "seconds": seconds, "pack_size": self.pack_size,
-                 "machine": self.machine}
+                 "machine": self.machine, "lr": self.lrs[k] * factor}
             r.epochs.append(m)
             if self.stoppers[k] and self.stoppers[k].update(m):
                 r.status = "stopped-early"

@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from .recipe import SGD, Adam, AdamW, RMSprop, Schedule
+from .recipe import SGD, Adam, AdamW, RMSprop
 
 
 class Optimizer:
@@ -102,22 +102,3 @@ def _rmsprop(s: RMSprop, lr: float, wd: float, params, grads, square_avg, *rest)
             p.add_(buf[i], alpha=-lr)
         else:
             p.addcdiv_(g, avg, value=-lr)
-
-
-def lr_factor(schedule: Schedule, step: int, steps_per_epoch: int, total_steps: int) -> float:
-    """Multiplier of the base learning rate at optimiser step ``step`` (0-based)."""
-    if schedule.name == "constant":
-        return 1.0
-    if schedule.name == "step":
-        return schedule.gamma ** ((step // steps_per_epoch) // schedule.step_epochs)
-    progress = step / max(1, total_steps - 1)
-    if schedule.name == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * progress))
-    # onecycle (as torch's OneCycleLR, cosine annealing): start -> 1 -> final
-    start = 1.0 / schedule.div_factor
-    final = start / schedule.final_div_factor
-    if progress < schedule.warmup:
-        t = progress / schedule.warmup
-        return start + (1 - start) * 0.5 * (1 - math.cos(math.pi * t))
-    t = (progress - schedule.warmup) / max(1e-12, 1 - schedule.warmup)
-    return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * t))

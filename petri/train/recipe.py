@@ -6,6 +6,7 @@ set is a cell; its resolved JSON is hashed for identity and stored with results.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal, Optional
 
 from pydantic import (
@@ -21,11 +22,6 @@ from pydantic import (
 from ..models import ModelSpec, parse_model
 from ..specs import PositiveInt, Registry
 from ..specs import Spec as _Spec
-
-
-def _named(v):
-    """A bare name stands for a table with only that name: schedule = "cosine"."""
-    return {"name": v} if isinstance(v, str) else v
 
 
 class OptimizerSpec(_Spec):
@@ -91,14 +87,74 @@ def parse_optimizer(data, where: str = "optimizer") -> OptimizerSpec:
 
 
 class Schedule(_Spec):
-    """Learning-rate multiplier over training; ``constant`` keeps the base rate."""
+    """A learning-rate multiplier over training: ``factor`` of the base rate at each optimiser step."""
 
-    name: Literal["constant", "step", "cosine", "onecycle"] = "constant"
-    step_epochs: PositiveInt = Field(default=10, description="step: epochs between decays")
-    gamma: PositiveFloat = Field(default=0.1, description="step: multiplier per decay")
-    warmup: float = Field(default=0.3, ge=0.0, lt=1.0, description="onecycle: fraction of steps rising")
-    div_factor: PositiveFloat = Field(default=25.0, description="onecycle: start rate = lr / div_factor")
-    final_div_factor: PositiveFloat = Field(default=1e4, description="onecycle: final rate = start / this")
+    name: str
+
+    def factor(self, step: int, steps_per_epoch: int, total_steps: int) -> float:
+        """Multiplier of the base learning rate at optimiser step ``step`` (0-based) of ``total_steps``."""
+        raise NotImplementedError
+
+
+SCHEDULES = Registry("schedule")
+
+
+@SCHEDULES.register
+class Constant(Schedule):
+    """the base learning rate throughout"""
+
+    name: Literal["constant"] = "constant"
+
+    def factor(self, step, steps_per_epoch, total_steps):
+        return 1.0
+
+
+@SCHEDULES.register
+class StepDecay(Schedule):
+    """the rate times gamma after every step_epochs epochs (changes at epoch boundaries only; no floor)"""
+
+    name: Literal["step"] = "step"
+    step_epochs: PositiveInt = Field(default=10, description="epochs between decays")
+    gamma: PositiveFloat = Field(default=0.1, description="multiplier per decay")
+
+    def factor(self, step, steps_per_epoch, total_steps):
+        return self.gamma ** ((step // steps_per_epoch) // self.step_epochs)
+
+
+@SCHEDULES.register
+class Cosine(Schedule):
+    """cosine annealing from the base rate at the first step to 0 at the last, updated every step"""
+
+    name: Literal["cosine"] = "cosine"
+
+    def factor(self, step, steps_per_epoch, total_steps):
+        return 0.5 * (1 + math.cos(math.pi * step / max(1, total_steps - 1)))
+
+
+@SCHEDULES.register
+class OneCycle(Schedule):
+    """as torch's OneCycleLR (cosine): from lr / div_factor up to lr over the first warmup of all steps,
+    then down to lr / div_factor / final_div_factor at the last step, updated every step"""
+
+    name: Literal["onecycle"] = "onecycle"
+    warmup: float = Field(default=0.3, ge=0.0, lt=1.0, description="fraction of all steps rising to the base rate")
+    div_factor: PositiveFloat = Field(default=25.0, description="start rate = lr / div_factor")
+    final_div_factor: PositiveFloat = Field(default=1e4, description="final rate = start rate / final_div_factor")
+
+    def factor(self, step, steps_per_epoch, total_steps):
+        progress = step / max(1, total_steps - 1)
+        start = 1.0 / self.div_factor
+        final = start / self.final_div_factor
+        if progress < self.warmup:
+            t = progress / self.warmup
+            return start + (1 - start) * 0.5 * (1 - math.cos(math.pi * t))
+        t = (progress - self.warmup) / max(1e-12, 1 - self.warmup)
+        return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def parse_schedule(data, where: str = "schedule") -> Schedule:
+    """A schedule from a table ({ name = "step", gamma = 0.5 }) or a bare name ("cosine")."""
+    return SCHEDULES.parse(data, where)
 
 
 class EarlyStopping(_Spec):
@@ -135,7 +191,7 @@ class PerturbInit(_Spec):
 class Recipe(_Spec):
     model: Annotated[SerializeAsAny[ModelSpec], BeforeValidator(parse_model)]
     optimizer: Annotated[SerializeAsAny[OptimizerSpec], BeforeValidator(parse_optimizer)] = Adam()
-    schedule: Annotated[Schedule, BeforeValidator(_named)] = Schedule()
+    schedule: Annotated[SerializeAsAny[Schedule], BeforeValidator(parse_schedule)] = Constant()
     batch_size: PositiveInt = Field(default=100, description="images per step")
     epochs: PositiveInt = Field(default=1, description="epoch budget")
     early_stopping: Optional[EarlyStopping] = None
