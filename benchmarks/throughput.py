@@ -190,6 +190,44 @@ def jax_scan_population(ds, K, epochs, batch=100):
     return seen / t_train
 
 
+def lenet5_module(n_classes: int):
+    return plain_lenet5()
+
+
+def plain_loop(make, ds, epochs, batch, seed, max_steps=None):
+    """Returns (training images/s, final test accuracy)."""
+    torch.manual_seed(seed)
+    model = make()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True)
+    x = ds.train_x.float().div_(255)
+    y = ds.train_y
+    tx, ty = ds.test_x.float().div_(255), ds.test_y
+    n, seen, train_time, acc = len(y), 0, 0.0, 0.0
+    for _ in range(epochs):
+        model.train()
+        t0 = time.perf_counter()
+        perm = torch.randperm(n)
+        loss_sum, hits = torch.zeros(()), torch.zeros((), dtype=torch.int64)
+        steps = range(0, n, batch) if max_steps is None else range(0, max_steps * batch, batch)
+        for i in steps:
+            idx = perm[i:i + batch]
+            out = model(x[idx])
+            loss = F.cross_entropy(out, y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach()
+            hits += (out.argmax(1) == y[idx]).sum()
+            seen += len(idx)
+        float(loss_sum), int(hits)  # the epoch log syncs once
+        train_time += time.perf_counter() - t0
+        model.eval()
+        with torch.no_grad():
+            acc = sum((model(tx[i:i + 1000]).argmax(1) == ty[i:i + 1000]).sum().item()
+                      for i in range(0, len(ty), 1000)) / len(ty)
+    return seen / train_time, acc
+
+
 MLP64_FLOP = 2 * (784 * 64 + 64 * 10) * 2 + 2 * 64 * 10  # per training image: forward, weight gradients, one
 # input gradient (the hidden layer's; the first layer's input needs none): 204,544 FLOP
 
