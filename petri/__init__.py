@@ -19,6 +19,8 @@ _PUBLIC = {  # name -> module that defines it; imported on first use, so `petri 
     "load_model": "petri.study.trained",
     "register_model": "petri.models.plugin",
     "register_treatment": "petri.api",
+    "Treatment": "petri.treatments.base",
+    "Context": "petri.treatments.base",
     "register_metric": "petri.train.metrics",
     "save_dataset": "petri.api",
     "register_dataset": "petri.api",

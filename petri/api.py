@@ -620,13 +620,20 @@ def fetch_dataset(name: str, root: str | Path | None = None) -> Path | None:
 
 
 def register_treatment(cls):
-    """Register a ``petri.treatments.base.Treatment`` subclass (its ``name`` field a Literal with a
-    default) so studies can name it; returns the class (usable as a decorator)."""
+    """Register a ``petri.Treatment`` subclass (its ``name`` field a Literal with a default) so studies
+    can name it; returns the class (usable as a decorator). The contract is in docs/treatments.md;
+    the source of the plugin file (or of the class) becomes part of every cell that uses it, so an
+    edited treatment trains new cells instead of reusing old ones."""
+    from .models.plugin import _loading, _source_hash
     from .treatments import TREATMENTS
     from .treatments.base import Treatment
 
     if not (isinstance(cls, type) and issubclass(cls, Treatment)):
-        raise SpecError(f"register_treatment: {cls!r} is not a subclass of petri.treatments.base.Treatment")
+        raise SpecError(f"register_treatment: {cls!r} is not a subclass of petri.Treatment")
+    if "name" not in cls.model_fields or cls.model_fields["name"].is_required():
+        raise SpecError(f"register_treatment: {cls.__name__} needs a name field with a default, e.g. "
+                        "name: Literal[\"brightness\"] = \"brightness\"")
+    cls.code = _loading.get() or _source_hash(cls)
     return TREATMENTS.register(cls)
 
 

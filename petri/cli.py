@@ -111,11 +111,19 @@ def train_cmd(
 
 @app.command("models")
 def models_cmd(name: Optional[str] = typer.Argument(None, help="a preset, layer, optimizer, schedule or treatment "
-                                                  "to describe in full")):
+                                                  "to describe in full"),
+               plugins: Optional[list[str]] = typer.Option(None, "--plugins", help="a plugin (Python file or module) "
+                                                           "whose models and treatments to include; repeatable")):
     """Presets, layers, optimizers, schedules and treatments: their parameters with types, defaults and descriptions."""
     from rich.markup import escape
 
+    from . import plugins as load_plugins
     from .api import catalog
+
+    try:
+        load_plugins.load([load_plugins.resolve(p, Path.cwd()) for p in plugins or []], "--plugins")
+    except PetriError as e:
+        fail(e)
 
     if name is not None:
         try:

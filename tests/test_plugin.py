@@ -240,3 +240,37 @@ def test_shipped_lenet5_module_example_runs(tmp_path, shared_data):
     assert (out / "report" / "index.html").is_file()
     summary = textwrap.dedent(r.stdout)
     assert "2 done" in summary
+
+
+def test_own_treatment_example_is_documented_runs_and_keeps_pairing(tmp_path, shared_data):
+    """examples/own-treatment: a treatment in a plugin file, seen by `petri models --plugins`, trained
+    by the shipped study; its draws depend on (member key, image, epoch) only, and its source is part
+    of its cells."""
+    env = {**os.environ, "PETRI_DATA": str(shared_data.resolve())}
+    plugin = ROOT / "examples/own-treatment/brightness.py"
+    r = subprocess.run([sys.executable, "-m", "petri.cli", "models", "--plugins", str(plugin), "brightness"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0 and "brightness (treatment)" in r.stdout and "strength" in r.stdout, r.stderr
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "petri.cli", "run", str(ROOT / "examples/own-treatment/study.toml"),
+                        "--out", str(out)], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "6 cells — 6 done" in r.stdout
+
+    import petri
+    from petri.study.spec import load_study
+
+    study = load_study(ROOT / "examples/own-treatment/study.toml")
+    treated = [c for c in study.cells if c.variant == "brightness"]
+    assert all('"treatment_code"' in c.config for c in treated)
+    assert not any('"treatment_code"' in c.config for c in study.cells if c.variant == "plain")
+    t = treated[0].treatments[0]
+    x = torch.full((2, 3, 1, 4, 4), 0.5)
+    idx = torch.tensor([[0, 1, 2], [2, 1, 0]])
+    keys = torch.tensor([11, 11])
+    y = t.apply(x.clone(), idx, {}, keys, epoch=1)
+    assert torch.equal(y[0, 0], y[1, 2]) and not torch.equal(y[0, 0], y[0, 1])  # the image's draw, wherever it is
+    assert not torch.equal(y, t.apply(x.clone(), idx, {}, keys, epoch=2))  # fresh each epoch
+    assert ((y >= 0.3 - 1e-6) & (y <= 0.7 + 1e-6)).all()  # 0.5 × [0.6, 1.4]
+    with pytest.raises(petri.PetriError, match="needs a name field with a default"):
+        petri.register_treatment(type("Nameless", (petri.Treatment,), {"__annotations__": {}}))

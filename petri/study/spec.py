@@ -494,6 +494,8 @@ def _config(data, dspec, recipe: Recipe, ts, seed) -> dict:
               "treatments": [canonical(t) for t in ts], "seed": seed, "semantics": SEMANTICS}
     if recipe.model.code_id():  # a user's module: its source is part of what the cell is
         config["model_code"] = recipe.model.code_id()
+    if any(t.code for t in ts):  # a user's treatment: likewise
+        config["treatment_code"] = [t.code for t in ts]
     return config
 
 

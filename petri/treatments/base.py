@@ -18,6 +18,7 @@ from typing import ClassVar, Literal
 import torch
 from pydantic import Field, field_validator
 
+from ..rng import per_image, unit
 from ..specs import Spec
 
 Split = Literal["train", "test"]
@@ -41,6 +42,7 @@ class Treatment(Spec):
         default=None, description="the splits it acts on (default: the treatment's own, e.g. train and test)")
 
     about: ClassVar[str] = ""  # one line for `petri models`
+    code: ClassVar[str | None] = None  # a user's treatment: its source's digest (part of its cells' hashes)
     default_splits: ClassVar[tuple[str, ...]] = ("train", "test")
     allowed_splits: ClassVar[tuple[str, ...]] = ("train", "test")
     per_epoch: ClassVar[bool] = False  # fresh randomness each epoch (augmentation)
@@ -91,6 +93,14 @@ class Treatment(Spec):
 
     def apply_labels(self, y: torch.Tensor, idx: torch.Tensor, st: dict[str, torch.Tensor]) -> torch.Tensor:
         return y
+
+    @staticmethod
+    def uniform(keys: torch.Tensor, idx: torch.Tensor, epoch: int, draw: int = 0) -> torch.Tensor:
+        """Random numbers in [0, 1), float32 [G, B]: one per member and image, a function of the member's
+        key, the image's index, the epoch and ``draw`` alone (a second number per image: draw = 1), so
+        an image gets the same number in every pack, batch order and run, and two cells with the same
+        augment seed see the same draws (pairing holds)."""
+        return unit(per_image(keys, idx, epoch, draw))
 
 
 def member_axes(t: torch.Tensor, ndim: int) -> torch.Tensor:
