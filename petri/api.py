@@ -8,35 +8,7 @@
     results.effects()                             # a pandas DataFrame: Δ, CI, p, Holm, verdict
     results = petri.open_study("runs/demo")       # a study directory, finished or still running
 
-DataFrames (columns in this order; sweep axes as typed columns, one per axis, named by the axis):
-
-``cells()`` one row per place of the study (variant, point, seed): ``variant`` (category),
-    the axes, ``seed`` (int64; a crossed study's place number, with ``seed_<source>`` (int64) each random
-    source's seed: ``seeds = { init = 5, order = 5 }``), ``status`` (category: pending, running, interrupted, done,
-    stopped-early, diverged, failed), ``epochs`` (int64, epochs finished), ``train_loss``,
-    ``train_acc`` (running means over the epoch's batches, train mode), ``val_loss``, ``val_acc``,
-    ``test_loss``, ``test_acc``, ``train_eval_loss``, ``train_eval_acc`` (the first 2,000 training
-    images evaluated as the test set is: eval mode, no augmentation, true labels), ``gap``
-    (train_eval_acc − test_acc: the generalisation gap) (float64, the last finished epoch's; NaN
-    before one), ``ece`` (expected calibration error on the test set, once finished), ``seconds``
-    (float64), ``hash`` (the cell's identity). ``confusion(variant)``: a confusion matrix.
-``epochs()`` one row per finished epoch of every place: ``variant``, the axes, ``seed``, ``epoch``
-    (int64), the metrics, ``lr`` (the learning rate of the epoch's last step: the member's rate times its
-    schedule's factor; NaN for ledgers from before), ``images_per_s``, ``seconds``, ``pack_size`` (int64), ``machine``
-    (category: what computed the epoch, see ``petri.machine``; empty for ledgers from before), ``hash``.
-``effects()`` one row per (variant, point), the report's numbers: ``variant``, the axes, ``n``
-    (seeds with a result), ``test_acc`` and ``test_acc_ci95`` (mean final test accuracy and the
-    half-width of its 95 % t-interval, as fractions; named after the study's ``[analysis] metric``),
-    ``diff`` (the paired difference from the reference, fractions), ``diff_fw_low``,
-    ``diff_fw_high`` (its family-wise interval: the one the verdict reads), ``diff_ci95_low``,
-    ``diff_ci95_high`` (unadjusted), ``p_t`` (unadjusted), ``p_wilcoxon``, ``p_holm``,
-    ``p_bonferroni`` (the verdict's), ``p_better``, ``p_better_low``, ``p_better_high`` (the share of
-    seeds on which the row beats the reference, with a bootstrap interval), ``detectable_diff`` (the
-    smallest difference 80 % power detects at the family's level), ``verdict`` (baseline, better,
-    worse, equivalent, inconclusive, no detectable difference, too few seeds, same cells as the
-    reference), ``reference`` (what every Δ is against, in words).
-``comparisons()`` every comparison of the study's family (see its docstring); ``compare(a, b)`` one
-    asked from Python.
+The DataFrames' columns are documented on ``Results`` (``help(petri.Results)``).
 
 Reading is safe while another process trains into the directory: each call reads one consistent
 snapshot of the ledger (finished epochs only).
@@ -186,7 +158,44 @@ def open_study(directory: str | Path) -> Results:
 
 
 class Results:
-    """A study directory's results, read from its ledger (a fresh snapshot on every call)."""
+    """A study directory's results, read from its ledger (a fresh snapshot on every call): from
+    ``petri.run(...)`` or ``petri.open_study(DIR)``. Reading is safe while another process trains into
+    the directory (each call reads one consistent snapshot, finished epochs only).
+
+    DataFrames (columns in this order; sweep axes as typed columns, one per axis, named by the axis):
+
+    ``cells()`` one row per place of the study (variant, point, seed): ``variant`` (category),
+        the axes, ``seed`` (int64; a crossed study's place number, with ``seed_<source>`` (int64) each random
+        source's seed: ``seeds = { init = 5, order = 5 }``), ``status`` (category: pending, running, interrupted, done,
+        stopped-early, diverged, failed), ``epochs`` (int64, epochs finished), ``train_loss``,
+        ``train_acc`` (running means over the epoch's batches, train mode), ``val_loss``, ``val_acc``,
+        ``test_loss``, ``test_acc``, ``train_eval_loss``, ``train_eval_acc`` (the first 2,000 training
+        images evaluated as the test set is: eval mode, no augmentation, true labels), ``gap``
+        (train_eval_acc − test_acc: the generalisation gap) (float64, the last finished epoch's; NaN
+        before one), ``ece`` (expected calibration error on the test set, once finished), ``seconds``
+        (float64), ``hash`` (the cell's identity). ``confusion(variant)``: a confusion matrix.
+    ``epochs()`` one row per finished epoch of every place: ``variant``, the axes, ``seed``, ``epoch``
+        (int64), the metrics, ``lr`` (the learning rate of the epoch's last step: the member's rate times its
+        schedule's factor; NaN for ledgers from before), ``images_per_s``, ``seconds``, ``pack_size`` (int64), ``machine``
+        (category: what computed the epoch, see ``petri.machine``; empty for ledgers from before), ``hash``.
+    ``effects()`` one row per (variant, point), the report's numbers: ``variant``, the axes, ``n``
+        (seeds with a result), ``test_acc`` and ``test_acc_ci95`` (mean final test accuracy and the
+        half-width of its 95 % t-interval, as fractions; named after the study's ``[analysis] metric``),
+        ``diff`` (the paired difference from the reference, fractions), ``diff_fw_low``,
+        ``diff_fw_high`` (its family-wise interval: the one the verdict reads), ``diff_ci95_low``,
+        ``diff_ci95_high`` (unadjusted), ``p_t`` (unadjusted), ``p_wilcoxon``, ``p_holm``,
+        ``p_bonferroni`` (the verdict's), ``p_better``, ``p_better_low``, ``p_better_high`` (the share of
+        seeds on which the row beats the reference, with a bootstrap interval), ``detectable_diff`` (the
+        smallest difference 80 % power detects at the family's level), ``verdict`` (baseline, better,
+        worse, equivalent, inconclusive, no detectable difference, too few seeds, same cells as the
+        reference), ``reference`` (what every Δ is against, in words).
+    ``comparisons()`` every comparison of the study's family (see its docstring); ``compare(a, b)`` one
+        asked from Python.
+
+    ``noise()`` and ``pairing()``: a crossed study's variance per random source and what pairing on
+    each source gains (their docstrings). ``adaptive()``, ``subsets(variant)``, ``load_model(...)``,
+    ``save_weights(...)``, ``report()``, ``export(fmt)``: see each.
+    """
 
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)

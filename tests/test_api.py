@@ -288,3 +288,11 @@ def test_summary_and_datasets_as_dataframes(shared_data):
     assert "cifar-100/coarse (20 classes)" in d.loc["cifar-100", "variants"]
     v = petri.verify_dataset("fashion-mnist")
     assert (v["train"], v["test"]) == (60_000, 10_000)
+
+
+def test_help_on_results_documents_its_columns():
+    doc = petri.Results.__doc__
+    for needle in ("``cells()`` one row per place", "``epochs()`` one row per finished epoch", "``lr``",
+                   "``effects()`` one row per (variant, point)", "``seed_<source>``", "``noise()``"):
+        assert needle in doc, needle
+    assert "petri" in dir(__import__("petri")) or "Results" in dir(petri)
