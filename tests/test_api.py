@@ -295,4 +295,4 @@ def test_help_on_results_documents_its_columns():
     for needle in ("``cells()`` one row per place", "``epochs()`` one row per finished epoch", "``lr``",
                    "``effects()`` one row per (variant, point)", "``seed_<source>``", "``noise()``"):
         assert needle in doc, needle
-    assert "petri" in dir(__import__("petri")) or "Results" in dir(petri)
+    assert {"Results", "Treatment", "Context"} <= set(dir(petri))
