@@ -162,7 +162,10 @@ class Results:
     ``petri.run(...)`` or ``petri.open_study(DIR)``. Reading is safe while another process trains into
     the directory (each call reads one consistent snapshot, finished epochs only).
 
-    DataFrames (columns in this order; sweep axes as typed columns, one per axis, named by the axis):
+    DataFrames (columns in this order; sweep axes as typed columns, one per axis, named by the axis,
+    holding the value each row's cells used even where its variant does not sweep that axis; a study
+    whose variants sweep different axes adds ``swept`` (the axes the row's variant sweeps) and, with
+    several optimisers, ``optimizer``, as the last columns):
 
     ``cells()`` one row per place of the study (variant, point, seed): ``variant`` (category),
         the axes, ``seed`` (int64; a crossed study's place number, with ``seed_<source>`` (int64) each random
@@ -175,7 +178,7 @@ class Results:
         before one), ``ece`` (expected calibration error on the test set, once finished), ``seconds``
         (float64), ``hash`` (the cell's identity). ``confusion(variant)``: a confusion matrix.
     ``epochs()`` one row per finished epoch of every place: ``variant``, the axes, ``seed``, ``epoch``
-        (int64), the metrics, ``lr`` (the learning rate of the epoch's last step: the member's rate times its
+        (int64), the metrics, ``learning_rate`` (of the epoch's last step: the member's rate times its
         schedule's factor; NaN for ledgers from before), ``images_per_s``, ``seconds``, ``pack_size`` (int64), ``machine``
         (category: what computed the epoch, see ``petri.machine``; empty for ledgers from before), ``hash``.
     ``effects()`` one row per (variant, point), the report's numbers: ``variant``, the axes, ``n``
@@ -276,11 +279,11 @@ class Results:
         """One row per finished epoch of every place."""
         study, _, _, epochs = self._load()
         rows = [{"variant": e["variant"], **json.loads(e["point"]), "seed": e["seed"], "epoch": e["epoch"],
-                 **{m: e[m] for m in METRICS}, "lr": e.get("lr"), "images_per_s": e["images_per_s"],
+                 **{m: e[m] for m in METRICS}, "learning_rate": e.get("lr"), "images_per_s": e["images_per_s"],
                  "seconds": e["seconds"], "pack_size": e["pack_size"], "machine": e.get("machine"),
                  "hash": e["cell_hash"]} for e in epochs]
-        return _frame(rows, study, ["variant", "seed", "epoch", *METRICS, "lr", "images_per_s", "seconds", "pack_size",
-                                    "machine", "hash"])
+        return _frame(rows, study, ["variant", "seed", "epoch", *METRICS, "learning_rate", "images_per_s", "seconds",
+                                    "pack_size", "machine", "hash"])
 
     def _findings(self, extra=None):
         from .report.analysis import findings
@@ -433,11 +436,39 @@ def _comparison_frame(family, m: int, detect: float | None, analysis):
     return df
 
 
-CATEGORIES = ("variant", "status", "verdict", "reference", "machine", "source")  # text columns kept as pandas categories
+CATEGORIES = ("variant", "status", "verdict", "reference", "machine", "source", "swept", "optimizer")  # text columns kept as pandas categories
 
 
 NOISE_COLUMNS = ["variant", "source", "variance", "low", "high", "share", "share_low", "share_high", "sd_alone", "n",
                  "mean", "sd_all", "total"]
+
+
+def _fill_axes(rows: list[dict], study: Study, axes: list[str]) -> list[str]:
+    """A sweep column holds the value each row's cells used, swept or not (a variant that does not
+    sweep ``lr`` trained at its recipe's lr); where variants sweep different axes, a last column
+    ``swept`` names the axes the row's variant sweeps, and ``optimizer`` says which optimiser a row
+    used when the study has several (their ``lr`` share a column). Returns the columns added."""
+    from .study.spec import value_at
+
+    by_place: dict[tuple, object] = {}
+    for c in study.cells:
+        by_place.setdefault((c.variant, tuple(v for _, v in c.point)), c)
+    swept = {c.variant: [k for k, _ in c.point] for c in study.cells}
+    optimizers = {c.recipe.optimizer.name for c in study.cells}
+    if all(set(v) == set(axes) for v in swept.values()):
+        return []  # every variant sweeps every axis: nothing to fill in
+    for row in rows:
+        mine = swept.get(row["variant"], [])
+        cell = by_place.get((row["variant"], tuple(row.get(k) for k in mine)))
+        if cell is None:
+            continue
+        for k in axes:
+            if k not in mine:
+                row[k] = value_at(cell, study.axes[k])
+        row["swept"] = ", ".join(mine)
+        if len(optimizers) > 1:
+            row["optimizer"] = cell.recipe.optimizer.name
+    return ["swept", *(["optimizer"] if len(optimizers) > 1 else [])]
 
 
 def _frame(rows: list[dict[str, Any]], study: Study, columns: list[str]):
@@ -445,7 +476,8 @@ def _frame(rows: list[dict[str, Any]], study: Study, columns: list[str]):
     import pandas as pd
 
     axes = list(dict.fromkeys(k for c in study.cells for k, _ in c.point))
-    order = [columns[0], *axes, *[c for c in columns[1:] if c not in axes]]
+    extra = _fill_axes(rows, study, axes) if axes and columns[0] == "variant" else []
+    order = [columns[0], *axes, *[c for c in columns[1:] if c not in axes], *extra]
     df = pd.DataFrame(rows, columns=order)
     for col in CATEGORIES:
         if col in df:

@@ -3,6 +3,7 @@ quickstart notebook (a real Jupyter kernel), reading a directory another process
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sqlite3
@@ -73,7 +74,9 @@ def test_dataframes_have_documented_typed_columns(results):
     cells = results.cells()
     assert list(cells.columns[:4]) == ["variant", "lr", "row", "seed"]
     assert cells["variant"].dtype == "category" and cells["status"].dtype == "category"
-    assert cells["lr"].dtype == np.float64 and cells["row"].dtype == np.float64  # NaN where a variant has no axis
+    assert cells["lr"].dtype == np.float64 and cells["row"].dtype == np.float64  # NaN where a variant has no such place
+    assert (cells.loc[cells["variant"] != "lr", "lr"] == 1e-3).all()  # the lr they trained at, though not swept
+    assert cells["row"].isna().sum() == 6 and set(cells["swept"]) == {"", "lr, row"}  # original: no window
     assert cells["seed"].dtype == np.int64 and cells["epochs"].dtype == np.int64
     assert len(cells) == 18 and set(cells["status"]) == {"done"} and (cells["epochs"] == 2).all()
     assert cells.loc[cells["variant"] == "lr", "lr"].tolist() == [3e-3] * 6 + [1e-2] * 6
@@ -81,8 +84,8 @@ def test_dataframes_have_documented_typed_columns(results):
     assert len(epochs) == 36 and epochs["epoch"].dtype == np.int64
     assert list(epochs.columns) == ["variant", "lr", "row", "seed", "epoch", "train_loss", "train_acc", "val_loss",
                                     "val_acc", "test_loss", "test_acc", "train_eval_loss", "train_eval_acc",
-                                    "images_per_s", "seconds", "pack_size", "machine", "hash"]
-    assert list(cells.columns[-4:]) == ["gap", "ece", "seconds", "hash"]
+                                    "learning_rate", "images_per_s", "seconds", "pack_size", "machine", "hash", "swept"]
+    assert list(cells.columns[-5:]) == ["gap", "ece", "seconds", "hash", "swept"]
     assert (cells["gap"] == cells["train_eval_acc"] - cells["test_acc"]).all() and (cells["ece"] > 0).all()
     confusion = results.confusion("inverted")
     assert confusion.shape == (10, 10) and confusion.values.sum() == 3 * 500  # 3 seeds × the 500 test images
@@ -92,7 +95,7 @@ def test_dataframes_have_documented_typed_columns(results):
     assert list(effects.columns) == ["variant", "lr", "row", "n", "test_acc", "test_acc_ci95", "diff", "diff_fw_low",
                                      "diff_fw_high", "diff_ci95_low", "diff_ci95_high", "p_t", "p_wilcoxon", "p_holm",
                                      "p_bonferroni", "p_better", "p_better_low", "p_better_high", "detectable_diff",
-                                     "verdict", "reference"]
+                                     "verdict", "reference", "swept"]
     assert len(effects) == 6 and effects.loc[0, "verdict"] == "baseline"
     inv = effects[effects["variant"] == "inverted"].iloc[0]
     assert inv["diff"] < 0 and inv["diff_ci95_low"] < inv["diff"] < inv["diff_ci95_high"] and 0 < inv["p_holm"] <= 1
@@ -184,7 +187,7 @@ def test_the_quickstart_notebook_runs_on_a_real_kernel(tmp_path, shared_data, mo
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors, errors
     table = nb.cells[2].outputs[-1]["data"]["text/plain"]
-    assert re.search(r"0\s+original\s+NaN\s+3", table) and re.search(r"1\s+inverted\s+0\.001\s+3", table)
+    assert re.search(r"0\s+original\s+0\.001\s+3", table) and re.search(r"1\s+inverted\s+0\.001\s+3", table)
     assert re.search(r"2\s+inverted\s+0\.003\s+3", table) and "baseline" in table
     streams = "".join(o.get("text", "") for o in nb.cells[2].outputs if o.output_type == "stream")
     assert "\x1b[" not in streams and "pack 1/1" in streams  # plain lines, no terminal codes
@@ -292,7 +295,31 @@ def test_summary_and_datasets_as_dataframes(shared_data):
 
 def test_help_on_results_documents_its_columns():
     doc = petri.Results.__doc__
-    for needle in ("``cells()`` one row per place", "``epochs()`` one row per finished epoch", "``lr``",
+    for needle in ("``cells()`` one row per place", "``epochs()`` one row per finished epoch", "``learning_rate``",
                    "``effects()`` one row per (variant, point)", "``seed_<source>``", "``noise()``"):
         assert needle in doc, needle
     assert {"Results", "Treatment", "Context"} <= set(dir(petri))
+
+
+MIXED = {"name": "mixed", "data": "mnist", "seeds": 2,
+         "recipe": {"model": {"name": "mlp", "hidden": [16]}, "epochs": 1, "train_size": 500, "test_size": 200},
+         "variants": {"fixed": {},
+                      "swept": {"recipe": {"optimizer": {"lr": {"values": [0.003, 0.01]}}}},
+                      "sgd": {"recipe": {"optimizer": {"name": "sgd", "lr": {"values": [0.1]}}},
+                              "treatments": [{"name": "sparsify", "threshold": {"values": [0.2]}}]}}}
+
+
+def test_sweep_columns_hold_the_value_every_row_used(tmp_path):
+    """A variant that does not sweep lr shows the lr it trained at; `swept` tells swept from fixed, and
+    `optimizer` which optimiser a row's lr belongs to."""
+    res = petri.run(petri.load_study(MIXED), tmp_path / "out")
+    cells = res.cells()
+    first = cells.drop_duplicates("variant").set_index("variant")
+    assert first.loc["fixed", "lr"] == 1e-3 and first.loc["fixed", "swept"] == ""
+    assert first.loc["sgd", "lr"] == 0.1 and first.loc["sgd", "optimizer"] == "sgd"
+    assert first.loc["swept", "optimizer"] == "adam" and first.loc["swept", "swept"] == "lr"
+    assert first.loc["sgd", "swept"] == "lr, threshold" and first.loc["sgd", "threshold"] == 0.2
+    assert math.isnan(first.loc["fixed", "threshold"])  # it has no sparsify: nothing to fill in
+    assert sorted(cells.loc[cells["variant"] == "swept", "lr"].unique()) == [0.003, 0.01]
+    effects = res.effects().set_index("variant")
+    assert effects.loc["fixed", "lr"] == 1e-3 and effects.loc["fixed", "swept"] == ""

@@ -101,6 +101,7 @@ class Study:
     analysis: Analysis = field(default_factory=Analysis)  # the comparisons, metric and margin it asks for
     adaptive: Adaptive | None = None  # seeds in rounds until the answer is clear (seeds: the current round's)
     crossing: dict[str, list[int]] | None = None  # crossed seeds: source -> its seeds (seeds: the place numbers)
+    axes: dict[str, list] = field(default_factory=dict)  # sweep axis label -> its path in a variant's tree
     plugin_entries: list[str] = field(default_factory=list)  # plugins as the file writes them
 
     @property
@@ -193,6 +194,19 @@ def _set(node, path, value):
     for p in path[:-1]:
         node = node[p]
     node[path[-1]] = value
+
+
+def value_at(cell: Cell, path: list):
+    """What ``cell`` used at a sweep axis's ``path`` (["recipe", "optimizer", "lr"], ["treatments", 0, "p"]),
+    defaults included; a layer or other named table as its name; None where the cell has no such place."""
+    node: Any = {"recipe": cell.recipe.model_dump(mode="json"),
+                 "treatments": [t.model_dump(mode="json") for t in cell.treatments]}
+    for p in path:
+        try:
+            node = node[p]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node["name"] if isinstance(node, dict) and "name" in node else node
 
 
 def _labels(paths: list[list]) -> list[str]:
@@ -305,6 +319,7 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
 
     cells: list[Cell] = []
     places = combinations(crossing) if crossing else None
+    axis_paths: dict[str, list] = {}
     for vname, v in variants.items():
         vwhere = f"{where}: variants.{vname}"
         if not isinstance(v, dict):
@@ -324,6 +339,8 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
         axes: list = []
         _find_axes(tree, [], vwhere, axes)
         labels = _labels([p for p, _ in axes])
+        for label, (p, _) in zip(labels, axes):
+            axis_paths.setdefault(label, p)
         for combo in itertools.product(*[vals for _, vals in axes]):
             resolved = copy.deepcopy(tree)
             for (p, _), val in zip(axes, combo):
@@ -352,7 +369,7 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
     study.baseline_point, study.warnings = _baseline_point(raw.get("baseline_point"), baseline, cells, where)
     study.profile, study.data_override, study.plugins = profile, data_override, plugins
     study.analysis = parse_analysis(raw.get("analysis"), variants, where, len(dspec.classes))
-    study.adaptive, study.crossing = adaptive, crossing
+    study.adaptive, study.crossing, study.axes = adaptive, crossing, axis_paths
     if adaptive:
         study.analysis.looks = adaptive.looks
     study.keep_weights = raw.get("keep_weights", True)
