@@ -354,10 +354,11 @@ def _print_summary(directory: Path) -> None:
         return "—" if x is None or math.isnan(x) else f"{scale * x:.2f}" if a.percent else f"{x:.4f}"
 
     for _, r in effects.iterrows():
-        point = {ax: r[ax] for ax in axes if not (isinstance(r[ax], float) and math.isnan(r[ax]))}
+        swept = str(r["swept"]).split(", ") if "swept" in r else axes  # the axes this variant sweeps
+        point = {ax: r[ax] for ax in axes if ax in swept and not (isinstance(r[ax], float) and math.isnan(r[ax]))}
         mine = cells[(cells["variant"] == r["variant"])]
-        for ax in axes:
-            mine = mine[mine[ax].isna()] if ax not in point else mine[mine[ax] == point[ax]]
+        for ax, value in point.items():
+            mine = mine[mine[ax] == value]
         diff = "—" if math.isnan(r["diff"]) else (f"{scale * r['diff']:+.2f}" + ("" if math.isnan(r["diff_fw_low"]) else
                                                    f" [{scale * r['diff_fw_low']:+.2f}, {scale * r['diff_fw_high']:+.2f}]"))
         p = "—" if math.isnan(r["p_bonferroni"]) else (f"{r['p_bonferroni']:.2g}" if r["p_bonferroni"] >= 1e-4 else "<1e-4")

@@ -309,7 +309,7 @@ MIXED = {"name": "mixed", "data": "mnist", "seeds": 2,
                               "treatments": [{"name": "sparsify", "threshold": {"values": [0.2]}}]}}}
 
 
-def test_sweep_columns_hold_the_value_every_row_used(tmp_path):
+def test_sweep_columns_hold_the_value_every_row_used(tmp_path, capsys):
     """A variant that does not sweep lr shows the lr it trained at; `swept` tells swept from fixed, and
     `optimizer` which optimiser a row's lr belongs to."""
     res = petri.run(petri.load_study(MIXED), tmp_path / "out")
@@ -323,3 +323,10 @@ def test_sweep_columns_hold_the_value_every_row_used(tmp_path):
     assert sorted(cells.loc[cells["variant"] == "swept", "lr"].unique()) == [0.003, 0.01]
     effects = res.effects().set_index("variant")
     assert effects.loc["fixed", "lr"] == 1e-3 and effects.loc["fixed", "swept"] == ""
+    from petri.cli import main
+
+    capsys.readouterr()
+    assert main(["show", str(tmp_path / "out")]) == 0  # the terminal shows a variant's swept values as its point
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in capsys.readouterr().out.splitlines()
+            if line.startswith("│")}
+    assert rows["fixed"] == "—" and rows["sgd"] == "lr=0.1, threshold=0.2"
