@@ -303,7 +303,7 @@ class Results:
             rows.append({"variant": r.variant, **r.point, "n": r.n, metric: r.mean, f"{metric}_ci95": r.half_width,
                          **_comparison_columns(r.effect, f.m), "verdict": r.verdict, "reference": study.reference})
         cols = ["variant", "n", metric, f"{metric}_ci95", *COMPARISON_COLUMNS, "verdict", "reference"]
-        return _frame(rows, study, cols)
+        return _units(_frame(rows, study, cols), f.analysis)
 
     def noise(self):
         """A crossed study's spread (seeds = { init = 5, order = 5 }): one row per (variant, point) and
@@ -350,7 +350,7 @@ class Results:
         detect ``detect``, in the metric's units: a fraction for accuracies; default: the margin), and
         ``verdict``. Differences are in the metric's own units (fractions for accuracies)."""
         study, f = self._findings()
-        return _comparison_frame(f.family, f.m, detect, f.analysis)
+        return _units(_comparison_frame(f.family, f.m, detect, f.analysis), f.analysis)
 
     def compare(self, a: str, b: str, margin: float | None = None, detect: float | None = None,
                 metric: str | None = None):
@@ -441,6 +441,15 @@ CATEGORIES = ("variant", "status", "verdict", "reference", "machine", "source", 
 
 NOISE_COLUMNS = ["variant", "source", "variance", "low", "high", "share", "share_low", "share_high", "sd_alone", "n",
                  "mean", "sd_all", "total"]
+
+
+def _units(df, analysis):
+    """``df.attrs["units"]``: the unit of the metric's columns (the terminal and report print accuracies
+    in % and differences in pp; a DataFrame holds fractions)."""
+    unit = "fraction (×100: % for a value, pp for a difference)" if analysis.percent else analysis.metric
+    df.attrs["units"] = {c: unit for c in df.columns if c == analysis.metric or c.startswith(
+        (f"{analysis.metric}_ci95", "diff", "detectable_diff", "sd"))}
+    return df
 
 
 def _fill_axes(rows: list[dict], study: Study, axes: list[str]) -> list[str]:

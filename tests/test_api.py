@@ -114,9 +114,9 @@ def test_effects_are_the_reports_numbers(results):
         for k, v in point.items():
             e = e[e[k] == v]
         assert len(e) == 1
-        assert e.iloc[0]["test_acc"] == pytest.approx(r["mean_test_acc"])
+        assert e.iloc[0]["test_acc"] == pytest.approx(r["test_acc"])  # one name per quantity, CSV and DataFrame
         if r["verdict"] != "baseline":
-            assert e.iloc[0]["diff"] == pytest.approx(r["diff_vs_baseline"]) and e.iloc[0]["verdict"] == r["verdict"]
+            assert e.iloc[0]["diff"] == pytest.approx(r["diff"]) and e.iloc[0]["verdict"] == r["verdict"]
 
 
 def test_running_again_trains_nothing_and_open_study_reads_it(results):
@@ -330,3 +330,9 @@ def test_sweep_columns_hold_the_value_every_row_used(tmp_path, capsys):
     rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in capsys.readouterr().out.splitlines()
             if line.startswith("│")}
     assert rows["fixed"] == "—" and rows["sgd"] == "lr=0.1, threshold=0.2"
+
+
+def test_frames_say_their_units(results):
+    units = results.effects().attrs["units"]
+    assert units["diff"].startswith("fraction") and units["test_acc"] == units["diff_fw_low"]
+    assert results.comparisons().attrs["units"]["detectable_diff"].startswith("fraction")

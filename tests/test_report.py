@@ -77,7 +77,7 @@ def test_report_files_and_verdicts(study_dir):
     import csv
 
     rows = list(csv.DictReader(open(rep / "cells.csv")))
-    assert all(abs(float(r["gap"]) - (float(r["final_train_eval_acc"]) - float(r["final_test_acc"]))) < 1e-12
+    assert all(abs(float(r["gap"]) - (float(r["train_eval_acc"]) - float(r["test_acc"]))) < 1e-12
                for r in rows)
     cells = (rep / "cells.csv").read_text().splitlines()
     assert len(cells) == 1 + 3 * (1 + 1 + 2 + 4)

@@ -331,3 +331,14 @@ def test_each_epoch_records_its_learning_rate(mnist):
     assert [e["lr"] for e in b.epochs] == pytest.approx([1e-2, 5e-3, 2.5e-3])
     cos = train_pack(mnist, Recipe(model=MLP(hidden=[16]), epochs=2, schedule=Cosine(), **SMALL), [Member(0)])[0]
     assert cos.epochs[-1]["lr"] == pytest.approx(0.0, abs=1e-12) and cos.epochs[0]["lr"] < 1e-3
+
+
+def test_recorded_metrics_carry_no_digits_beyond_float32(mnist):
+    """0.9452, not 0.9452000260353088: each float32 result is stored as the shortest decimal that is it."""
+    import numpy as np
+
+    r = train_pack(mnist, Recipe(model=MLP(hidden=[16]), epochs=1, **SMALL), [Member(0)])[0]
+    for key in ("train_loss", "test_loss", "test_acc", "train_eval_loss", "train_eval_acc"):
+        v = r.epochs[-1][key]
+        assert repr(v) == str(np.float32(v)) and float(np.float32(v)) == pytest.approx(v, rel=1e-7), (key, v)
+    assert r.epochs[-1]["test_acc"] * 500 == pytest.approx(round(r.epochs[-1]["test_acc"] * 500), abs=1e-9)

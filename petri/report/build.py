@@ -588,9 +588,10 @@ def _write_csvs(out: Path, rows: list[Row], cells: list[dict], last: dict, found
     with open(out / "variants.csv", "w", newline="") as f:
         w = csv.writer(f)
         metric = found.analysis.metric
-        w.writerow(["variant", "point", "n", "cells", f"mean_{metric}", "ci95_half_width", "best_test_acc", "final_test_loss",
-                    "epochs", "diverged", "missing", "diff_vs_baseline", "diff_fw_low", "diff_fw_high", "diff_ci95_low",
-                    "diff_ci95_high", "p_t", "p_wilcoxon", "p_holm", "p_bonferroni", "p_better", "min_detectable_diff",
+        # the names (and units: fractions) of Results.effects() and cells()
+        w.writerow(["variant", "point", "n", "cells", metric, f"{metric}_ci95", "best_test_acc", "test_loss",
+                    "epochs", "diverged", "missing", "diff", "diff_fw_low", "diff_fw_high", "diff_ci95_low",
+                    "diff_ci95_high", "p_t", "p_wilcoxon", "p_holm", "p_bonferroni", "p_better", "detectable_diff",
                     "verdict"])
         for r in rows:
             e = r.effect
@@ -608,8 +609,8 @@ def _write_csvs(out: Path, rows: list[Row], cells: list[dict], last: dict, found
                         "" if c.margin is None else c.margin, c.verdict, found.m])
     with open(out / "cells.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["hash", "variant", "point", "seed", "status", "epochs", "final_train_loss", "final_train_acc",
-                    "final_train_eval_acc", "final_test_loss", "final_test_acc", "gap", "seconds"])
+        w.writerow(["hash", "variant", "point", "seed", "status", "epochs", "train_loss", "train_acc",  # as cells()
+                    "train_eval_acc", "test_loss", "test_acc", "gap", "seconds"])
         for c in cells:
             e = last.get(c["place"], {})
             w.writerow([c["hash"], c["variant"], c["point"], c["seed"], c["status"], e.get("epoch", ""),

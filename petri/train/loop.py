@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Callable
 
+import numpy as np
 import torch
 
 from ..data import Dataset
@@ -108,6 +109,12 @@ def _batches(reader, order: torch.Tensor, ids: torch.Tensor, epoch: int, B: int,
         yield from reader.read(pos, idx, epoch, buf).unflatten(0, (-1, K, B))
     if N > full * B and start <= full:
         yield reader.read(order[None, :, full * B:], ids[None, :, full * B:], epoch, buf).unflatten(0, (K, -1))
+
+
+def _f32(x) -> float:
+    """A float32 result as the shortest decimal that is that float32 (0.9452, not 0.9452000260353088):
+    what the ledger, the CSVs and the DataFrames show, without digits the computation never had."""
+    return float(str(np.float32(float(x))))
 
 
 def _sample(pool: int, n: int, replace: bool, seed: int) -> torch.Tensor:
@@ -263,11 +270,11 @@ class _Shard:
                 r.status = "diverged"
                 continue
             m = {"epoch": epoch,
-                 "train_loss": float(self.losses[k].sum()) / self.losses.shape[1],
+                 "train_loss": _f32(float(self.losses[k].sum()) / self.losses.shape[1]),
                  "train_acc": float(self.hits[k]) / N,
-                 "val_loss": float(val_loss[k]) if val else None, "val_acc": float(val_acc[k]) if val else None,
-                 "test_loss": float(test_loss[k]), "test_acc": float(test_acc[k]),
-                 "train_eval_loss": float(fit_loss[k]), "train_eval_acc": float(fit_acc[k]),
+                 "val_loss": _f32(val_loss[k]) if val else None, "val_acc": _f32(val_acc[k]) if val else None,
+                 "test_loss": _f32(test_loss[k]), "test_acc": _f32(test_acc[k]),
+                 "train_eval_loss": _f32(fit_loss[k]), "train_eval_acc": _f32(fit_acc[k]),
                  "images_per_s": self.epoch_images / train_seconds, "seconds": seconds, "pack_size": self.pack_size,
                  "machine": self.machine, "lr": self.lrs[k] * factor}
             r.epochs.append(m)
