@@ -371,7 +371,7 @@ def _print_summary(directory: Path) -> None:
     table = Table(*[Column(head[i], no_wrap=i == 0) for i in keep],
                   caption=(f"Δ: paired by seed against {study.reference}; " if not a.compare else "")
                   + f"{found.m} comparison{'s' if found.m != 1 else ''} in one family: a verdict reads its family-wise "
-                    f"({level}) interval")
+                    f"({level}) interval; rows in study order (the report sorts them by effect)")
     for row in rows:
         table.add_row(*[row[i] for i in keep])
     console.print(table)

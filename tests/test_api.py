@@ -336,3 +336,13 @@ def test_frames_say_their_units(results):
     units = results.effects().attrs["units"]
     assert units["diff"].startswith("fraction") and units["test_acc"] == units["diff_fw_low"]
     assert results.comparisons().attrs["units"]["detectable_diff"].startswith("fraction")
+
+
+def test_a_residual_blocks_rows_add_up_to_its_total():
+    rows = petri.summary([{"name": "conv2d", "filters": 8, "padding": 1},
+                          {"name": "residual", "layers": [{"name": "conv2d", "filters": 16, "padding": 1}, "relu"]},
+                          "flatten", {"name": "dense", "units": "classes"}])
+    block = rows.index[rows["layer"].str.startswith("residual")][0]
+    inner = rows[(rows.index > block) & (rows["depth"] == 1)]
+    assert inner["params"].sum() == rows.loc[block, "params"] == 1_328
+    assert inner["layer"].str.strip().str.startswith("shortcut: ").sum() == 2  # the automatic 1×1 projection and its BN

@@ -246,3 +246,19 @@ def test_a_killed_run_shows_as_interrupted_and_a_second_run_is_refused(tmp_path,
         proc.wait()
     r = runner.invoke(app, ["show", str(out)])
     assert "4 interrupted" in r.output and "running" not in r.output
+
+
+def test_sweep_figure_labels_the_swept_values_and_shows_both_markers():
+    """The swept values are the tick labels (not 6×10⁻² on a log axis), test is drawn over train, and a
+    train marker is hollow so a test point under it still shows."""
+    from petri.report import figures
+    from petri.report.analysis import Row
+
+    rows = [Row("sgd", {"lr": lr}, 3, 3, 0.9 + lr / 100, 0.01, 0.9, "test", 0.3, 2.0, {"done": 3},
+                {0: 0.9, 1: 0.91, 2: 0.92}) for lr in (0.05, 0.5, 2.0)]
+    train = {r.label: [0.95, 0.96, 0.97] for r in rows}
+    fig = figures.sweep_line(rows, "sgd", "lr", train)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and [t.get_text() for t in ax.get_xticklabels()] == ["0.05", "0.5", "2.0"]
+    test, train_line = [line for line in ax.get_lines() if line.get_marker() in ("o", "s")]
+    assert test.get_zorder() > train_line.get_zorder() and train_line.get_markerfacecolor() == "none"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -122,6 +122,8 @@ def _rows(specs: list[LayerSpec], shape: Shape, depth: int) -> list[SummaryRow]:
         rows.append(SummaryRow(s.label(), out, layer.n_params(), depth))
         for field in getattr(s, "nested", ()):
             rows += _rows(getattr(s, field), shape, depth + 1)
+        if getattr(s, "projects", None) and s.projects(shape):  # a residual's projection: its rows add up
+            rows += [replace(r, label=f"shortcut: {r.label}") for r in _rows(s.projection(shape), shape, depth + 1)]
         shape = out
     return rows
 

@@ -140,18 +140,19 @@ def sweep_line(rows: list[Row], variant: str, axis: str, train: dict[str, list[f
     pos = xs if numeric(xs) else list(range(len(xs)))
     fig, ax = subplots(figsize=(6.5, 4))
     ax.errorbar(pos, [100 * r.mean for r in pts], yerr=_yerr([100 * r.mean for r in pts],
-                [100 * r.half_width for r in pts]), marker="o", capsize=3, label="test")
+                [100 * r.half_width for r in pts]), marker="o", capsize=3, label="test", zorder=3)  # on top
     tr = [t_interval(train.get(r.label, [])) for r in pts]
     ax.errorbar(pos, [100 * m for m, _ in tr], yerr=_yerr([100 * m for m, _ in tr], [100 * h for _, h in tr]),
-                marker="s", capsize=3, label="train (against noisy labels)" if noisy_labels else "train")
+                marker="s", ms=8, mfc="none", capsize=3, zorder=2,  # hollow and larger: a test point inside shows
+                label="train (against noisy labels)" if noisy_labels else "train")
     if reference is not None and reference.variant != variant and not np.isnan(reference.mean):
         m, h = 100 * reference.mean, 100 * np.nan_to_num(reference.half_width)
         ax.axhline(m, color="0.3", ls="--", lw=1, label=f"reference: {reference.label} (test)")
         ax.axhspan(*clip_band(np.array(m), np.array(h)), color="0.5", alpha=0.15)
     if numeric(xs) and all(x > 0 for x in xs) and max(xs) / min(xs) >= 10:
         ax.set_xscale("log")  # values spanning decades
-    if not numeric(xs):
-        ax.set_xticks(pos, [str(x) for x in xs])
+    ax.set_xticks(pos, [str(x) for x in xs])  # the swept values themselves, on any scale
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel(axis)
     ax.set_ylabel("final accuracy (%)")
     ax.set_title(f"{variant}: accuracy vs {axis}", fontsize=10)
