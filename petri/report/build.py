@@ -132,7 +132,7 @@ def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
                 f"{variant}: sweep over {axes[0]}",
                 f"Final train accuracy ({train_is}) and test accuracy, mean ± 95 % t-interval over n ≤ {n_seeds} "
                 f"seeds (clipped to 0-100 %)" + (f"; dashed: the reference, {study.reference}." if ref is not None
-                                                 and ref.variant != variant else "."))
+                                                 and ref.variant != variant and not math.isnan(ref.mean) else "."))
     matrices = _confusions(cells, rows)
     if matrices:
         add(figures.confusions(matrices, _classes(study)), "confusion", "Confusion matrices",
