@@ -20,9 +20,19 @@ class DataError(PetriError):
 
 
 class SpecError(PetriError):
-    """A study file, model, optimiser or treatment spec is invalid (exit code 2)."""
+    """A study file, model, optimiser or treatment spec is invalid (exit code 2). ``parts``: each mistake
+    when there are several (the message joins them), so a file's mistakes are reported in one run."""
 
     exit_code = 2
+
+    def __init__(self, message: str | list[str]):
+        parts = [" ".join(str(m).split()) for m in (message if isinstance(message, list) else [message])]
+        self.parts = list(dict.fromkeys(parts))
+        n = len(self.parts)
+        heads = {m.split(": ", 1)[0] for m in self.parts}  # the file they are in, said once
+        head = heads.pop() + ": " if len(heads) == 1 and all(": " in m for m in self.parts) else ""
+        super().__init__(self.parts[0] if n == 1 else f"{head}{n} mistakes: " + " | ".join(
+            f"({i}) {m[len(head):]}" for i, m in enumerate(self.parts, 1)))
 
 
 class StoreError(PetriError):

@@ -88,13 +88,20 @@ _INTERNAL = ("function-", "constrained-", "lax-or-strict", "json-or-python", "ta
 
 
 def translate(e: ValidationError, where: str, cls: type[BaseModel] | None = None) -> SpecError:
-    """A pydantic error as one SpecError line: the field's path under ``where``, what is allowed, the input."""
-    err = e.errors()[0]
-    loc = [p for p in err["loc"] if not _branch(p)]
-    field = f"{where}.{fmt_loc(loc)}" if loc and where else (fmt_loc(loc) or where)
-    quiet = err["type"] in ("missing", "extra_forbidden") or not loc  # a whole-table check: no value to echo
-    got = "" if quiet else f" (got {echo(err.get('input'))})"
-    return SpecError(f"{field}: {_message(err, cls)}{got}")
+    """A pydantic error as one SpecError line: each wrong field's path under ``where``, what is allowed,
+    the input; several wrong fields of one table are all named, separated by "; "."""
+    out: list[str] = []
+    seen: set[tuple] = set()
+    for err in e.errors():
+        loc = [p for p in err["loc"] if not _branch(p)]
+        if tuple(loc) in seen:  # a union's other branches failing on the same field: its first message says it
+            continue
+        seen.add(tuple(loc))
+        field = f"{where}.{fmt_loc(loc)}" if loc and where else (fmt_loc(loc) or where)
+        quiet = err["type"] in ("missing", "extra_forbidden") or not loc  # a whole-table check: no value to echo
+        got = "" if quiet else f" (got {echo(err.get('input'))})"
+        out.append(f"{field}: {_message(err, cls)}{got}")
+    return SpecError(out)
 
 
 def as_table(item: Any, where: str, kind: str) -> dict:

@@ -258,9 +258,15 @@ def test_own_treatment_example_is_documented_runs_and_keeps_pairing(tmp_path, sh
     assert "6 cells — 6 done" in r.stdout
 
     import petri
+    from petri import plugins
     from petri.study.spec import load_study
+    from petri.treatments import TREATMENTS
 
-    study = load_study(ROOT / "examples/own-treatment/study.toml")
+    try:  # in this process too (then forgotten: the registry stays the built-in one for other tests)
+        study = load_study(ROOT / "examples/own-treatment/study.toml")
+    finally:
+        TREATMENTS.classes.pop("brightness", None)
+        plugins._loaded.pop(str(plugin.resolve()), None)
     treated = [c for c in study.cells if c.variant == "brightness"]
     assert all('"treatment_code"' in c.config for c in treated)
     assert not any('"treatment_code"' in c.config for c in study.cells if c.variant == "plain")

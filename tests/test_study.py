@@ -347,3 +347,25 @@ def test_petri_summary_reads_toml_json_and_study_files(capsys):
     assert main(["summary", "{ name = "]) == 2
     err = capsys.readouterr().err
     assert err.startswith("petri: error: MODEL: neither JSON") and err.count("\n") == 1
+
+
+def test_a_files_mistakes_are_reported_together(tmp_path, capsys):
+    """Three typos, one run: each named where it is written, in one line, exit 2."""
+    from petri.cli import main
+
+    text = BASE_ERR.replace("SCHED", 'epochs = 0\nbatch_size = "x"').replace(
+        "VARIANT", 'treatments = ["blur"]\nrecipe = { optimizer = { name = "adam", lrr = 1 } }')
+    with pytest.raises(SpecError) as e:
+        parse_study(text)
+    assert e.value.parts == [  # the shared [recipe]'s two once (both variants meet them), then variant b's two
+        "<study>: recipe.batch_size: must be an integer (got 'x')", "<study>: recipe.epochs: must be ≥ 1 (got 0)",
+        "<study>: variants.b.recipe.optimizer.lrr: unknown field; allowed: lr, beta1, beta2, eps, weight_decay",
+        "<study>: variants.b.treatments[0]: unknown treatment 'blur'; known treatments: invert, sparsify, "
+        "standardize, window_keep, window_drop, label_noise, permute_pixels, shuffle_pixels, gaussian_images, crop, "
+        "flip"]
+    assert str(e.value).startswith("<study>: 4 mistakes: (1) recipe.batch_size") and " | (4) variants.b." in str(e.value)
+    f = tmp_path / "s.toml"
+    f.write_text(text)
+    assert main(["run", str(f), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("petri: error: s.toml: 4 mistakes: (1) recipe.batch_size") and err.count("\n") == 1, err

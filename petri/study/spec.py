@@ -320,50 +320,14 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
     cells: list[Cell] = []
     places = combinations(crossing) if crossing else None
     axis_paths: dict[str, list] = {}
-    for vname, v in variants.items():
-        vwhere = f"{where}: variants.{vname}"
-        if not isinstance(v, dict):
-            raise SpecError(f"{vwhere}: must be a table")
-        extra = set(v) - {"treatments", "recipe", "description"}
-        if extra:
-            raise SpecError(f"{vwhere}: unknown field {echo(sorted(extra)[0])}; allowed: treatments, recipe, description")
-        if not isinstance(v.get("recipe", {}), dict):
-            raise SpecError(f"{vwhere}.recipe: must be a table of recipe overrides (got {echo(v['recipe'])})")
-        treatments = v.get("treatments", [])
-        if not isinstance(treatments, list) or not all(isinstance(t, (dict, str)) for t in treatments):
-            raise SpecError(f"{vwhere}.treatments: must be a list of treatments like \"invert\" or "
-                            f"{{ name = \"sparsify\", threshold = 0.5 }}")
-        tree = {"recipe": _merge(base, v.get("recipe", {})), "treatments": treatments}
-        if "model" in tree["recipe"]:
-            tree["recipe"]["model"] = _model_table(tree["recipe"]["model"])
-        axes: list = []
-        _find_axes(tree, [], vwhere, axes)
-        labels = _labels([p for p, _ in axes])
-        for label, (p, _) in zip(labels, axes):
-            axis_paths.setdefault(label, p)
-        for combo in itertools.product(*[vals for _, vals in axes]):
-            resolved = copy.deepcopy(tree)
-            for (p, _), val in zip(axes, combo):
-                _set(resolved, p, val)
-            try:
-                recipe = recipe_from_dict(resolved["recipe"], f"{vwhere}.recipe")
-                _check_sizes(recipe, dspec, vwhere)
-                recipe.model.check(dspec.shape, len(dspec.classes), f"{vwhere}.recipe.model")
-            except SpecError as e:
-                raise _blame(e, vwhere, where, v.get("recipe", {})) from None
-            ts = tuple(parse_treatment(t, f"{vwhere}.treatments[{i}]") for i, t in enumerate(resolved["treatments"]))
-            for i, t in enumerate(ts):
-                try:
-                    t.check(dspec.shape)
-                except ValueError as e:
-                    raise SpecError(f"{vwhere}.treatments[{i}] ({t.name}): {e}") from None
-            _check_machine(recipe, dspec, vwhere)
-            point = tuple(zip(labels, combo))
-            for seed in seeds:
-                own = places[seed] if crossing else None
-                used = recipe.random_sources()
-                h, config = cell_hash(_config(data, dspec, recipe, ts, config_seed(own, used) if own else seed))
-                cells.append(Cell(vname, point, seed, recipe, ts, dspec if frozen else data, h, config, own))
+    errors: list[str] = []  # every variant is checked: a file's mistakes are reported together (a mistake in
+    for vname, v in variants.items():  # the shared [recipe] once, whichever variants meet it)
+        try:
+            cells += _variant_cells(vname, v, where, base, data, dspec, frozen, seeds, places, crossing, axis_paths)
+        except SpecError as e:
+            errors += e.parts
+    if errors:
+        raise SpecError(errors)
     study = Study(name, dspec if frozen else data, seeds, baseline, variants, base, text, str(path), cells)
     study.plugin_entries = entries
     study.baseline_point, study.warnings = _baseline_point(raw.get("baseline_point"), baseline, cells, where)
@@ -381,14 +345,74 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
 _NAME = re.compile(r"[^\W_][\w .+-]{0,99}")  # letters of any script, digits, space . _ + - (a folder name)
 
 
+def _variant_cells(vname: str, v, where: str, base: dict, data, dspec, frozen, seeds: list[int], places,
+                   crossing, axis_paths: dict) -> list[Cell]:
+    """One variant's cells (each sweep point × seed), validated; errors name the variant's field."""
+    cells: list[Cell] = []
+    vwhere = f"{where}: variants.{vname}"
+    if not isinstance(v, dict):
+        raise SpecError(f"{vwhere}: must be a table")
+    extra = set(v) - {"treatments", "recipe", "description"}
+    if extra:
+        raise SpecError(f"{vwhere}: unknown field {echo(sorted(extra)[0])}; allowed: treatments, recipe, description")
+    if not isinstance(v.get("recipe", {}), dict):
+        raise SpecError(f"{vwhere}.recipe: must be a table of recipe overrides (got {echo(v['recipe'])})")
+    treatments = v.get("treatments", [])
+    if not isinstance(treatments, list) or not all(isinstance(t, (dict, str)) for t in treatments):
+        raise SpecError(f"{vwhere}.treatments: must be a list of treatments like \"invert\" or "
+                        f"{{ name = \"sparsify\", threshold = 0.5 }}")
+    tree = {"recipe": _merge(base, v.get("recipe", {})), "treatments": treatments}
+    if "model" in tree["recipe"]:
+        tree["recipe"]["model"] = _model_table(tree["recipe"]["model"])
+    axes: list = []
+    try:
+        _find_axes(tree, [], vwhere, axes)
+    except SpecError as e:
+        raise _blame(e, vwhere, where, v.get("recipe", {})) from None
+    labels = _labels([p for p, _ in axes])
+    for label, (p, _) in zip(labels, axes):
+        axis_paths.setdefault(label, p)
+    for combo in itertools.product(*[vals for _, vals in axes]):
+        resolved = copy.deepcopy(tree)
+        for (p, _), val in zip(axes, combo):
+            _set(resolved, p, val)
+        mistakes: list[str] = []  # the recipe's and the treatments' together
+        try:
+            recipe = recipe_from_dict(resolved["recipe"], f"{vwhere}.recipe")
+            _check_sizes(recipe, dspec, vwhere)
+            recipe.model.check(dspec.shape, len(dspec.classes), f"{vwhere}.recipe.model")
+        except SpecError as e:
+            mistakes += _blame(e, vwhere, where, v.get("recipe", {})).parts
+        ts = []
+        for i, t in enumerate(resolved["treatments"]):
+            try:
+                ts.append(parse_treatment(t, f"{vwhere}.treatments[{i}]"))
+                ts[-1].check(dspec.shape)
+            except SpecError as e:
+                mistakes += e.parts
+            except ValueError as e:
+                mistakes.append(f"{vwhere}.treatments[{i}] ({ts[-1].name}): {e}")
+        if mistakes:
+            raise SpecError(mistakes)
+        ts = tuple(ts)
+        _check_machine(recipe, dspec, vwhere)
+        point = tuple(zip(labels, combo))
+        for seed in seeds:
+            own = places[seed] if crossing else None
+            used = recipe.random_sources()
+            h, config = cell_hash(_config(data, dspec, recipe, ts, config_seed(own, used) if own else seed))
+            cells.append(Cell(vname, point, seed, recipe, ts, dspec if frozen else data, h, config, own))
+    return cells
+
+
 def _blame(e: SpecError, vwhere: str, where: str, overrides: dict) -> SpecError:
     """An error in a variant's merged recipe, placed where the user wrote the field: the top-level
     [recipe] when the variant does not override it."""
-    msg, prefix = str(e), f"{vwhere}.recipe"
-    key = re.match(r"\.(\w+)", msg[len(prefix):]) if msg.startswith(prefix) else None
-    if key is None or key.group(1) in overrides:
-        return e
-    return type(e)(f"{where}: recipe{msg[len(prefix):]}")
+    prefix, out = f"{vwhere}.recipe", []
+    for msg in e.parts:
+        key = re.match(r"\.(\w+)", msg[len(prefix):]) if msg.startswith(prefix) else None
+        out.append(msg if key is None or key.group(1) in overrides else f"{where}: recipe{msg[len(prefix):]}")
+    return type(e)(out)
 
 
 def _count_cells(base: dict, variants: dict, n_seeds: int, where: str) -> None:
