@@ -369,3 +369,22 @@ def test_a_files_mistakes_are_reported_together(tmp_path, capsys):
     assert main(["run", str(f), "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("petri: error: s.toml: 4 mistakes: (1) recipe.batch_size") and err.count("\n") == 1, err
+
+
+def test_packs_are_even_and_say_why_they_are_apart():
+    """33 cells of one shape at most 32 per pack train as 17 + 16 (no pack of one, 2-3x slower per
+    image); a pack says what keeps it apart: the differing recipe field, or the size limit."""
+    from petri.study.packing import split_by
+
+    text = BASE_ERR.replace("SCHED", "").replace("VARIANT", 'recipe = { optimizer = { name = "sgd", momentum = '
+                                                                '{ values = [0.0, 0.9] } } }')
+    s = parse_study(text.replace('name = "x"', 'name = "x"\nseeds = 33'))
+    plain = [c for c in s.cells if c.variant == "a"]
+    packs = make_packs(plain, max_members=32)
+    assert sorted(len(p.cells) for p in packs) == [16, 17]
+    assert split_by(packs) == ["one of 2 packs of the same shape: at most 32 members per pack"] * 2
+    sgd = make_packs([c for c in s.cells if c.variant == "b"], max_members=64)
+    assert [len(p.cells) for p in sgd] == [33, 33]
+    assert split_by(sgd) == ["optimizer.momentum=0.0", "optimizer.momentum=0.9"]
+    mixed = make_packs(s.cells, max_members=64)
+    assert split_by(mixed)[0].startswith("optimizer.")  # adam vs sgd: their settings differ

@@ -25,6 +25,7 @@ class Pack:
     recipe: Recipe  # the first cell's recipe; members override lr and weight decay
     cells: list[Cell]
     states: dict[str, CellState] = field(default_factory=dict)  # cell hash -> where it resumes from
+    limit: int = 0  # the most members a pack of this shape may hold here (memory, the CPU cap)
 
     def members(self) -> list[Member]:
         return [Member(c.seeds, list(c.treatments), c.recipe.optimizer.lr, c.recipe.optimizer.weight_decay,
@@ -93,7 +94,37 @@ def make_packs(cells: list[Cell], max_members: int | None = None, budget: int | 
             per = max(1, member_bytes(recipe, members[0].data))
             k = max(1, (budget or default_budget(device)) // per)
             k = min(CPU_MAX_MEMBERS, max(k, cpu_members(per))) if device.type == "cpu" else min(256, k)
-        for i in range(0, len(members), k):
-            chunk = members[i:i + k]
-            packs.append(Pack(recipe, chunk, {c.hash: states[c.hash] for c in chunk if c.hash in states}))
+        n = -(-len(members) // k)  # packs needed; cells spread evenly over them (33 cells: 17 + 16, not 32 + 1)
+        bounds = [round(i * len(members) / n) for i in range(n + 1)]
+        for a, b in zip(bounds, bounds[1:]):
+            chunk = members[a:b]
+            packs.append(Pack(recipe, chunk, {c.hash: states[c.hash] for c in chunk if c.hash in states}, k))
     return packs
+
+
+def split_by(packs: list[Pack]) -> list[str]:
+    """Why each pack is its own: the recipe fields whose values differ between packs (what one population
+    cannot mix: architecture, batch size, optimiser settings other than lr and weight decay, ...), the
+    epoch its cells resume from, or the size limit on a pack."""
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in d.items():
+            out |= flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": json.dumps(v)}
+        return out
+
+    keys = []
+    for p in packs:
+        data, recipe = json.loads(pack_key(p.cells[0]))
+        recipe.pop("model")
+        keys.append(flat(recipe) | {"model": p.recipe.model.label(), "data": data})
+    differing = sorted({f for key in keys for f in key if len({kk.get(f) for kk in keys}) > 1})
+    reasons = []
+    for p, key in zip(packs, keys):
+        why = [f"{f}={key.get(f, '—')}" for f in differing]
+        if p.start:
+            why.append(f"resumes at epoch {p.start}")
+        same = sum(1 for q, kk in zip(packs, keys) if kk == key and q.start == p.start)
+        if same > 1:
+            why.append(f"one of {same} packs of the same shape: at most {p.limit} members per pack")
+        reasons.append("; ".join(why))
+    return reasons

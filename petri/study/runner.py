@@ -33,7 +33,7 @@ from . import cellstore
 from .executors import run_local, run_ray
 from .ledger import FINISHED, Ledger
 from .lock import RunLock
-from .packing import Pack, make_packs, member_bytes, pack_key
+from .packing import Pack, make_packs, member_bytes, pack_key, split_by
 from .spec import Study
 
 
@@ -337,7 +337,8 @@ def describe_plan(study: Study, p: Plan, measure: bool = True) -> list[str]:
     each distinct pack shape on this machine (``measure``; the data set must be present)."""
     lines = [f"{study.name}: {shape_text(study)}; {p.skipped} already finished, {len(p.todo)} to train in "
              f"{len(p.packs)} packs"]
-    total_images, seconds, rates = 0, 0.0, {}
+    total_images, seconds, fastest, slowest, rates = 0, 0.0, 0.0, 0.0, {}
+    reasons = split_by(p.packs)
     for i, pack in enumerate(p.packs, 1):
         r = pack.recipe
         mem = member_bytes(r, pack.cells[0].data) * len(pack.cells)
@@ -348,13 +349,16 @@ def describe_plan(study: Study, p: Plan, measure: bool = True) -> list[str]:
         if measure and key not in rates:
             rates[key] = measured_rate(pack)
         if rates.get(key):
-            seconds += images / rates[key]
+            median, lo, hi = rates[key]
+            seconds, fastest, slowest = seconds + images / median, fastest + images / hi, slowest + images / lo
         lines.append(f"  pack {i}: K={len(pack.cells)} {r.model.name} batch {r.batch_size} × {r.epochs - pack.start} "
                      f"epochs, ~{mem / 2**20:,.0f} MiB, variants {', '.join(sorted({c.variant for c in pack.cells}))}"
-                     + (f", ~{rates[key]:,.0f} img/s measured" if rates.get(key) else ""))
+                     + (f", ~{rates[key][0]:,.0f} img/s measured ({rates[key][1]:,.0f}–{rates[key][2]:,.0f})"
+                        if rates.get(key) else "") + (f" — its own pack: {reasons[i - 1]}" if reasons[i - 1] else ""))
     if measure and all(rates.values()) and rates:
         lines.append(f"  {total_images:,} training images in all: about {_duration(seconds)} of training on this "
-                     f"machine (measured: a few steps of each pack shape; evaluation not included)")
+                     f"machine ({_duration(fastest)}–{_duration(slowest)}: the fastest and slowest of 3 timings of a "
+                     "few steps of each pack shape, after a warm-up; evaluation not included)")
     else:
         lines.append(f"  {total_images:,} training images in all (no time estimate: the data set is not here)")
     weights, peak = disk_needed(study, p)
@@ -389,9 +393,10 @@ def human_bytes(n: int) -> str:
     return f"{n:,.1f} GB"
 
 
-def measured_rate(pack: Pack, steps: int = 6) -> float | None:
-    """Training images/s of the whole pack, timed over a few steps (after one untimed epoch's set-up),
-    on a slice of the data: what this machine does with this pack shape. None without the data."""
+def measured_rate(pack: Pack, steps: int = 6, timings: int = 3) -> tuple[float, float, float] | None:
+    """Training images/s of the whole pack (median, lowest, highest of ``timings`` epochs of ``steps``
+    steps each, after one untimed epoch that warms up allocations and kernels), on a slice of the data:
+    what this machine does with this pack shape. None without the data."""
     from ..data import load
     from ..train.loop import train_pack
 
@@ -401,11 +406,12 @@ def measured_rate(pack: Pack, steps: int = 6) -> float | None:
         return None
     r = pack.recipe
     n = min(steps * r.batch_size, r.epoch_images(ds.spec.n_train))
-    quick = r.model_copy(update={"epochs": 2, "train_size": n, "val_size": 0, "early_stopping": None, "data_sample": None,
+    quick = r.model_copy(update={"epochs": 1 + timings, "train_size": n, "val_size": 0, "early_stopping": None, "data_sample": None,
                                  "test_size": min(r.batch_size, ds.spec.n_test)})
     members = [replace(m, state=None) for m in pack.members()]  # from epoch 0 (the rate is all we want)
     out = train_pack(ds, quick, members)
-    return out[0].epochs[-1]["images_per_s"] * len(members) if out[0].epochs else None
+    rates = sorted(e["images_per_s"] * len(members) for e in out[0].epochs[1:])
+    return (rates[len(rates) // 2], rates[0], rates[-1]) if rates else None
 
 
 def _duration(seconds: float) -> str:
