@@ -3,9 +3,9 @@ what the tables and figures say, the dry run, and a killed run's cells."""
 
 from __future__ import annotations
 
-import re
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
