@@ -388,3 +388,45 @@ def test_packs_are_even_and_say_why_they_are_apart():
     assert split_by(sgd) == ["optimizer.momentum=0.0", "optimizer.momentum=0.9"]
     mixed = make_packs(s.cells, max_members=64)
     assert split_by(mixed)[0].startswith("optimizer.")  # adam vs sgd: their settings differ
+
+
+NETS = """
+name = "x"
+data = "mnist"
+baseline = "tanh"
+[networks]
+small = ["flatten", { name = "dense", units = 32 }, "tanh", { name = "dense", units = "classes" }]
+[recipe]
+model = "small"
+[variants.tanh]
+[variants.relu]
+recipe = { model = { layers = { 2 = "relu" } } }
+[variants.sweep]
+recipe = { model = { values = ["small", "mlp"] } }
+"""
+
+
+def test_a_network_is_written_once_and_variants_change_what_differs():
+    """[networks] names a layer list; a variant patches one layer of the inherited list; a sweep over
+    models reads the names; each cell is the cell the whole list written out would be."""
+    s = parse_study(NETS)
+    by = {(c.variant, c.point): c for c in s.cells}
+    assert [x.name for x in by[("relu", ())].recipe.model.layers] == ["flatten", "dense", "relu", "dense"]
+    assert [x.name for x in by[("tanh", ())].recipe.model.layers] == ["flatten", "dense", "tanh", "dense"]
+    assert by[("sweep", (("model", "small"),))].hash == by[("tanh", ())].hash  # the same cell, trained once
+    assert by[("sweep", (("model", "mlp"),))].recipe.model.name == "mlp"
+    inline = NETS.replace('model = "small"', 'model = ["flatten", { name = "dense", units = 32 }, "relu", '
+                                             '{ name = "dense", units = "classes" }]')
+    assert parse_study(inline.split("[variants.relu]")[0]).cells[0].hash == by[("relu", ())].hash
+
+
+@pytest.mark.parametrize("edit, message", [
+    (('recipe = { model = { layers = { 2 = "relu" } } }', 'recipe = { model = { layers = { 9 = "relu" } } }'),
+     "variants.relu.recipe.model.layers.9: a patch of the inherited layer list names positions 0..3"),
+    (("small = [", "mlp = ["), "networks.mlp: is a model's name already"),
+    (('small = ["flatten"', 'small = 3\nother = ["flatten"'), "networks: a table of named layer lists"),
+])
+def test_bad_networks_are_one_line(edit, message):
+    with pytest.raises(SpecError) as e:
+        parse_study(NETS.replace(*edit))
+    assert message in str(e.value) and "\n" not in str(e.value)

@@ -52,7 +52,7 @@ MAX_SEEDS = 10_000
 MAX_SEED = 2**31 - 1  # seeds are integers 0..MAX_SEED
 MAX_MEMBER_BYTES = 8 << 30  # one member's parameters, gradients and optimiser state: a typo beyond this
 TOP_KEYS = {"name", "data", "seeds", "baseline", "baseline_point", "recipe", "variants", "description", "profiles",
-            "plugins", "keep_weights", "analysis"}
+            "plugins", "keep_weights", "analysis", "networks"}
 PROFILE_KEYS = {"recipe", "seeds", "description"}
 
 
@@ -139,12 +139,50 @@ def _merge(base: dict, over: dict) -> dict:
     for k, v in over.items():
         if k == "model":  # a list of layers or a bare name is a model table too
             v, out[k] = _model_table(v), _model_table(out.get(k))
+        if k == "layers" and isinstance(v, dict) and not _is_axis(v) and isinstance(out.get(k), list):
+            out[k] = _patch_layers(out[k], v)  # { 8 = "relu" }: the inherited list with layer 8 replaced
+            continue
         if isinstance(v, dict) and isinstance(out.get(k), dict) and not _is_axis(v) \
                 and v.get("name", out[k].get("name")) == out[k].get("name"):
             out[k] = _merge(out[k], v)
         else:
             out[k] = copy.deepcopy(v)
     return out
+
+
+def _patch_layers(layers: list, patch: dict) -> list:
+    """A layer list with some positions replaced: ``{ 8 = "relu", 3 = { name = "dropout", p = 0.2 } }``."""
+    out = copy.deepcopy(layers)
+    for key, layer in patch.items():
+        if not (isinstance(key, str) and key.isdigit() and int(key) < len(layers)):
+            raise SpecError(f"model.layers.{key}: a patch of the inherited layer list names positions 0.."
+                            f"{len(layers) - 1} (layers = {{ 2 = \"relu\" }}); or write the whole list")
+        out[int(key)] = copy.deepcopy(layer)
+    return out
+
+
+def _use_networks(recipe, networks: dict, where: str):
+    """A recipe (dict) whose model names one of the study's [networks] (``"lenet"`` or ``{ name = "lenet" }``)
+    gets that layer list. A sweep over models keeps the names as its values (its points read "lenet")
+    and each point's recipe is resolved here once the value is set."""
+    if not isinstance(recipe, dict) or "model" not in recipe or not networks:
+        return recipe
+    m = recipe["model"]
+    name = m if isinstance(m, str) else m.get("name") if isinstance(m, dict) and set(m) == {"name"} else None
+    return recipe | {"model": copy.deepcopy(networks[name])} if name in networks else recipe
+
+
+def _networks(raw, where: str) -> dict[str, list]:
+    """The study's [networks]: name -> a layer list, each written once and named by recipes."""
+    from ..models import MODELS
+
+    nets = raw if raw is not None else {}
+    if not isinstance(nets, dict) or not all(isinstance(v, list) and v for v in nets.values()):
+        raise SpecError(f"{where}: networks: a table of named layer lists, e.g. [networks] lenet = [\"flatten\", ...]")
+    clash = [n for n in nets if n in MODELS]
+    if clash:
+        raise SpecError(f"{where}: networks.{clash[0]}: is a model's name already ({MODELS.known()}); choose another")
+    return nets
 
 
 def _model_table(v):
@@ -309,7 +347,12 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
     base = raw.get("recipe")
     if not isinstance(base, dict):
         raise SpecError(f"{where}: recipe: missing or not a table; a table with at least model")
+    networks = _networks(raw.get("networks"), where)
+    base = _use_networks(base, networks, where)
     variants = raw.get("variants") or {}
+    if isinstance(variants, dict) and networks:
+        variants = {k: v | {"recipe": _use_networks(v["recipe"], networks, where)} if isinstance(v, dict) and
+                    "recipe" in v else v for k, v in variants.items()}
     if not isinstance(variants, dict) or not variants:
         raise SpecError(f"{where}: variants: none defined; add at least [variants.<name>]")
     baseline = raw.get("baseline", next(iter(variants)))
@@ -323,7 +366,8 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
     errors: list[str] = []  # every variant is checked: a file's mistakes are reported together (a mistake in
     for vname, v in variants.items():  # the shared [recipe] once, whichever variants meet it)
         try:
-            cells += _variant_cells(vname, v, where, base, data, dspec, frozen, seeds, places, crossing, axis_paths)
+            cells += _variant_cells(vname, v, where, base, data, dspec, frozen, seeds, places, crossing, axis_paths,
+                                    networks)
         except SpecError as e:
             errors += e.parts
     if errors:
@@ -346,7 +390,7 @@ _NAME = re.compile(r"[^\W_][\w .+-]{0,99}")  # letters of any script, digits, sp
 
 
 def _variant_cells(vname: str, v, where: str, base: dict, data, dspec, frozen, seeds: list[int], places,
-                   crossing, axis_paths: dict) -> list[Cell]:
+                   crossing, axis_paths: dict, networks: dict) -> list[Cell]:
     """One variant's cells (each sweep point × seed), validated; errors name the variant's field."""
     cells: list[Cell] = []
     vwhere = f"{where}: variants.{vname}"
@@ -361,7 +405,10 @@ def _variant_cells(vname: str, v, where: str, base: dict, data, dspec, frozen, s
     if not isinstance(treatments, list) or not all(isinstance(t, (dict, str)) for t in treatments):
         raise SpecError(f"{vwhere}.treatments: must be a list of treatments like \"invert\" or "
                         f"{{ name = \"sparsify\", threshold = 0.5 }}")
-    tree = {"recipe": _merge(base, v.get("recipe", {})), "treatments": treatments}
+    try:
+        tree = {"recipe": _merge(base, v.get("recipe", {})), "treatments": treatments}
+    except SpecError as e:
+        raise SpecError(f"{vwhere}.recipe.{e}") from None
     if "model" in tree["recipe"]:
         tree["recipe"]["model"] = _model_table(tree["recipe"]["model"])
     axes: list = []
@@ -378,7 +425,7 @@ def _variant_cells(vname: str, v, where: str, base: dict, data, dspec, frozen, s
             _set(resolved, p, val)
         mistakes: list[str] = []  # the recipe's and the treatments' together
         try:
-            recipe = recipe_from_dict(resolved["recipe"], f"{vwhere}.recipe")
+            recipe = recipe_from_dict(_use_networks(resolved["recipe"], networks, where), f"{vwhere}.recipe")
             _check_sizes(recipe, dspec, vwhere)
             recipe.model.check(dspec.shape, len(dspec.classes), f"{vwhere}.recipe.model")
         except SpecError as e:
@@ -423,7 +470,10 @@ def _count_cells(base: dict, variants: dict, n_seeds: int, where: str) -> None:
         if not isinstance(v, dict):
             continue
         over = v.get("recipe", {})
-        tree = {"recipe": _merge(base, over if isinstance(over, dict) else {}), "treatments": v.get("treatments", [])}
+        try:
+            tree = {"recipe": _merge(base, over if isinstance(over, dict) else {}), "treatments": v.get("treatments", [])}
+        except SpecError:
+            continue  # (the variant's own check says what is wrong)
         n = 1
         for length in _axis_lengths(tree, f"{where}: variants.{vname}"):
             n *= length
