@@ -27,6 +27,7 @@ _PUBLIC = {  # name -> module that defines it; imported on first use, so `petri 
     "fit": "petri.api",
     "Trained": "petri.api",
     "summary": "petri.api",
+    "preview": "petri.api",
     "catalog": "petri.api",
     "datasets": "petri.api",
     "verify_dataset": "petri.api",

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from .errors import PetriError, SpecError
+from .errors import PetriError, PlaceError, SpecError
 from .study.spec import Study, parse_study
 
 if TYPE_CHECKING:
@@ -545,6 +545,31 @@ def fit(recipe: dict, data: str = "mnist", seed: int = 0, on_epoch: Callable[[di
     cols = ["epoch", *METRICS, "images_per_s", "seconds"]
     epochs = pd.DataFrame([{c: e.get(c) for c in cols} for e in result.epochs], columns=cols)
     return Trained(result.status, epochs.astype({"epoch": "int64"}), model)
+
+
+def preview(study: Study | str | Path | dict, variants: list[str] | None = None, n: int = 8,
+            to: str | Path | None = None):
+    """What the study's treatments do: for each variant (default all), its first ``n`` training images as
+    epoch 1 trains on them and its first ``n`` test images, treated as its first cell sees them. Returns
+    the matplotlib Figure, or with ``to`` writes it there (PNG) and returns the path."""
+    from .report.figures import save
+    from .report.preview import preview as draw
+
+    study = study if isinstance(study, Study) else load_study(study)
+    unknown = [v for v in variants or [] if v not in study.variants]
+    if unknown:
+        raise SpecError(f"variant {unknown[0]!r} is not in {study.name}; variants: {', '.join(study.variants)}")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 64:
+        raise SpecError(f"n: the images per row, 1..64 (got {n!r})")
+    fig = draw(study, variants, n)
+    if to is None:
+        return fig
+    to = Path(to)
+    try:
+        path, _ = save(fig, to.parent if str(to.parent) else Path("."), to.stem)
+    except OSError as e:
+        raise PlaceError(f"{to}: cannot write the preview ({e.strerror}); choose a writable place") from None
+    return path
 
 
 def summary(model: str | list | dict | ModelSpec, data: str = "mnist"):

@@ -152,6 +152,27 @@ def models_cmd(name: Optional[str] = typer.Argument(None, help="a preset, layer,
                   markup=False, highlight=False)
 
 
+@app.command("preview")
+def preview_cmd(
+    study: Path = typer.Argument(..., help="study file"),
+    variant: Optional[list[str]] = typer.Option(None, "--variant", help="a variant to show (repeatable; default all)"),
+    n: int = typer.Option(8, "--n", help="images per row (1..64)"),
+    to: Path = typer.Option(Path("preview.png"), "--to", help="PNG to write (an SVG is written beside it)"),
+    data: Optional[str] = typer.Option(None, "--data", help="run on another data set"),
+    profile: Optional[str] = typer.Option(None, "--profile", help="apply [profiles.NAME]"),
+):
+    """A grid of each variant's first training and test images after its treatments (as its first cell
+    sees them), to check what a treatment does before training on it."""
+    from .api import preview
+    from .study.spec import load_study
+
+    try:
+        path = preview(load_study(study, data, profile), variant or None, n, to)
+    except PetriError as e:
+        fail(e)
+    console.print(str(path))
+
+
 @app.command("summary")
 def summary_cmd(
     model: str = typer.Argument('{"name": "mlp", "hidden": [64]}',

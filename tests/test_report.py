@@ -63,10 +63,12 @@ def test_report_files_and_verdicts(study_dir):
     rep = index.parent
     for name in ("report.md", "cells.csv", "variants.csv", "figures/curves.png", "figures/curves.svg",
                  "figures/heatmap-window.png", "figures/sweep-noise.svg", "figures/throughput.png",
-                 "figures/paired-differences.png", "figures/confusion.png", "comparisons.csv"):
+                 "figures/paired-differences.png", "figures/confusion.png", "comparisons.csv",
+                 "figures/treated-images.png"):
         assert (rep / name).stat().st_size > 0, name
     html = index.read_text()
-    assert html.count("<img") == 6 and "data:image/png;base64," in html  # curves, forest, heatmap, sweep, confusion, throughput
+    assert html.count("<img") == 7 and "data:image/png;base64," in html  # curves, forest, heatmap, sweep, treated
+    # images, confusion, throughput
     assert not re.search(r"(src|href)=['\"]https?:", html)  # self-contained: nothing fetched
     assert "inverted" in html and "worse" in html
     md = (rep / "report.md").read_text()
@@ -118,7 +120,7 @@ def test_html_renders_in_headless_chromium(study_dir, tmp_path):
     dom = subprocess.run([_chromium(), *flags, "--dump-dom", index.as_uri()], capture_output=True, text=True,
                          timeout=120).stdout
     imgs = re.findall(r"<img [^>]*src=\"data:image/png;base64,([A-Za-z0-9+/=]+)\"", dom)
-    assert len(imgs) == 6
+    assert len(imgs) == 7  # with the treated images
     import base64
     import io
 
@@ -142,3 +144,31 @@ def test_report_cli_and_broken_ledgers(study_dir, tmp_path):
     assert r.exit_code == 2 and "holds no runs yet" in r.stderr
     r = runner.invoke(app, ["report", str(tmp_path / "nowhere")])
     assert r.exit_code == 2 and "no ledger here" in r.stderr
+
+
+def test_preview_shows_each_variants_treated_images(tmp_path, capsys):
+    """petri preview / petri.preview: the images as a cell sees them (checked through their data), in one
+    command before training, and one-line refusals."""
+    import numpy as np
+
+    import petri
+    from petri.cli import main
+    from petri.report.preview import treated_images
+
+    study = petri.load_study({"name": "p", "data": "mnist", "recipe": {"model": "mlp", "train_size": 500},
+                              "variants": {"plain": {}, "inverted": {"treatments": ["invert"]},
+                                           "crop": {"treatments": [{"name": "crop", "pad": 4}]}}})
+    plain, inverted, crop = (treated_images(study, v, 5) for v in ("plain", "inverted", "crop"))
+    assert plain["train"].shape == (5, 1, 28, 28) and plain["train"].min() >= 0 and plain["train"].max() <= 1
+    assert np.allclose(inverted["train"], 1 - plain["train"]) and np.allclose(inverted["test"], 1 - plain["test"])
+    assert not np.array_equal(crop["train"], plain["train"]) and np.array_equal(crop["test"], plain["test"])
+    fig = petri.preview(study, n=5)
+    assert len(fig.axes) == 3 * 2 * 5
+    f = tmp_path / "s.toml"
+    f.write_text('name = "p"\ndata = "mnist"\n[recipe]\nmodel = "mlp"\n[variants.plain]\n[variants.inv]\n'
+                 'treatments = ["invert"]\n')
+    assert main(["preview", str(f), "--variant", "inv", "--n", "3", "--to", str(tmp_path / "x.png")]) == 0
+    assert (tmp_path / "x.png").stat().st_size > 1000
+    assert main(["preview", str(f), "--variant", "nope"]) == 2
+    assert "variant 'nope' is not in p; variants: plain, inv" in capsys.readouterr().err
+    assert main(["preview", str(f), "--to", str(tmp_path / "missing" / "deeper" / "x.png")]) == 0  # folders made

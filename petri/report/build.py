@@ -12,12 +12,13 @@ import os
 import shutil
 from pathlib import Path
 
-from ..errors import PlaceError
+from ..errors import PetriError, PlaceError
 from ..study.current import load_current, outside_note
 from ..train.metrics import metric_value
 from . import figures
 from .analysis import Findings, Row, adaptive_line, cell_label, findings, fmt_effect, fmt_p, looks_line, sweep_axes
 from .family import ALPHA, pairing_gain
+from .preview import preview
 from .variance import RESIDUAL, Noise, noise, pairing_records, spread_records
 
 
@@ -133,6 +134,17 @@ def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
                 f"Final train accuracy ({train_is}) and test accuracy, mean ± 95 % t-interval over n ≤ {n_seeds} "
                 f"seeds (clipped to 0-100 %)" + (f"; dashed: the reference, {study.reference}." if ref is not None
                                                  and ref.variant != variant and not math.isnan(ref.mean) else "."))
+    treated = [v for v in study.variants if any(c.treatments for c in study.cells if c.variant == v)]
+    if treated:
+        try:  # the data set must be here to draw its images (a report is otherwise drawn from the ledger alone)
+            fig = preview(study, [v for v in study.variants if v in treated or v == study.baseline], 8)
+        except PetriError:
+            fig = None
+        if fig is not None:
+            add(fig, "treated-images", "Treated images",
+                "The first 8 training images (as epoch 1 trains on them) and test images of each treated variant and "
+                "the baseline, after its treatments, as its first cell sees them; gray scale 0-1 (values beyond are "
+                "clipped). `petri preview STUDY` draws these before training.")
     matrices = _confusions(cells, rows)
     if matrices:
         add(figures.confusions(matrices, _classes(study)), "confusion", "Confusion matrices",
