@@ -280,3 +280,24 @@ def test_own_treatment_example_is_documented_runs_and_keeps_pairing(tmp_path, sh
     assert ((y >= 0.3 - 1e-6) & (y <= 0.7 + 1e-6)).all()  # 0.5 × [0.6, 1.4]
     with pytest.raises(petri.PetriError, match="needs a name field with a default"):
         petri.register_treatment(type("Nameless", (petri.Treatment,), {"__annotations__": {}}))
+
+
+class _Branchy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x):
+        x = x.flatten(1)
+        if x.sum() > 0:  # data-dependent control flow: one vmapped call over all members cannot branch
+            return self.fc(x)
+        return -self.fc(x)
+
+
+def test_data_dependent_control_flow_is_refused_with_what_to_do_and_where(registered):
+    name = registered("branchy_test", lambda: _Branchy())
+    with pytest.raises(SpecError) as e:
+        parse_model(name).check((1, 28, 28), 10)
+    msg = str(e.value)
+    assert "branches on a tensor's value" in msg and "torch.where(cond, a, b)" in msg
+    assert f"at {__file__}:" in msg and "if x.sum() > 0:" in msg and "\n" not in msg

@@ -127,13 +127,34 @@ _checked: set = set()
 
 
 def _why(e: BaseException) -> str:
+    """What went wrong in the user's module, in one line, with the line of their file that did it."""
     text = f"{type(e).__name__}: {e}".split("\n")[0]
+    where = _user_line(e)
     if "random operation" in text:
         return ("its forward draws random numbers outside nn.Dropout / nn.Dropout2d modules (e.g. F.dropout or "
-                "torch.randn); use those modules, whose masks petri draws per member")
+                "torch.randn); use those modules, whose masks petri draws per member" + where)
     if "in-place operation" in text and "captured" in text:
-        return "its forward changes a tensor in place that is not a parameter or buffer of the module (" + text + ")"
-    return text[:300]
+        return "its forward changes a tensor in place that is not a parameter or buffer of the module (" + text + ")" \
+            + where
+    if "data-dependent control flow" in text or ".item()" in text:
+        return ("its forward branches on a tensor's value (`if x.sum() > 0:`, `.item()`, `bool(t)`), which one call "
+                "over all members cannot do; compute both branches and pick with torch.where(cond, a, b), or use "
+                "tensor ops (clamp, masks) instead" + where)
+    return text[:300] + where
+
+
+def _user_line(e: BaseException) -> str:
+    """'; at FILE:LINE: code' for the innermost frame of the traceback outside torch and petri."""
+    import traceback
+    from pathlib import Path
+
+    skip = (str(Path(torch.__file__).parent), str(Path(__file__).parents[1]))
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if not f.filename.startswith(skip)
+              and "site-packages" not in f.filename and not f.filename.startswith("<")]
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f"; at {f.filename}:{f.lineno}: {(f.line or '').strip()[:120]}"
 
 
 def register_model(name: str, factory: Callable[..., nn.Module], about: str = "") -> type[PluginModel]:
