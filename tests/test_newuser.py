@@ -267,3 +267,18 @@ def test_sweep_figure_labels_the_swept_values_and_shows_both_markers():
     assert ax.get_xscale() == "log" and [t.get_text() for t in ax.get_xticklabels()] == ["0.05", "0.5", "2.0"]
     test, train_line = [line for line in ax.get_lines() if line.get_marker() in ("o", "s")]
     assert test.get_zorder() > train_line.get_zorder() and train_line.get_markerfacecolor() == "none"
+
+
+def test_curves_show_the_learning_rate_when_a_schedule_moves_it():
+    from petri.report import figures
+
+    def rows(place, lrs):
+        return [{"place": place, "epoch": i + 1, "train_loss": 1.0, "train_acc": 0.5, "test_acc": 0.5, "lr": lr}
+                for i, lr in enumerate(lrs)]
+
+    labels = {"a": "constant", "b": "cosine"}
+    flat = figures.curves(rows("a", [1e-3] * 3), labels, ["constant"])
+    assert len(flat.axes) == 3  # nothing changed: no panel
+    moved = figures.curves(rows("a", [1e-3] * 3) + rows("b", [1e-3, 5e-4, 0.0]), labels, ["constant", "cosine"])
+    assert len(moved.axes) == 4 and "learning rate" in moved.axes[3].get_title()
+    assert list(moved.axes[3].get_lines()[1].get_ydata()) == [1e-3, 5e-4, 0.0]

@@ -39,19 +39,26 @@ def save(fig, folder: Path, name: str) -> tuple[Path, bytes]:
 
 def curves(epochs: list[dict], labels: dict[str, str], order: list[str], noisy_labels: bool = False,
            log_loss: bool = False):
-    """Three panels, one line per label (mean over seeds) with a 95 % t-interval band. ``order``: the
-    labels in the order the study gives them (numbers as numbers)."""
-    fig, axes = subplots(1, 3, figsize=(13, 3.8))
+    """Three panels, one line per label (mean over seeds) with a 95 % t-interval band, and a fourth with
+    the learning rate of each epoch's last step when it changes over training (a schedule). ``order``:
+    the labels in the order the study gives them (numbers as numbers)."""
+    rates: dict[str, set] = {}
+    for e in epochs:
+        if e.get("lr") is not None and e["place"] in labels:
+            rates.setdefault(e["place"], set()).add(e["lr"])
+    scheduled = any(len(r) > 1 for r in rates.values())  # some cell's rate changed between epochs
+    metrics = [*METRICS, *([("lr", "learning rate (last step of each epoch)")] if scheduled else [])]
+    fig, axes = subplots(1, len(metrics), figsize=(4.4 * len(metrics), 3.8))
     series: dict[str, dict[int, dict[str, list[float]]]] = {}
     for e in epochs:
         label = labels.get(e["place"])
         if label is None:
             continue
-        per_epoch = series.setdefault(label, {}).setdefault(e["epoch"], {m: [] for m, _ in METRICS})
-        for m, _ in METRICS:
-            if e[m] is not None:
+        per_epoch = series.setdefault(label, {}).setdefault(e["epoch"], {m: [] for m, _ in metrics})
+        for m, _ in metrics:
+            if e.get(m) is not None:
                 per_epoch[m].append(100 * e[m] if m.endswith("acc") else e[m])
-    for ax, (metric, title) in zip(axes, METRICS):
+    for ax, (metric, title) in zip(axes, metrics):
         for label in [x for x in order if x in series]:
             per_epoch = series[label]
             xs = sorted(per_epoch)
