@@ -17,7 +17,7 @@ from ..study.current import load_current, outside_note
 from ..train.metrics import metric_value
 from . import figures
 from .analysis import Findings, Row, adaptive_line, cell_label, findings, fmt_effect, fmt_p, looks_line, sweep_axes
-from .family import ALPHA, pairing_gain
+from .family import pairing_gain
 from .preview import preview
 from .variance import RESIDUAL, Noise, noise, pairing_records, spread_records
 
@@ -174,7 +174,7 @@ def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
     return out / "index.html"
 
 
-def _confusions(cells, rows) -> dict[str, "np.ndarray"]:
+def _confusions(cells, rows) -> dict:  # variant -> numpy int64 [classes, classes]
     """Each variant's confusion matrix at its first point, summed over its finished seeds (at most 12)."""
     import numpy as np
 
@@ -456,7 +456,6 @@ def table_notes(study, found: Findings) -> list[str]:
 
 
 def _markdown(study, found, facts, figs, nets) -> str:
-    rows = found.rows
     lines = [f"# {study.name}", "", f"{facts['cells']}: {facts['status']}. Reference: {study.reference}. Data: {facts['data']}. "
              f"petri {facts['petri']} ({facts['commit']}), torch {facts['torch']}, {facts['device']}, wall {facts['wall']}.", ""]
     if facts["missing"]:
@@ -509,7 +508,6 @@ pre{background:#f7f7f7;padding:1em;overflow-x:auto;font-size:.85em} .warn{backgr
 
 def _html(study, found, facts, figs, nets) -> str:
     esc = html.escape
-    rows = found.rows
     body = [f"<h1>{esc(study.name)}</h1>",
             f"<p class='facts'>{esc(facts['cells'])}: {esc(facts['status'])} · reference <b>{esc(study.reference)}</b> · "
             f"data {esc(facts['data'])} · {len(study.seeds)} seeds · petri {esc(facts['petri'])} ({esc(facts['commit'])}) · "

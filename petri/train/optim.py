@@ -15,8 +15,6 @@ whether it is updated alone or with others.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from .recipe import SGD, Adam, AdamW, RMSprop
