@@ -88,8 +88,8 @@ _INTERNAL = ("function-", "constrained-", "lax-or-strict", "json-or-python", "ta
 
 
 def translate(e: ValidationError, where: str, cls: type[BaseModel] | None = None) -> SpecError:
-    """A pydantic error as one SpecError line: each wrong field's path under ``where``, what is allowed,
-    the input; several wrong fields of one table are all named, separated by "; "."""
+    """A pydantic error as a SpecError: each wrong field's path under ``where``, what is allowed, the
+    input; several wrong fields of one table are its ``parts`` (one line, numbered)."""
     out: list[str] = []
     seen: set[tuple] = set()
     for err in e.errors():

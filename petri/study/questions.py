@@ -114,9 +114,12 @@ class Adaptive:
         return out if out[-1] == self.max else [*out, self.max]
 
 
+ADAPTIVE_KEYS = {"min", "max", "step", "until"}  # seeds = { min = 3, max = 30, step = 1, until = "decided" }
+
+
 def parse_adaptive(raw: dict, where: str, max_seeds: int, percent: bool = True) -> Adaptive:
     where = f"{where}: seeds"
-    keys = {"min", "max", "step", "until"}
+    keys = ADAPTIVE_KEYS
     if set(raw) - keys or not {"min", "max"} <= set(raw):
         raise SpecError(f"{where}: an adaptive table is {{ min = 3, max = 30, step = 1, until = \"decided\" }} "
                         f"(min and max required; allowed: {', '.join(sorted(keys))})")

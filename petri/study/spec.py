@@ -32,7 +32,7 @@ from ..train.recipe import Recipe, parse_optimizer, parse_schedule
 from ..treatments import parse_treatment
 from ..train.metrics import is_fraction
 from .crossing import combinations, config_seed, is_crossing, parse_crossing
-from .questions import Adaptive, Analysis, parse_adaptive, parse_analysis
+from .questions import ADAPTIVE_KEYS, Adaptive, Analysis, parse_adaptive, parse_analysis
 from .snapshot import spec_from_json
 
 # Bump when a change alters what training computes: old cells get new hashes.
@@ -161,7 +161,7 @@ def _patch_layers(layers: list, patch: dict) -> list:
     return out
 
 
-def _use_networks(recipe, networks: dict, where: str):
+def _use_networks(recipe, networks: dict):
     """A recipe (dict) whose model names one of the study's [networks] (``"lenet"`` or ``{ name = "lenet" }``)
     gets that layer list. A sweep over models keeps the names as its values (its points read "lenet")
     and each point's recipe is resolved here once the value is set."""
@@ -329,8 +329,8 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
         seeds = math.prod(len(v) for v in crossing.values())
         if seeds > MAX_SEEDS:
             raise SpecError(f"{where}: seeds: {seeds:,} combinations of seeds; at most {MAX_SEEDS:,} per variant")
-    elif isinstance(seeds, dict) and not set(seeds) <= {"min", "max", "step", "until"}:
-        raise SpecError(f"{where}: seeds: {echo(sorted(set(seeds) - {'min', 'max', 'step', 'until'})[0])} is not allowed "
+    elif isinstance(seeds, dict) and not set(seeds) <= ADAPTIVE_KEYS:
+        raise SpecError(f"{where}: seeds: {echo(sorted(set(seeds) - ADAPTIVE_KEYS)[0])} is not allowed "
                         f"here; a table of seeds either crosses random sources {{ init = 5, order = 5 }} (sources: "
                         f"{', '.join(SOURCES)}, rest) or is adaptive {{ min = 3, max = 30 }} (min, max, step, until)")
     elif isinstance(seeds, dict):  # adaptive: the round's seeds (seeds_now), min at first
@@ -348,10 +348,10 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
     if not isinstance(base, dict):
         raise SpecError(f"{where}: recipe: missing or not a table; a table with at least model")
     networks = _networks(raw.get("networks"), where)
-    base = _use_networks(base, networks, where)
+    base = _use_networks(base, networks)
     variants = raw.get("variants") or {}
     if isinstance(variants, dict) and networks:
-        variants = {k: v | {"recipe": _use_networks(v["recipe"], networks, where)} if isinstance(v, dict) and
+        variants = {k: v | {"recipe": _use_networks(v["recipe"], networks)} if isinstance(v, dict) and
                     "recipe" in v else v for k, v in variants.items()}
     if not isinstance(variants, dict) or not variants:
         raise SpecError(f"{where}: variants: none defined; add at least [variants.<name>]")
@@ -425,7 +425,7 @@ def _variant_cells(vname: str, v, where: str, base: dict, data, dspec, frozen, s
             _set(resolved, p, val)
         mistakes: list[str] = []  # the recipe's and the treatments' together
         try:
-            recipe = recipe_from_dict(_use_networks(resolved["recipe"], networks, where), f"{vwhere}.recipe")
+            recipe = recipe_from_dict(_use_networks(resolved["recipe"], networks), f"{vwhere}.recipe")
             _check_sizes(recipe, dspec, vwhere)
             recipe.model.check(dspec.shape, len(dspec.classes), f"{vwhere}.recipe.model")
         except SpecError as e:
@@ -444,9 +444,9 @@ def _variant_cells(vname: str, v, where: str, base: dict, data, dspec, frozen, s
         ts = tuple(ts)
         _check_machine(recipe, dspec, vwhere)
         point = tuple(zip(labels, combo))
+        used = recipe.random_sources()
         for seed in seeds:
             own = places[seed] if crossing else None
-            used = recipe.random_sources()
             h, config = cell_hash(_config(data, dspec, recipe, ts, config_seed(own, used) if own else seed))
             cells.append(Cell(vname, point, seed, recipe, ts, dspec if frozen else data, h, config, own))
     return cells

@@ -149,6 +149,7 @@ class _Shard:
         seeds = [m.seed for m in members]
         sample = recipe.data_sample
         self.K, self.N = len(members), (sample.size if sample and sample.size else len(train.y))
+        self.steps = math.ceil(self.N / recipe.batch_size)  # optimiser steps per epoch
         self.samples = [_sample(len(train.y), self.N, sample.replace, seed_of(s, "data"))
                         for s in seeds] if sample else None  # each member's training images [N]
         self.n_classes = len(data.spec.classes)
@@ -197,6 +198,10 @@ class _Shard:
         if state.best is not None:
             self.best[k] = (state.best_epoch, state.best)
 
+    def _lr_factor(self, step: int) -> float:
+        """The schedule's multiplier of the base rate at optimiser step ``step`` (0-based)."""
+        return self.recipe.schedule.factor(step, self.steps, self.steps * self.recipe.epochs)
+
     def begin_epoch(self, epoch: int) -> None:
         self.loop, self.epoch_over = self.train_epoch(epoch), False
 
@@ -211,8 +216,7 @@ class _Shard:
         between two steps to checkpoint a long epoch)."""
         if not any(self.live):
             return
-        K, N, B, recipe, pipe, train = self.K, self.N, self.recipe.batch_size, self.recipe, self.pipe, self.train
-        steps = math.ceil(N / B)
+        K, N, B, pipe, train = self.K, self.N, self.recipe.batch_size, self.pipe, self.train
         self.order_states = [g.get_state() for g in self.orders]  # a checkpoint within the epoch keeps these
         order = torch.stack([torch.randperm(N, generator=g) for g in self.orders])  # [K, N]
         if self.samples is not None:  # positions in each member's own sample -> positions in the split
@@ -221,7 +225,7 @@ class _Shard:
         flat_order = order.reshape(-1)  # index_select: far faster than 2-D advanced indexing
         ids_epoch = train.ids.index_select(0, flat_order).view(K, N)  # indices in the full split (treatment keys)
         y_epoch = pipe.labels(train.y.index_select(0, flat_order).view(K, N), ids_epoch)  # after label treatments
-        self.losses = torch.empty(K, steps, device=order.device)  # each step's batch loss per member
+        self.losses = torch.empty(K, self.steps, device=order.device)  # each step's batch loss per member
         self.hits = torch.zeros(K, dtype=torch.int64, device=order.device)
         start, self.inner = self.inner, 0  # resumed within this epoch: its first steps are behind it
         for k, (losses, hits) in self.partial.items():
@@ -236,8 +240,7 @@ class _Shard:
             logits = self.net.forward(x, train=True)  # [K, B, classes]
             loss, g_logits, correct = cross_entropy(logits, y)
             self.net.backward(g_logits)
-            self.opt.step(self.net.theta, self.net.grad, self.live,
-                          recipe.schedule.factor(self.step, steps, steps * recipe.epochs))
+            self.opt.step(self.net.theta, self.net.grad, self.live, self._lr_factor(self.step))
             self.losses[:, s] = loss  # divergence is judged from these at the epoch's end (no sync per step)
             self.hits += correct
             self.step += 1
@@ -261,8 +264,7 @@ class _Shard:
         val = self.val
         val_loss, val_acc = evaluate(self.net, self.pipe, val, recipe.eval_batch_size) if val else (None, None)
         seconds = time.perf_counter() - t0
-        steps = math.ceil(N / recipe.batch_size)
-        factor = recipe.schedule.factor(self.step - 1, steps, steps * recipe.epochs)  # the epoch's last step's
+        factor = self._lr_factor(self.step - 1)  # the epoch's last step's
         for k, r in enumerate(self.results):
             if r.status != "running":
                 continue
