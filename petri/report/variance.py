@@ -72,7 +72,7 @@ class Spread:
 def components(table, factors: list[str], value: str = "y", draws: int = DRAWS, seed: int = 0,
                clip: bool = True) -> list[Part]:
     """Variance components of ``value`` over crossed random ``factors`` (columns of the DataFrame
-    ``table``, one row per combination: a balanced crossing), with bootstrap intervals and shares.
+    ``table``, one row per combination: a balanced crossing), with generalized intervals and shares.
     ``clip=False`` keeps negative estimates (unbiased; what covariances are computed from)."""
     import statsmodels.formula.api as smf
     from statsmodels.stats.anova import anova_lm
@@ -97,14 +97,14 @@ def components(table, factors: list[str], value: str = "y", draws: int = DRAWS, 
     dfs = np.array([t[2] for t in terms])[:, None]
     ms_draws = ms[:, None] * dfs / rng.chisquare(dfs[:, 0], (draws, len(terms))).T  # E[MS]'s pivots
     res_draws = ms_e * df_e / rng.chisquare(df_e, draws) if df_e > 0 else np.zeros(draws)
-    boot = estimate(ms_draws, res_draws)
-    total, boot_total = point.sum(), boot.sum(axis=0)
-    shares = np.divide(boot, boot_total, out=np.zeros_like(boot), where=boot_total > 0)
+    pivots = estimate(ms_draws, res_draws)  # [parts, draws]: the components' generalized pivotal quantities
+    total, pivot_total = point.sum(), pivots.sum(axis=0)
+    shares = np.divide(pivots, pivot_total, out=np.zeros_like(pivots), where=pivot_total > 0)
     lo, hi = (1 - LEVEL) / 2 * 100, (1 + LEVEL) / 2 * 100
     names = [f for f, *_ in terms] + ([RESIDUAL] if df_e > 0 else [])
     parts = []
     for i, name in enumerate(names):
-        parts.append(Part(name, float(point[i]), float(np.percentile(boot[i], lo)), float(np.percentile(boot[i], hi)),
+        parts.append(Part(name, float(point[i]), float(np.percentile(pivots[i], lo)), float(np.percentile(pivots[i], hi)),
                           float(point[i] / total) if total > 0 else math.nan,
                           float(np.percentile(shares[i], lo)), float(np.percentile(shares[i], hi)),
                           _alone(table, factors, name, value)))
