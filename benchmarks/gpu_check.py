@@ -35,9 +35,17 @@ from petri.train.optim import Optimizer
 RESULTS: dict = {"checks": {}, "figures": {}}
 
 
+def save() -> None:
+    """With OUT set, the results so far to $OUT/gpu_check.json (after every check: a run stopped at a time limit
+    keeps what it found)."""
+    if os.environ.get("OUT"):
+        Path(os.environ["OUT"], "gpu_check.json").write_text(json.dumps(RESULTS, indent=1))
+
+
 def report(name: str, ok: bool, detail: str) -> None:
     RESULTS["checks"][name] = {"ok": ok, "detail": detail}
     print(f"{'PASS' if ok else 'FAIL'}  {name}: {detail}", flush=True)
+    save()
 
 
 def _layer_run(spec, shape, device, x, gy):
@@ -159,6 +167,7 @@ def figures(ds, device: str, quick: bool) -> None:
     single_s = (time.perf_counter() - t) / singles * K
     n = recipe.train_size * K
     RESULTS["figures"]["mnist_cnn"] = {"K": K, "pack_img_per_s": n / pack_s, "one_by_one_img_per_s": n / single_s}
+    save()
     print(f"mnist_cnn, batch 128, {K} members: pack {n / pack_s:,.0f} img/s (wall incl. evaluation), one by one "
           f"{n / single_s:,.0f} img/s: {single_s / pack_s:.1f}×", flush=True)
     for width in (50, 1000, 3000):
@@ -168,6 +177,7 @@ def figures(ds, device: str, quick: bool) -> None:
                        train_size=5000 if quick or d == "cpu" else 60000, device=d)
             rates[d] = train_pack(ds, r, [Member(0)])[0].epochs[-1]["images_per_s"]
         RESULTS["figures"][f"mlp{width}"] = rates
+        save()
         print(f"mlp [{width}, {width}], batch 100: cpu {rates['cpu']:,.0f} img/s, {device} {rates[device]:,.0f} img/s "
               f"({rates[device] / rates['cpu']:.1f}×)", flush=True)
 
@@ -182,14 +192,14 @@ def main() -> int:
         return 2
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
     print(f"torch {torch.__version__}, device {args.device} ({name})", flush=True)
+    RESULTS["device"] = name
     ds = petri.data.load("mnist")
     check_layers(args.device)
     check_optimizers(args.device)
     check_alone_vs_packed(ds, args.device, args.quick)
     check_resume_within_an_epoch(ds, args.device)
     figures(ds, args.device, args.quick)
-    if os.environ.get("OUT"):
-        Path(os.environ["OUT"], "gpu_check.json").write_text(json.dumps(RESULTS | {"device": name}, indent=1))
+    save()
     return 0 if all(c["ok"] for c in RESULTS["checks"].values()) else 1
 
 

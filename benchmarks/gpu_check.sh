@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 export PETRI_DATA=${PETRI_DATA:-../shared/datasets}
 py=${PYTHON:-.venv/bin/python}
 $py -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name())"
-timeout 540 $py benchmarks/gpu_check.py --device cuda "$@"
+timeout -k 10 "${GPU_CHECK_TIMEOUT:-540}" $py benchmarks/gpu_check.py --device cuda "$@"  # gpu_run.sh sets a shorter limit

@@ -194,20 +194,20 @@ def lenet5_module(n_classes: int):
     return plain_lenet5()
 
 
-def plain_loop(make, ds, epochs, batch, seed, max_steps=None):
-    """Returns (training images/s, final test accuracy)."""
+def plain_loop(make, ds, epochs, batch, seed, max_steps=None, device="cpu"):
+    """Returns (training images/s, final test accuracy). ``device``: where the model and the data live."""
     torch.manual_seed(seed)
-    model = make()
+    model = make().to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True)
-    x = ds.train_x.float().div_(255)
-    y = ds.train_y
-    tx, ty = ds.test_x.float().div_(255), ds.test_y
+    x = ds.train_x.float().div_(255).to(device)
+    y = ds.train_y.to(device)
+    tx, ty = ds.test_x.float().div_(255).to(device), ds.test_y.to(device)
     n, seen, train_time, acc = len(y), 0, 0.0, 0.0
     for _ in range(epochs):
         model.train()
         t0 = time.perf_counter()
-        perm = torch.randperm(n)
-        loss_sum, hits = torch.zeros(()), torch.zeros((), dtype=torch.int64)
+        perm = torch.randperm(n, device=device)
+        loss_sum, hits = torch.zeros((), device=device), torch.zeros((), dtype=torch.int64, device=device)
         steps = range(0, n, batch) if max_steps is None else range(0, max_steps * batch, batch)
         for i in steps:
             idx = perm[i:i + batch]
@@ -292,16 +292,267 @@ def _median(xs):
     return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
 
 
+# --- Population peers on any device (``--device cuda``, ``--model``, ``--K``): the GPU comparison of issue 35 ---
+
+PEER_MODELS = {"mlp": (plain_mlp, lambda: MLP(hidden=[64]), 100, 60000),  # plain module, petri model, batch, images
+               "mnist_cnn": (plain_cnn, MnistCNN, 128, 12800)}
+
+
+def _sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def func_peer(make, ds, K, n, batch, epochs, device, warm_epochs=1):
+    """torch.func on ``device``: K plain modules stacked (stack_module_state), vmap(grad) per step with each
+    member's own dropout masks (randomness="different"), Adam(foreach) over the stacked tensors, each member its
+    own order. The first ``warm_epochs`` are not timed. Returns aggregate training images/s."""
+    from torch.func import functional_call, grad, stack_module_state, vmap
+
+    models = []
+    for k in range(K):
+        torch.manual_seed(k)
+        models.append(make().to(device))
+    params, buffers = stack_module_state(models)
+    base = copy.deepcopy(models[0]).to("meta")
+
+    def loss(p, b, x, y):
+        return F.cross_entropy(functional_call(base, (p, b), (x,)), y)
+
+    step_grads = vmap(grad(loss), randomness="different")
+    opt = torch.optim.Adam(list(params.values()), lr=1e-3, foreach=True)
+    x, y = ds.train_x[:n].float().div_(255).to(device), ds.train_y[:n].to(device)
+    seen, t_train = 0, 0.0
+    for e in range(warm_epochs + epochs):
+        _sync(device)
+        t0 = time.perf_counter()
+        order = torch.stack([torch.randperm(n, device=device) for _ in range(K)])
+        for i in range(0, n - batch + 1, batch):
+            idx = order[:, i:i + batch]
+            grads = step_grads(params, buffers, x[idx], y[idx])
+            for name, p in params.items():
+                p.grad = grads[name]
+            opt.step()
+            if e >= warm_epochs:
+                seen += K * batch
+        _sync(device)
+        if e >= warm_epochs:
+            t_train += time.perf_counter() - t0
+    return seen / t_train
+
+
+def jax_scan_peer(model, ds, K, n, batch, epochs, device, precision=None, warm_epochs=1):
+    """JAX as its users write a fast epoch, for ``mlp`` [64] or ``mnist_cnn``: one jitted call per epoch,
+    ``lax.scan`` over the batches, ``vmap`` over members (optax Adam, each member its own order and dropout
+    key), the images passed as arguments. ``precision``: jax_default_matmul_precision (None: JAX's default,
+    which on a GPU may use TF32; "highest": float32). Compilation and ``warm_epochs`` are not timed.
+    Returns aggregate training images/s; raises if JAX does not see the device."""
+    import contextlib
+
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    dev = jax.devices("cpu")[0] if torch.device(device).type == "cpu" else jax.devices()[0]
+    if torch.device(device).type == "cuda" and dev.platform != "gpu":
+        raise RuntimeError(f"JAX sees no GPU (its devices: {jax.devices()})")
+    ctx = jax.default_matmul_precision(precision) if precision else contextlib.nullcontext()
+    xt = ds.train_x[:n].float().div_(255)
+    x = jax.device_put(xt.view(n, -1).numpy() if model == "mlp" else xt.numpy(), dev)
+    y = jax.device_put(ds.train_y[:n].numpy().astype("int32"), dev)
+
+    def u(k, shape, fan):  # PyTorch's default init bounds
+        return jax.random.uniform(k, shape, minval=-fan ** -0.5, maxval=fan ** -0.5)
+
+    if model == "mlp":
+        def init(key):
+            k = jax.random.split(key, 4)
+            return {"w1": u(k[0], (784, 64), 784), "b1": u(k[1], (64,), 784), "w2": u(k[2], (64, 10), 64),
+                    "b2": u(k[3], (10,), 64)}
+
+        def apply(p, xb, key):
+            return jax.nn.relu(xb @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]
+    else:
+        def init(key):
+            k = jax.random.split(key, 8)
+            return {"c1": u(k[0], (32, 1, 3, 3), 9), "cb1": u(k[1], (32,), 9),
+                    "c2": u(k[2], (64, 32, 3, 3), 288), "cb2": u(k[3], (64,), 288),
+                    "w1": u(k[4], (9216, 128), 9216), "b1": u(k[5], (128,), 9216),
+                    "w2": u(k[6], (128, 10), 128), "b2": u(k[7], (10,), 128)}
+
+        def conv(h, w, b):
+            h = jax.lax.conv_general_dilated(h, w, (1, 1), "VALID", dimension_numbers=("NCHW", "OIHW", "NCHW"))
+            return jax.nn.relu(h + b[None, :, None, None])
+
+        def dropout(key, h, rate):
+            return jnp.where(jax.random.bernoulli(key, 1 - rate, h.shape), h / (1 - rate), 0.0)
+
+        def apply(p, xb, key):
+            k1, k2 = jax.random.split(key)
+            h = conv(conv(xb, p["c1"], p["cb1"]), p["c2"], p["cb2"])
+            h = jax.lax.reduce_window(h, -jnp.inf, jax.lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+            h = dropout(k1, h, 0.25).reshape(xb.shape[0], -1)
+            h = dropout(k2, jax.nn.relu(h @ p["w1"] + p["b1"]), 0.5)
+            return h @ p["w2"] + p["b2"]
+
+    def loss(p, xb, yb, key):
+        return optax.softmax_cross_entropy_with_integer_labels(apply(p, xb, key), yb).mean()
+
+    opt = optax.adam(1e-3)
+    steps = n // batch
+
+    def member_epoch(p, s, key, order, x, y):  # one member's epoch: order [steps, batch]
+        def step(carry, idx):
+            p, s, key = carry
+            key, sub = jax.random.split(key)
+            g = jax.grad(loss)(p, x[idx], y[idx], sub)
+            updates, s = opt.update(g, s, p)
+            return (optax.apply_updates(p, updates), s, key), None
+
+        (p, s, key), _ = jax.lax.scan(step, (p, s, key), order)
+        return p, s, key
+
+    rng = torch.Generator().manual_seed(0)
+
+    def orders():
+        return jax.device_put(torch.stack([torch.randperm(n, generator=rng)[:steps * batch].view(steps, batch)
+                                           for _ in range(K)]).numpy().astype("int32"), dev)
+
+    with ctx:
+        keys = jax.device_put(jax.random.split(jax.random.PRNGKey(0), 2 * K), dev)
+        params = jax.vmap(init)(keys[:K])
+        state = jax.vmap(opt.init)(params)
+        keys = keys[K:]
+        epoch = jax.jit(jax.vmap(member_epoch, in_axes=(0, 0, 0, 0, None, None)))
+        compiled = epoch.lower(params, state, keys, orders(), x, y).compile()  # compile outside the timing
+        seen, t_train = 0, 0.0
+        for e in range(warm_epochs + epochs):
+            o = orders()
+            jax.block_until_ready(o)
+            t0 = time.perf_counter()
+            params, state, keys = compiled(params, state, keys, o, x, y)
+            jax.block_until_ready(params)
+            if e >= warm_epochs:
+                t_train += time.perf_counter() - t0
+                seen += K * steps * batch
+    return seen / t_train
+
+
+def petri_peer(model, ds, K, n, batch, epochs, device, warm_epochs=1):
+    """petri's pack of K members on ``device``: (its own recorded training images/s, aggregate, of the timed
+    epochs; the wall-clock rate of those epochs between synchronised epoch ends, evaluation of 1,000 test and
+    2,000 training images per member included). The recorded rate stops its clock with no explicit device
+    sync (train_pack), so on a GPU the wall rate is the one to trust."""
+    recipe = Recipe(model=model, batch_size=batch, epochs=warm_epochs + epochs, train_size=n, test_size=1000,
+                    device=device)
+    ends = []  # an epoch's end syncs (divergence check, metrics) before on_epoch is called
+    _sync(device)
+    results = train_pack(ds, recipe, [Member(s) for s in range(K)],
+                         on_epoch=lambda epoch, results: ends.append(time.perf_counter()))
+    timed = results[0].epochs[warm_epochs:]
+    recorded = sum(e["images_per_s"] for e in timed) / len(timed) * K
+    wall = K * n * epochs / (ends[-1] - ends[warm_epochs - 1]) if warm_epochs else float("nan")
+    return recorded, wall
+
+
+def population_peers(args, ds) -> None:
+    """Side by side on ``args.device``: a plain loop (one model; K of them one after another train at its
+    rate), torch.func, JAX lax.scan (its default precision and float32) and petri, for each K in args.K."""
+    import json
+    import os
+
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX shares the GPU with torch in this process
+    model = args.model or "mlp"
+    make, petri_model, batch, n = PEER_MODELS[model]
+    n = min(args.train_size or n, len(ds.train_y))
+    n -= n % batch
+    Ks, epochs, rounds = args.K or [32], args.epochs or 1, 1 if args.quick else args.rounds
+    device = args.device
+    name = torch.cuda.get_device_name(device) if torch.device(device).type == "cuda" else "cpu"
+    out = {"device": device, "device_name": name, "torch": torch.__version__, "model": model, "batch": batch,
+           "train_images": n, "epochs_timed": epochs, "warm_epochs": 1, "rounds": rounds, "K": Ks,
+           "torch_tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32},
+           "rows": [], "errors": []}
+    try:
+        import jax
+        out["jax"], out["jax_devices"] = jax.__version__, [str(d) for d in jax.devices()]
+    except Exception as e:  # noqa: BLE001
+        out["errors"].append(f"jax: {type(e).__name__}: {e}")
+
+    def save():
+        if args.json:
+            os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+            with open(args.json, "w") as f:
+                json.dump(out, f, indent=1)
+
+    def attempt(label, fn):
+        try:
+            return fn()
+        except Exception as e:  # noqa: BLE001  one failing peer does not stop the others
+            out["errors"].append(f"{label}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            print(f"    {label} failed: {type(e).__name__}: {e}", flush=True)
+            save()
+            return None
+
+    print(f"torch {torch.__version__}, device {device} ({name}), {model}, batch {batch}, Adam 1e-3, {n:,} training "
+          f"images, {epochs} timed epoch(s) after 1 warm-up epoch; {rounds} round(s), medians", flush=True)
+    plain_steps = n // batch
+    plain_loop(make, ds, 1, batch, 0, max_steps=min(20, plain_steps), device=device)  # CUDA, cuBLAS, cuDNN warm-up
+    fmt = lambda v: "failed" if v is None else f"{v:,.0f}"  # noqa: E731
+    for r in range(rounds):
+        plain = attempt("plain", lambda: plain_loop(make, ds, epochs, batch, r, max_steps=plain_steps,
+                                                    device=device)[0])
+        for K in Ks:
+            row = {"round": r + 1, "K": K, "plain_one_by_one": plain}
+            out["rows"].append(row)  # filled in as it goes: a run stopped at its time limit keeps what it measured
+            both = attempt(f"petri K={K}", lambda: petri_peer(petri_model(), ds, K, n, batch, epochs, device))
+            row["petri"], row["petri_wall"] = both if both else (None, None)
+            save()
+            row["torch_func"] = attempt(f"torch.func K={K}", lambda: func_peer(make, ds, K, n, batch, epochs, device))
+            save()
+            row["jax_scan"] = attempt(f"jax scan K={K}", lambda: jax_scan_peer(model, ds, K, n, batch, epochs, device))
+            save()
+            row["jax_scan_fp32"] = attempt(f"jax scan fp32 K={K}", lambda: jax_scan_peer(
+                model, ds, K, n, batch, epochs, device, precision="highest"))
+            save()
+            ratio = lambda a, b: f"{row[a] / row[b]:.2f}" if row[a] and row[b] else "n/a"  # noqa: E731
+            print(f"  round {r + 1}: {model} population K={K} on {device}: petri aggregate {fmt(row['petri'])} img/s "
+                  f"(wall incl. evaluation {fmt(row['petri_wall'])}); torch.func vmap {fmt(row['torch_func'])}; "
+                  f"JAX lax.scan {fmt(row['jax_scan'])} (default precision), {fmt(row['jax_scan_fp32'])} (float32); "
+                  f"plain one-by-one {fmt(plain)} img/s; petri / plain {ratio('petri', 'plain_one_by_one')}, "
+                  f"/ torch.func {ratio('petri', 'torch_func')}, / JAX scan {ratio('petri', 'jax_scan')}, "
+                  f"/ JAX scan fp32 {ratio('petri', 'jax_scan_fp32')}", flush=True)
+    medians = {}
+    for K in Ks:
+        rows = [row for row in out["rows"] if row["K"] == K]
+        for key in ("plain_one_by_one", "torch_func", "jax_scan", "jax_scan_fp32", "petri", "petri_wall"):
+            vals = [row[key] for row in rows if row.get(key)]
+            medians[f"{model}_k{K}_{key}"] = _median(vals) if vals else None
+    out["medians"] = medians
+    save()
+    for key, v in medians.items():
+        print(f"{key}={'n/a' if v is None else f'{v:.0f}'}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="1 epoch, 1 round (smoke run)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved plain/petri rounds; medians are reported")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--population", action="store_true", help="only the 32-member mlp [64] population and its peers")
+    ap.add_argument("--device", default="cpu", help="cpu (default: the full CPU benchmark) or cuda: the population "
+                    "peers side by side on that device (as --model / --K do on the CPU)")
+    ap.add_argument("--model", choices=sorted(PEER_MODELS), help="population peers of this model (default mlp)")
+    ap.add_argument("--K", type=int, nargs="+", help="population sizes for the peers (default 32)")
+    ap.add_argument("--epochs", type=int, help="peers: timed epochs after a warm-up epoch (default 1)")
+    ap.add_argument("--train-size", type=int, help="peers: training images (default: mlp 60,000, mnist_cnn 12,800)")
+    ap.add_argument("--json", help="peers: write the results to this JSON file (after every measurement)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rounds = 1 if args.quick else args.rounds
     ds = petri.data.load("mnist")
+    if args.device != "cpu" or args.model or args.K:
+        return population_peers(args, ds)
     epochs = 1 if args.quick else 4
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, MNIST, batch 100, Adam 1e-3; "
           f"{rounds} interleaved round(s), medians")
