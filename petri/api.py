@@ -20,12 +20,12 @@ import json
 import math
 import sys
 
-import numpy as np
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import PetriError, PlaceError, SpecError
+from .results import Results
 from .study.spec import Study, parse_study
 
 if TYPE_CHECKING:
@@ -89,9 +89,7 @@ def _adaptive(study: Study, out: Path, console, kw: dict) -> int:
     key ``adaptive``); a killed study resumes where it was (the looks are recomputed from the ledger)."""
     import time
 
-    from .report.analysis import findings
-    from .report.family import DECIDED, target_met
-    from .study.current import load_current
+    from .analysis.family import DECIDED, target_met
     from .study.ledger import Ledger
     from .study.runner import run_study
 
@@ -100,8 +98,7 @@ def _adaptive(study: Study, out: Path, console, kw: dict) -> int:
         now = parse_study(study.text, study.path, study.data_override, study.profile,
                           Path(study.path).parent if Path(study.path).is_file() else None, n)
         trained += run_study(now, out, **kw).get("trained", 0)
-        current, _, places, epochs = load_current(out)
-        f = findings(places, epochs, current.baseline, current.baseline_point, current.analysis)
+        f = Results(out).view().findings
         met = target_met(f.family, rule.until, rule.width)
         undecided = sum(1 for c in f.family if c.verdict not in DECIDED)
         widest = max((c.hi_fw - c.lo_fw for c in f.family if c.n >= 2), default=math.nan)
@@ -157,351 +154,64 @@ def open_study(directory: str | Path) -> Results:
     return Results(directory)
 
 
-class Results:
-    """A study directory's results, read from its ledger (a fresh snapshot on every call): from
-    ``petri.run(...)`` or ``petri.open_study(DIR)``. Reading is safe while another process trains into
-    the directory (each call reads one consistent snapshot, finished epochs only).
+def analyse(table, metric: str = "test_acc", baseline: str | None = None, compare: list | None = None,
+            margin: float | None = None, failed: str = "withhold", axes: list[str] | None = None,
+            test_size: int | None = None, classes: int | None = None, config: str | Path | None = None,
+            name: str | None = None) -> Results:
+    """petri's statistics for runs made elsewhere: ``table`` (a CSV or Parquet path, or a pandas
+    DataFrame; e.g. a W&B or MLflow export) has one row per run with ``variant``, ``seed`` (or one
+    ``seed_<source>`` column per random source: crossed sources), the sweep ``axes`` you name, the
+    ``metric`` column compared and optionally ``status`` (done, diverged, ...). The options are a study's
+    ``[analysis]`` table — ``compare`` (["a - b", ...]), ``margin`` (percentage points for accuracies),
+    ``failed`` ("withhold" or "chance") — plus the ``baseline`` (default: the first variant),
+    ``test_size`` (test images behind an accuracy: its step of one image, and the binomial noise that
+    "at chance" is judged with) and ``classes``; or ``config``, a TOML file with the same keys (an
+    ``[analysis]`` table beside ``baseline``, ``axes``, ``test_size``, ``classes``). Returns a
+    ``Results`` with the same ``effects()``, ``comparisons()``, ``noise()``, ``metrics()`` and
+    ``report(to=...)`` as a petri study."""
+    import tomllib
 
-    DataFrames (columns in this order; sweep axes as typed columns, one per axis, named by the axis,
-    holding the value each row's cells used even where its variant does not sweep that axis; a study
-    whose variants sweep different axes adds ``swept`` (the axes the row's variant sweeps) and, with
-    several optimisers, ``optimizer``, as the last columns):
+    from .analysis.external import read_table, snapshot
+    from .specs import echo
+    from .study.questions import parse_analysis
 
-    ``cells()`` one row per place of the study (variant, point, seed): ``variant`` (category),
-        the axes, ``seed`` (int64; a crossed study's place number, with ``seed_<source>`` (int64) each random
-        source's seed: ``seeds = { init = 5, order = 5 }``), ``status`` (category: pending, running, interrupted, done,
-        stopped-early, diverged, failed), ``epochs`` (int64, epochs finished), ``train_loss``,
-        ``train_acc`` (running means over the epoch's batches, train mode), ``val_loss``, ``val_acc``,
-        ``test_loss``, ``test_acc``, ``train_eval_loss``, ``train_eval_acc`` (the first 2,000 training
-        images evaluated as the test set is: eval mode, no augmentation, true labels), ``gap``
-        (train_eval_acc − test_acc: the generalisation gap) (float64, the last finished epoch's; NaN
-        before one), ``ece`` (expected calibration error on the test set, once finished), ``seconds``
-        (float64), ``hash`` (the cell's identity). ``confusion(variant)``: a confusion matrix.
-    ``epochs()`` one row per finished epoch of every place: ``variant``, the axes, ``seed``, ``epoch``
-        (int64), the metrics, ``learning_rate`` (of the epoch's last step: the member's rate times its
-        schedule's factor; NaN for ledgers from before), ``images_per_s``, ``seconds``, ``pack_size`` (int64), ``machine``
-        (category: what computed the epoch, see ``petri.machine``; empty for ledgers from before), ``hash``.
-    ``effects()`` one row per (variant, point), the report's numbers: ``variant``, the axes, ``n``
-        (seeds with a result), ``test_acc`` and ``test_acc_ci95`` (mean final test accuracy and the
-        half-width of its 95 % t-interval, as fractions; named after the study's ``[analysis] metric``),
-        ``diff`` (the paired difference from the reference, fractions), ``diff_fw_low``,
-        ``diff_fw_high`` (its family-wise interval: the one the verdict reads), ``diff_ci95_low``,
-        ``diff_ci95_high`` (unadjusted), ``p_t`` (unadjusted), ``p_wilcoxon``, ``p_holm``,
-        ``p_bonferroni`` (the verdict's), ``p_better``, ``p_better_low``, ``p_better_high`` (the share of
-        seeds on which the row beats the reference, with a bootstrap interval), ``detectable_diff`` (the
-        smallest difference 80 % power detects at the family's level), ``verdict`` (baseline, better,
-        worse, equivalent, inconclusive, no detectable difference, too few seeds, same cells as the
-        reference), ``reference`` (what every Δ is against, in words).
-    ``comparisons()`` every comparison of the study's family (see its docstring); ``compare(a, b)`` one
-        asked from Python.
-
-    ``noise()`` and ``pairing()``: a crossed study's variance per random source and what pairing on
-    each source gains (their docstrings). ``adaptive()``, ``subsets(variant)``, ``load_model(...)``,
-    ``save_weights(...)``, ``report()``, ``export(fmt)``: see each.
-    """
-
-    def __init__(self, directory: str | Path):
-        self.directory = Path(directory)
-        self.trained = 0  # cells the run that returned these results trained
-
-    def _load(self):
-        from .study.current import load_current
-
-        return load_current(self.directory)
-
-    @property
-    def study(self) -> Study:
-        return self._load()[0]
-
-    def __repr__(self) -> str:
-        return f"petri.Results({str(self.directory)!r})"
-
-    def cells(self):
-        """One row per place of the study (see the module's documentation for the columns)."""
-        from .train.metrics import metric_value
-
-        study, _, places, epochs = self._load()
-        last: dict[str, dict] = {}
-        count: dict[str, int] = {}
-        for e in epochs:
-            if e["place"] not in last or e["epoch"] > last[e["place"]]["epoch"]:
-                last[e["place"]] = e
-            count[e["place"]] = count.get(e["place"], 0) + 1
-        rows = []
-        sources = [f"seed_{s}" for s in study.crossing or {}]  # a crossed study: each source's seed
-        for p in places:
-            e = last.get(p["place"], {})
-            final = json.loads(p["final"]) if p.get("final") else {}
-            gap = metric_value("gap", e, None)
-            rows.append({"variant": p["variant"], **json.loads(p["point"]), "seed": p["seed"],
-                         **{f"seed_{s}": v for s, v in p.get("sources", {}).items()}, "status": p["status"],
-                         "epochs": count.get(p["place"], 0), **{m: e.get(m) for m in METRICS}, "gap": gap,
-                         "ece": final.get("ece"), "seconds": p["seconds"], "hash": p["hash"]})
-        return _frame(rows, study, ["variant", "seed", *sources, "status", "epochs", *METRICS, "gap", "ece", "seconds",
-                                    "hash"])
-
-    def subsets(self, variant: str, point: dict | None = None) -> dict:
-        """The images a variant's cells used (at ``point`` in a sweep: default its first), as indices into
-        the data set's official splits: {"train", "val", "test"} -> int64 arrays, ascending; the same for
-        every seed. With ``load_model`` they let plain PyTorch reproduce the ledger's numbers."""
-        from .data import get_spec
-        from .train.splits import subset_ids
-
-        study = self.study
-        mine = [c for c in study.cells if c.variant == variant and (point is None or dict(c.point) == point)]
-        if not mine:
-            raise SpecError(f"subsets: no cell of {variant!r}" + (f" at {point}" if point else "") +
-                            f"; variants: {', '.join(study.variants)}")
-        spec = get_spec(study.data)
-        ids = subset_ids(spec.n_train, spec.n_test, mine[0].recipe, spec.name)
-        return {k: t.numpy() for k, t in zip(("train", "val", "test"), ids)}
-
-    def confusion(self, variant: str, point: dict | None = None):
-        """The confusion matrix of a variant (at ``point`` in a sweep: default its first), summed over its
-        finished seeds: a DataFrame of image counts, rows the true class, columns the predicted one."""
-        import pandas as pd
-
-        from .data import get_spec
-
-        study, _, places, _ = self._load()
-        mine = [p for p in places if p["variant"] == variant and p.get("final")]
-        points = list(dict.fromkeys(p["point"] for p in mine))
-        if variant not in study.variants or not points:
-            raise SpecError(f"confusion: no finished cell of {variant!r} with a confusion matrix; variants: "
-                            f"{', '.join(study.variants)}")
-        want = json.dumps(point) if point is not None else points[0]
-        total = sum(np.array(json.loads(p["final"])["confusion"]) for p in {p["hash"]: p for p in mine
-                                                                           if p["point"] == want}.values())
-        classes = get_spec(study.data).classes
-        return pd.DataFrame(total, index=pd.Index(classes, name="true"), columns=pd.Index(classes, name="predicted"))
-
-    def epochs(self):
-        """One row per finished epoch of every place."""
-        study, _, _, epochs = self._load()
-        rows = [{"variant": e["variant"], **json.loads(e["point"]), "seed": e["seed"], "epoch": e["epoch"],
-                 **{m: e[m] for m in METRICS}, "learning_rate": e.get("lr"), "images_per_s": e["images_per_s"],
-                 "seconds": e["seconds"], "pack_size": e["pack_size"], "machine": e.get("machine"),
-                 "hash": e["cell_hash"]} for e in epochs]
-        return _frame(rows, study, ["variant", "seed", "epoch", *METRICS, "learning_rate", "images_per_s", "seconds",
-                                    "pack_size", "machine", "hash"])
-
-    def _findings(self, extra=None):
-        from .report.analysis import findings
-
-        study, _, places, epochs = self._load()
-        analysis = study.analysis if extra is None else extra(study.analysis)
-        return study, findings(places, epochs, study.baseline, study.baseline_point, analysis)
-
-    def effects(self):
-        """The report's per-(variant, point) numbers and each one's comparison with the reference."""
-        return self._effects(*self._findings())
-
-    def _effects(self, study, f):
-        """``effects()`` from findings already computed (``petri show`` prints both)."""
-        metric, rows = f.analysis.metric, []
-        for r in f.rows:
-            rows.append({"variant": r.variant, **r.point, "n": r.n, metric: r.mean, f"{metric}_ci95": r.half_width,
-                         **_comparison_columns(r.effect, f.m), "verdict": r.verdict, "reference": study.reference})
-        cols = ["variant", "n", metric, f"{metric}_ci95", *COMPARISON_COLUMNS, "verdict", "reference"]
-        return _units(_frame(rows, study, cols), f.analysis)
-
-    def noise(self):
-        """A crossed study's spread (seeds = { init = 5, order = 5 }): one row per (variant, point) and
-        part (each varied source, the residual, the test set's binomial variance) with the variance
-        component (metric units squared), its generalized 95 % interval, its share of the total and the
-        pooled SD with only that source reseeded; None for a study whose seeds are not crossed."""
-        from .report.variance import noise, spread_records
-
-        study, f = self._findings()
-        n = noise(study, f)
-        return None if n is None else _frame(spread_records(n), study, NOISE_COLUMNS)
-
-    def pairing(self):
-        """A crossed study's pairing, source by source: for each two-sided comparison and shared source,
-        the covariance component, the correlation of the two sides under it, and the variance of the
-        paired difference it removes (2 cov; and as a share of var A + var B). None if not crossed."""
-        import pandas as pd
-
-        from .report.variance import noise, pairing_records
-
-        n = noise(*self._findings())
-        return None if n is None else pd.DataFrame(pairing_records(n), columns=[
-            "comparison", "source", "covariance", "correlation", "removed", "removed_share"])
-
-    def adaptive(self) -> dict | None:
-        """An adaptive study's looks (seeds, undecided comparisons, widest interval, target met) and why
-        and when it stopped; None for a study with a fixed number of seeds."""
-        from .study.ledger import Ledger
-
-        ledger = Ledger(self.directory)
+    where = str(table) if isinstance(table, (str, Path)) else "table"
+    raw = {"metric": metric, "failed": failed, **({"compare": list(compare)} if compare else {}),
+           **({"margin": margin} if margin is not None else {})}
+    opts = {"baseline": baseline, "axes": axes, "test_size": test_size, "classes": classes}
+    if config is not None:
         try:
-            return ledger.noted("adaptive") if self.study.adaptive else None
-        finally:
-            ledger.close()
+            conf = tomllib.loads(Path(config).read_text())
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise SpecError(f"{config}: cannot read it as TOML ({e})") from None
+        extra = set(conf) - {"analysis", *opts}
+        if extra:
+            raise SpecError(f"{config}: unknown field {echo(sorted(extra)[0])}; allowed: analysis, {', '.join(opts)}")
+        raw |= conf.get("analysis", {})
+        opts |= {k: v for k, v in conf.items() if k != "analysis" and opts.get(k) is None}
+        where_conf = str(config)
+    else:
+        where_conf = where
+    for k in ("test_size", "classes"):
+        v = opts[k]
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 2):
+            raise SpecError(f"{where_conf}: {k}: an integer >= 2 (got {echo(v)})")
+    if opts["axes"] is not None and not (isinstance(opts["axes"], list) and all(isinstance(a, str) for a in opts["axes"])):
+        raise SpecError(f"{where_conf}: axes: a list of column names (got {echo(opts['axes'])})")
+    df = read_table(table, where)
 
-    def comparisons(self, detect: float | None = None):
-        """Every comparison of the study's family, one row each: ``a``, ``b`` (the two sides), ``kind``
-        (vs reference, simple effect, interaction), ``at`` (where), ``n``, ``diff``, its family-wise interval
-        (``diff_fw_low``, ``diff_fw_high``: the verdict's) and unadjusted one (``diff_ci95_*``), ``p_t``,
-        ``p_holm``, ``p_bonferroni`` (the verdict's), ``p_wilcoxon``, ``p_better`` (share of seeds on which
-        a beats b) with its bootstrap interval, ``sd`` (of the paired differences), ``rho`` (correlation of
-        the paired sides) and ``pairing_gain`` (1 / (1 - rho): the seeds an unpaired design would need,
-        as a multiple), ``detectable_diff`` (80 % power at the family's level), ``seeds_needed`` (to
-        detect ``detect``, in the metric's units: a fraction for accuracies; default: the margin), and
-        ``verdict``. Differences are in the metric's own units (fractions for accuracies)."""
-        study, f = self._findings()
-        return _units(_comparison_frame(f.family, f.m, detect, f.analysis), f.analysis)
+    def column(name, w):
+        if not isinstance(name, str) or name not in df.columns:
+            raise SpecError(f"{w}: {echo(name)} is not a column of {where}; columns: {', '.join(map(str, df.columns))}")
+        return name
 
-    def compare(self, a: str, b: str, margin: float | None = None, detect: float | None = None,
-                metric: str | None = None):
-        """``a`` against ``b`` at every sweep point they share (with the sweep effects and interactions of
-        a crossed design), as ``comparisons()`` gives, whether or not the study declared it. Asked after
-        the fact, it is its own family: its intervals are adjusted for its own comparisons only (say so
-        when you report them). ``margin`` in the metric's units (a fraction for accuracies); ``metric``:
-        any the study could name in ``[analysis]`` (default: the study's)."""
-        from dataclasses import replace
-
-        from .study.questions import Question
-
-        study = self.study
-        for name in (a, b):
-            if name not in study.variants:
-                raise SpecError(f"compare: {name!r} is not a variant; variants: {', '.join(study.variants)}")
-        from .data import get_spec
-        from .train.metrics import check_metric
-
-        metric = check_metric(metric, len(get_spec(study.data).classes), "compare: metric") if metric else None
-        _, f = self._findings(lambda an: replace(an, compare=[Question(a, b, margin)], margin=margin,
-                                                 metric=metric or an.metric))
-        return _comparison_frame(f.family, f.m, detect, f.analysis)
-
-    def report(self, to: str | Path | None = None) -> Path:
-        """Write DIR/report/ (or ``to``): index.html, report.md, figures, CSVs; returns index.html."""
-        from .report.build import build_report
-
-        return build_report(self.directory, to)
-
-    def export(self, fmt: str = "csv", to: str | Path | None = None) -> list[Path]:
-        """The ledger's cells and epochs as CSV, Parquet or JSON files (default: DIR/export)."""
-        from .report.export import export
-
-        return export(self.directory, fmt, to)
-
-    def load_model(self, variant: str, seed: int, point: dict | None = None, best: bool = False):
-        """A trained cell as a plain ``torch.nn.Module`` (eval mode): see ``petri.load_model``."""
-        from .study.trained import load_model
-
-        return load_model(self.directory, variant, seed, point, best)
-
-    def save_weights(self, variant: str, seed: int, to: str | Path, point: dict | None = None,
-                     best: bool = False) -> Path:
-        """Copy a trained cell's weights (a safetensors state_dict) to ``to``."""
-        from .study.trained import export_weights
-
-        return export_weights(self.directory, variant, seed, to, point, best)
-
-
-COMPARISON_COLUMNS = ["diff", "diff_fw_low", "diff_fw_high", "diff_ci95_low", "diff_ci95_high", "p_t", "p_wilcoxon",
-                      "p_holm", "p_bonferroni", "p_better", "p_better_low", "p_better_high", "detectable_diff"]
-
-
-def _comparison_columns(c, m: int) -> dict:
-    nan = math.nan
-    if c is None:
-        return dict.fromkeys(COMPARISON_COLUMNS, nan)
-    return {"diff": c.mean, "diff_fw_low": c.lo_fw, "diff_fw_high": c.hi_fw, "diff_ci95_low": c.lo,
-            "diff_ci95_high": c.hi, "p_t": c.p, "p_wilcoxon": c.p_wilcoxon, "p_holm": c.p_holm, "p_bonferroni": c.p_fw,
-            "p_better": c.p_better, "p_better_low": c.p_better_lo, "p_better_high": c.p_better_hi,
-            "detectable_diff": c.detectable}
-
-
-def _comparison_frame(family, m: int, detect: float | None, analysis):
-    import pandas as pd
-
-    from .report.family import pairing_gain
-
-    delta = detect if detect is not None else None
-    rows = []
-    for c in family:
-        d = delta if delta is not None else c.margin
-        rows.append({"a": c.a, "b": c.b, "kind": c.kind, "at": c.at, "n": c.n, **_comparison_columns(c, m),
-                     "sd": c.sd, "rho": c.rho, "pairing_gain": pairing_gain(c.rho),
-                     "seeds_needed": c.seeds_needed(d, m) if d else math.nan, "margin": c.margin if c.margin else math.nan,
-                     "verdict": c.verdict, "metric": analysis.metric, "family_size": m})
-    df = pd.DataFrame(rows, columns=["a", "b", "kind", "at", "n", *COMPARISON_COLUMNS, "sd", "rho", "pairing_gain",
-                                     "seeds_needed", "margin", "verdict", "metric", "family_size"])
-    for col in ("kind", "verdict", "metric"):
-        df[col] = df[col].astype("category")
-    df["n"] = df["n"].astype("int64")
-    return df
-
-
-CATEGORIES = ("variant", "status", "verdict", "reference", "machine", "source", "swept", "optimizer")  # text columns kept as pandas categories
-
-
-NOISE_COLUMNS = ["variant", "source", "variance", "low", "high", "share", "share_low", "share_high", "sd_alone", "n",
-                 "mean", "sd_all", "total"]
-
-
-def _units(df, analysis):
-    """``df.attrs["units"]``: the unit of the metric's columns (the terminal and report print accuracies
-    in % and differences in pp; a DataFrame holds fractions)."""
-    unit = "fraction (×100: % for a value, pp for a difference)" if analysis.percent else analysis.metric
-    df.attrs["units"] = {c: unit for c in df.columns if c == analysis.metric or c.startswith(
-        (f"{analysis.metric}_ci95", "diff", "detectable_diff", "sd"))}
-    return df
-
-
-def _fill_axes(rows: list[dict], study: Study, axes: list[str]) -> list[str]:
-    """A sweep column holds the value each row's cells used, swept or not (a variant that does not
-    sweep ``lr`` trained at its recipe's lr); where variants sweep different axes, a last column
-    ``swept`` names the axes the row's variant sweeps, and ``optimizer`` says which optimiser a row
-    used when the study has several (their ``lr`` share a column). Returns the columns added."""
-    from .study.spec import value_at
-
-    by_place: dict[tuple, object] = {}
-    for c in study.cells:
-        by_place.setdefault((c.variant, tuple(v for _, v in c.point)), c)
-    swept = {c.variant: [k for k, _ in c.point] for c in study.cells}
-    optimizers = {c.recipe.optimizer.name for c in study.cells}
-    if all(set(v) == set(axes) for v in swept.values()):
-        return []  # every variant sweeps every axis: nothing to fill in
-    for row in rows:
-        mine = swept.get(row["variant"], [])
-        cell = by_place.get((row["variant"], tuple(row.get(k) for k in mine)))
-        if cell is None:
-            continue
-        for k in axes:
-            if k not in mine:
-                row[k] = value_at(cell, study.axes[k])
-        row["swept"] = ", ".join(mine)
-        if len(optimizers) > 1:
-            row["optimizer"] = cell.recipe.optimizer.name
-    return ["swept", *(["optimizer"] if len(optimizers) > 1 else [])]
-
-
-def _frame(rows: list[dict[str, Any]], study: Study, columns: list[str]):
-    """A DataFrame with the sweep axes as typed columns right after ``variant``."""
-    import pandas as pd
-
-    axes = list(dict.fromkeys(k for c in study.cells for k, _ in c.point))
-    extra = _fill_axes(rows, study, axes) if axes and columns[0] == "variant" else []
-    order = [columns[0], *axes, *[c for c in columns[1:] if c not in axes], *extra]
-    df = pd.DataFrame(rows, columns=order)
-    for col in CATEGORIES:
-        if col in df:
-            df[col] = df[col].astype("category")
-    for col in ("seed", "epoch", "epochs", "n", "pack_size", *[c for c in df.columns if c.startswith("seed_")]):
-        if col in df:
-            df[col] = df[col].astype("int64")
-    for col in df.columns:
-        if col in axes:
-            values = [v for v in df[col] if v is not None]
-            if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-                df[col] = pd.to_numeric(df[col])
-        elif col not in (*CATEGORIES, "hash") and df[col].dtype == object:
-            df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
-    return df
+    variants = {str(v): {} for v in dict.fromkeys(df["variant"])} if "variant" in df.columns else {}
+    analysis = parse_analysis(raw, variants, where_conf, metric_ok=column) if variants else None
+    if analysis is None:
+        raise SpecError(f"{where}: no 'variant' column; a table of runs has variant, seed (or seed_<source> per "
+                        "random source), the metric columns and optionally status and sweep axes")
+    snap = snapshot(df, where, analysis, opts["baseline"], opts["axes"], opts["test_size"], opts["classes"], name)
+    return Results(snapshot=snap)
 
 
 @dataclass

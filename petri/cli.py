@@ -351,78 +351,58 @@ def _spec_error(message: str):
 
 
 def _print_summary(directory: Path) -> None:
+    """`petri show`: one snapshot of the study (one read of its ledger), every table from it."""
     from .api import open_study
+
+    _print_view(open_study(directory).view(), directory)
+
+
+def _print_view(v, directory: Path | None) -> None:
+    """The tables of one view of a study (or of a table of runs: ``directory`` None)."""
+    from .machine import mixed_note
+    from .report import text
+    from .analysis.variance import noise
     from .study.cellstore import disk_usage
     from .study.runner import human_bytes
 
-    results = open_study(directory)
-    study, found = results._findings()
-    cells, effects = results.cells(), results._effects(study, found)
-    counts = Counter(cells["status"].astype(str))
-    console.print(f"{study.name}: {len(cells)} cells — " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-                  + f"; {human_bytes(disk_usage(directory))} on disk in {directory}", soft_wrap=True)
-    from .report.build import comparison_head, comparison_rows
-
-    a = found.analysis
-    scale, unit = (100, "pp") if a.percent else (1, a.metric)
-    level = f"{100 * found.level:.4g} %"
-    head = ["variant", "point", "n", f"{a.metric} (mean ± 95 % CI)", f"Δ ({unit}) [family-wise CI]", "p (Bonferroni)",
-            "P(A beats B)", f"detectable Δ ({unit})", "verdict", "status"]
-    rows = []
-    axes = list(effects.columns[1:effects.columns.get_loc("n")])  # the sweep axes, between variant and n
-
-    def num(x):
-        return "—" if x is None or math.isnan(x) else f"{scale * x:.2f}" if a.percent else f"{x:.4f}"
-
-    for _, r in effects.iterrows():
-        swept = str(r["swept"]).split(", ") if "swept" in r else axes  # the axes this variant sweeps
-        point = {ax: r[ax] for ax in axes if ax in swept and not (isinstance(r[ax], float) and math.isnan(r[ax]))}
-        mine = cells[(cells["variant"] == r["variant"])]
-        for ax, value in point.items():
-            mine = mine[mine[ax] == value]
-        diff = "—" if math.isnan(r["diff"]) else (f"{scale * r['diff']:+.2f}" + ("" if math.isnan(r["diff_fw_low"]) else
-                                                   f" [{scale * r['diff_fw_low']:+.2f}, {scale * r['diff_fw_high']:+.2f}]"))
-        p = "—" if math.isnan(r["p_bonferroni"]) else (f"{r['p_bonferroni']:.2g}" if r["p_bonferroni"] >= 1e-4 else "<1e-4")
-        better = "—" if math.isnan(r["p_better"]) else f"{r['p_better']:.2f}"
-        rows.append([str(r["variant"]), ", ".join(f"{k}={_num(v)}" for k, v in point.items()) or "—", str(r["n"]),
-                     num(r[a.metric]) + ("" if math.isnan(r[f"{a.metric}_ci95"]) else f" ± {num(r[f'{a.metric}_ci95'])}"),
-                     diff, p, better, "—" if math.isnan(r["detectable_diff"]) else f"{scale * r['detectable_diff']:.2f}",
-                     str(r["verdict"]), ", ".join(f"{v} {k}" for k, v in Counter(mine["status"].astype(str)).items())])
-    keep = range(len(head)) if effects["diff"].notna().any() else [0, 1, 2, 3, 9]  # nothing against the reference
-    table = Table(*[Column(head[i], no_wrap=i == 0) for i in keep],
-                  caption=(f"Δ: paired by seed against {study.reference}; " if not a.compare else "")
-                  + f"{found.m} comparison{'s' if found.m != 1 else ''} in one family: a verdict reads its family-wise "
-                    f"({level}) interval; rows in study order (the report sorts them by effect)")
+    snap, f = v.snapshot, v.findings
+    counts = Counter(str(p.status) for p in snap.places)
+    chance = sum(1 for p in snap.places if p.at_chance)
+    console.print(f"{snap.name}: {len(snap.places)} {'cells' if directory else 'runs'} — "
+                  + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+                  + (f" ({chance} of them at chance)" if chance else "")
+                  + (f"; {human_bytes(disk_usage(directory))} on disk in {directory}" if directory else ""),
+                  soft_wrap=True)
+    head, rows = text.effects_text(v, terminal=True)
+    n = f.m
+    table = Table(*[Column(h, no_wrap=i == 0) for i, h in enumerate(head)],
+                  caption=(f"Δ: paired by seed against {snap.reference}; " if not f.analysis.compare else "")
+                  + f"{n} comparison{'s' if n != 1 else ''} in one family: a verdict reads its interval at the family's "
+                    f"level ({100 * f.level:.4g} %); rows in study order (the report sorts them by effect)")
     for row in rows:
-        table.add_row(*[row[i] for i in keep])
+        table.add_row(*row)
     console.print(table)
-    if found.declared:
-        comp = Table(*comparison_head(found, terse=True), title="comparisons (the report adds unadjusted intervals and ρ)")
-        for row in comparison_rows(found, terse=True):
+    if f.declared:
+        head, rows = text.comparisons_text(v, terminal=True)
+        comp = Table(*head, title="comparisons (the report adds unadjusted intervals, p-values and ρ)")
+        for row in rows:
             comp.add_row(*row)
         console.print(comp)
-    from .report.build import noise_tables
-    from .report.variance import noise
-
-    for title, note, cols, body in noise_tables(noise(study, found), a.percent):
+    for line in text.reasons(f):
+        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+    for title, note, cols, body in text.noise_tables(noise(f), v.percent):
         t = Table(*[Column(c, no_wrap=i == 0) for i, c in enumerate(cols)], title=title.lower(), caption=note)
         for row in body:
             t.add_row(*row)
         console.print(t)
-    from .machine import mixed_note
-
-    from .report.analysis import adaptive_line, looks_line
-
-    if line := adaptive_line(results.adaptive()):
+    if line := text.adaptive_line(snap.adaptive):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
-    from .study.current import outside_note
-
-    if line := outside_note(directory, study):
-        err_console.print(f"petri: note: {line}", markup=False, highlight=False, soft_wrap=True)
-    if line := looks_line(results._load()[1], study):
+    if snap.outside:
+        err_console.print(f"petri: note: {snap.outside}", markup=False, highlight=False, soft_wrap=True)
+    if line := text.looks_line(snap):
         err_console.print(f"petri: warning: {line}", markup=False, highlight=False, soft_wrap=True)
-    mixed = mixed_note(results.epochs().drop_duplicates(["hash", "epoch"]).to_dict("records"))
-    for w in [*study.warnings, *([mixed] if mixed else [])]:
+    mixed = mixed_note([e for p in {p.hash: p for p in snap.places}.values() for e in p.epochs])
+    for w in [*snap.warnings, *([mixed] if mixed else [])]:
         err_console.print(f"petri: warning: {w}", markup=False, highlight=False, soft_wrap=True)
 
 
@@ -437,23 +417,60 @@ def plan_cmd(directory: Path = typer.Argument(..., help="study directory (holdin
     try:
         if not detect > 0 or math.isinf(detect):
             raise SpecError(f"--detect: must be a positive number (got {detect})")
-        results = open_study(directory)
-        study, found = results._findings()
-        scale = 100 if found.analysis.percent else 1
-        frame = results.comparisons(detect=detect / scale)
+        v = open_study(directory).view()
     except PetriError as e:
         fail(e)
-    unit = "pp" if found.analysis.percent else found.analysis.metric
+    f, scale, unit = v.findings, v.context.scale, v.context.unit
+    a = f.analysis
+    looks = f" over {a.looks} possible looks (an adaptive study: each look is tested at this level)" if a.looks > 1 else ""
+    crossed = any(c.crossed for c in f.family)
     table = Table("comparison", "at", "n", f"paired sd ({unit})", "ρ", "unpaired would need", f"detectable Δ now ({unit})",
-                  f"seeds to detect {detect:g} {unit}",
-                  caption=f"80 % power, two-sided, at the family's level (α = 0.05 over {found.m} comparisons)")
-    for _, r in frame.iterrows():
-        def f(x, fmt):
-            return "—" if math.isnan(x) else fmt.format(x)
-        table.add_row(f"{r['a']} − {r['b']}", str(r["at"]) or "—", str(r["n"]), f(scale * r["sd"], "{:.3f}"),
-                      f(r["rho"], "{:.2f}"), f(r["pairing_gain"], "×{:.1f} the seeds"),
-                      f(scale * r["detectable_diff"], "{:.2f}"), f(r["seeds_needed"], "{:.0f}"))
+                  f"seeds{' per source' if crossed else ''} to detect {detect:g} {unit}",
+                  caption=f"80 % power (noncentral t), two-sided, at the verdicts' level α' = 0.05 / {f.m * a.looks} "
+                          f"= {0.05 / (f.m * a.looks):.3g} ({f.m} comparison{'s' if f.m != 1 else ''}{looks})")
+    for c in f.family:
+        from .analysis.family import pairing_gain
+        from .analysis.columns import number
+
+        gain = pairing_gain(c.rho)
+        table.add_row(c.label, c.at or "—", str(c.n), number(scale * c.sd, "{:.3f}"), number(c.rho, "{:.2f}"),
+                      number(gain, "×{:.1f} the seeds"), number(scale * c.detectable),
+                      number(c.seeds_needed(detect / scale), "{:.0f}"))
     console.print(table)
+    pilot = min((c.n for c in f.family if c.n), default=0)
+    if 0 < pilot < 5 and not crossed:
+        err_console.print(f"petri: warning: a pilot of {pilot} seed{'s' if pilot != 1 else ''}: its standard deviation "
+                          "is unstable (with 4 seeds, a 95 % interval for it spans 0.57× to 3.7×), so these counts are "
+                          "rough; plan again with 5 or more", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("analyse")
+def analyse_cmd(
+    table: Path = typer.Argument(..., help="a CSV or Parquet file, one row per run: variant, seed (or seed_<source> "
+                                "columns), metrics, optionally status and sweep axes"),
+    metric: str = typer.Option("test_acc", "--metric", help="the column compared"),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="the reference variant (default: the first)"),
+    compare: Optional[list[str]] = typer.Option(None, "--compare", help='a comparison "A - B" (repeatable)'),
+    margin: Optional[float] = typer.Option(None, "--margin", help="smallest difference that matters (pp for accuracies)"),
+    failed: str = typer.Option("withhold", "--failed", help="diverged runs: withhold (no verdict) or chance"),
+    axis: Optional[list[str]] = typer.Option(None, "--axis", help="a sweep axis column (repeatable)"),
+    test_size: Optional[int] = typer.Option(None, "--test-size", help="test images behind an accuracy"),
+    classes: Optional[int] = typer.Option(None, "--classes", help="classes (a constant guess scores 1 / classes)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="a TOML file with [analysis] and these options"),
+    report: Optional[Path] = typer.Option(None, "--report", help="also write a report into this folder"),
+):
+    """petri's comparisons, verdicts, noise decomposition and report for runs made with other tools."""
+    from .analysis.external import describe
+    from .api import analyse
+
+    try:
+        results = analyse(table, metric, baseline, compare, margin, failed, axis, test_size, classes, config)
+        console.print(describe(results.snapshot()), markup=False, highlight=False, soft_wrap=True)
+        _print_view(results.view(), None)
+        if report is not None:
+            console.print(f"report: {results.report(report)}")
+    except PetriError as e:
+        fail(e)
 
 
 @app.command("report")
@@ -467,10 +484,6 @@ def report_cmd(directory: Path = typer.Argument(..., help="study directory (hold
     except PetriError as e:
         fail(e)
 
-
-def _num(v):
-    """A sweep value as the study wrote it: 128, not 128.0 (axes are float columns when mixed with NaN)."""
-    return int(v) if isinstance(v, float) and v.is_integer() and abs(v) >= 1 else v
 
 
 def _json(text: str, option: str):

@@ -85,17 +85,20 @@ def test_dataframes_have_documented_typed_columns(results):
     assert list(epochs.columns) == ["variant", "lr", "row", "seed", "epoch", "train_loss", "train_acc", "val_loss",
                                     "val_acc", "test_loss", "test_acc", "train_eval_loss", "train_eval_acc",
                                     "learning_rate", "images_per_s", "seconds", "pack_size", "machine", "hash", "swept"]
-    assert list(cells.columns[-5:]) == ["gap", "ece", "seconds", "hash", "swept"]
+    assert list(cells.columns[-4:]) == ["class_acc:9", "seconds", "hash", "swept"]  # every recorded metric a column
+    assert list(cells.columns[cells.columns.get_loc("gap"):][:3]) == ["gap", "ece", "class_acc:0"]
     assert (cells["gap"] == cells["train_eval_acc"] - cells["test_acc"]).all() and (cells["ece"] > 0).all()
     confusion = results.confusion("inverted")
     assert confusion.shape == (10, 10) and confusion.values.sum() == 3 * 500  # 3 seeds × the 500 test images
     assert np.trace(confusion.values) == round(cells.loc[cells["variant"] == "inverted", "test_acc"].sum() * 500)
     assert epochs["machine"].dtype == "category" and set(epochs["machine"]) == {petri.machine.machine()}
     effects = results.effects()
-    assert list(effects.columns) == ["variant", "lr", "row", "n", "test_acc", "test_acc_ci95", "diff", "diff_fw_low",
-                                     "diff_fw_high", "diff_ci95_low", "diff_ci95_high", "p_t", "p_wilcoxon", "p_holm",
-                                     "p_bonferroni", "p_better", "p_better_low", "p_better_high", "detectable_diff",
-                                     "verdict", "reference", "swept"]
+    assert list(effects.columns) == [
+        "variant", "lr", "row", "n", "cells", "test_acc", "test_acc_ci95", "best_test_acc", "test_loss", "epochs",
+        "diverged", "at_chance", "missing", "diff", "diff_fw_low", "diff_fw_high", "diff_eq_low", "diff_eq_high",
+        "diff_ci95_low", "diff_ci95_high", "p_t", "p_wilcoxon", "p_signflip", "p_holm", "p_bonferroni", "p_tost",
+        "p_better", "p_better_low", "p_better_high", "detectable_diff", "se", "df", "method", "verdict", "reason",
+        "reference", "swept"]
     assert len(effects) == 6 and effects.loc[0, "verdict"] == "baseline"
     inv = effects[effects["variant"] == "inverted"].iloc[0]
     assert inv["diff"] < 0 and inv["diff_ci95_low"] < inv["diff"] < inv["diff_ci95_high"] and 0 < inv["p_holm"] <= 1
@@ -108,15 +111,12 @@ def test_effects_are_the_reports_numbers(results):
     index = results.report()
     report = pd.read_csv(index.parent / "variants.csv")
     effects = results.effects()
-    for _, r in report.iterrows():
-        e = effects[(effects["variant"] == r["variant"])]
-        point = eval(r["point"]) if isinstance(r["point"], str) else {}  # noqa: S307 - JSON of numbers
-        for k, v in point.items():
-            e = e[e[k] == v]
-        assert len(e) == 1
-        assert e.iloc[0]["test_acc"] == pytest.approx(r["test_acc"])  # one name per quantity, CSV and DataFrame
-        if r["verdict"] != "baseline":
-            assert e.iloc[0]["diff"] == pytest.approx(r["diff"]) and e.iloc[0]["verdict"] == r["verdict"]
+    assert list(report.columns) == list(effects.columns)  # one declaration: the CSV is the DataFrame
+    for col in ("test_acc", "test_acc_ci95", "diff", "diff_fw_low", "p_bonferroni", "detectable_diff"):
+        np.testing.assert_allclose(report[col], effects[col], rtol=1e-12)
+    assert report["verdict"].tolist() == effects["verdict"].astype(str).tolist()
+    comparisons = pd.read_csv(index.parent / "comparisons.csv")
+    assert list(comparisons.columns) == list(results.comparisons().columns)
 
 
 def test_running_again_trains_nothing_and_open_study_reads_it(results):

@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 from petri.cli import app
 from petri.errors import SpecError
 from petri.report.build import build_report
-from petri.study.current import load_current
+from petri.analysis.findings import findings
+from petri.analysis.records import load
 from petri.study.runner import run_study
 from petri.study.spec import parse_study
 
@@ -58,8 +59,8 @@ def test_a_grid_point_equal_to_the_baseline_is_trained_once_and_shown_in_both_pl
     assert len(study.cells) == 30 and len({c.hash for c in study.cells}) == 27
     db = sqlite3.connect(out / "petri.sqlite")
     assert db.execute("SELECT COUNT(*) FROM cells").fetchone()[0] == 27  # trained once
-    _, _, places, _ = load_current(out)
-    assert len(places) == 30 and {p["status"] for p in places} == {"done"}
+    places = load(out).places
+    assert len(places) == 30 and {str(p.status) for p in places} == {"done"}
     r = runner.invoke(app, ["show", str(out)], env={"COLUMNS": "250"})
     assert r.exit_code == 0 and "grid: 30 cells — 30 done" in r.output
     grid_rows = [line for line in r.output.splitlines() if line.startswith("│ grid")]
@@ -71,16 +72,13 @@ def test_a_grid_point_equal_to_the_baseline_is_trained_once_and_shown_in_both_pl
     assert points[:3] == ["lr=0.01, batch_size=32", "lr=0.01, batch_size=128", "lr=0.01, batch_size=512"]
     md = (build_report(out).parent / "report.md").read_text()
     base = next(line for line in md.splitlines() if line.startswith("| base |"))
-    assert base.split("|")[6].strip() == "2.0"  # its epochs counted once, though it fills two places
+    assert base.split("|")[6].strip() == "2"  # its epochs counted once, though it fills two places
 
 
 def test_heatmap_has_no_hole_numeric_order_and_the_dry_run_counts(grid, tmp_path):
     out, study = grid
     from petri.report import figures
-    from petri.report.analysis import summarize
-
-    _, _, places, epochs = load_current(out)
-    rows = summarize(places, epochs, study.baseline)
+    rows = findings(load(out)).rows
     fig = figures.heatmaps(rows, "grid", ("lr", "batch_size"))
     left = fig.axes[0]
     data = left.images[0].get_array()
@@ -109,10 +107,7 @@ def test_comparisons_inside_a_sweep(tmp_path):
     assert study.reference == "'grid' at lr=0.1, batch_size=128"
     out = tmp_path / "o"
     run_study(study, out)
-    _, _, places, epochs = load_current(out)
-    from petri.report.analysis import summarize
-
-    rows = summarize(places, epochs, study.baseline, study.baseline_point)
+    rows = findings(load(out)).rows
     ref = [r for r in rows if r.verdict == "baseline"]
     assert len(ref) == 1 and ref[0].point == {"lr": 0.1, "batch_size": 128}
     assert sum(1 for r in rows if r.effect) == 8  # the other 8 grid points; base holds the reference's cells
@@ -175,9 +170,11 @@ def test_report_figures_in_percent_clipped_and_all_linked(grid):
     assert json.loads(recipe)["recipe"]["schedule"] == {"name": "constant"}  # its own fields (it has none)
     from petri.report import figures
 
-    _, _, places, epochs = load_current(out)
-    labels = {p["place"]: p["variant"] for p in places}
-    fig = figures.curves(epochs, labels, ["base", "grid"])
+    from petri.report.build import _epoch_dicts
+
+    places = load(out).places
+    labels = {(p.key, p.seed): p.variant for p in places}
+    fig = figures.curves(_epoch_dicts(places), labels, ["base", "grid"])
     acc = fig.axes[2]
     assert "(%)" in acc.get_title()
     for coll in acc.collections:  # the bands
@@ -189,10 +186,7 @@ def test_report_figures_in_percent_clipped_and_all_linked(grid):
 def test_forest_plot_shows_each_seeds_difference(grid):
     out, study = grid
     from petri.report import figures
-    from petri.report.analysis import summarize
-
-    _, _, places, epochs = load_current(out)
-    rows = summarize(places, epochs, study.baseline)
+    rows = findings(load(out)).rows
     ref = next(r for r in rows if r.verdict == "baseline")
     fig = figures.forest([(r.label, r.effect) for r in rows if r.effect is not None and r is not ref], "Δ (pp)")
     ax = fig.axes[0]
@@ -208,10 +202,9 @@ def test_two_packs_alike_get_distinct_throughput_labels(tmp_path):
     text = GRID.format(extra="").split("[variants.grid]")[0] + '[variants.other]\ntreatments = ["invert"]\n'
     out = tmp_path / "o"
     run_study(parse_study(text), out, max_members=3)
-    from petri.report.build import _packs
+    from petri.report.facts import packs
 
-    study, runs, places, epochs = load_current(out)
-    labels = [label for label, _, _ in _packs(places, epochs, runs)]
+    labels = [label for label, _, _ in packs(load(out))]
     assert len(labels) == 2 and len(set(labels)) == 2
 
 
@@ -257,7 +250,7 @@ def test_sweep_figure_labels_the_swept_values_and_shows_both_markers():
     """The swept values are the tick labels (not 6×10⁻² on a log axis), test is drawn over train, and a
     train marker is hollow so a test point under it still shows."""
     from petri.report import figures
-    from petri.report.analysis import Row
+    from petri.analysis.findings import Row
 
     rows = [Row("sgd", {"lr": lr}, 3, 3, 0.9 + lr / 100, 0.01, 0.9, "test", 0.3, 2.0, {"done": 3},
                 {0: 0.9, 1: 0.91, 2: 0.92}) for lr in (0.05, 0.5, 2.0)]

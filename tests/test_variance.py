@@ -1,4 +1,4 @@
-"""Variance components of crossed random sources (report/variance.py), checked against statsmodels'
+"""Variance components of crossed random sources (analysis/variance.py), checked against statsmodels'
 MixedLM and against simulated designs whose components are known."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from petri.report.variance import balanced, components, pairing
+from petri.analysis.variance import balanced, components, pairing
 
 
 def _design(rng, sds: dict[str, float], levels: dict[str, int], resid: float) -> pd.DataFrame:

@@ -7,10 +7,10 @@ Each place of a crossed study (``study/crossing.py``) is one combination of its 
 
 (seeds as random factors; the residual takes every interaction between sources and everything no
 source explains). On the balanced crossing the variance components come from the ANOVA mean squares
-(statsmodels ``anova_lm``): E[MS_source] = s2_resid + c * s2_source, c = places per seed of that
-source, so s2_source = (MS_source - MS_resid) / c, clipped at zero; on balanced data these equal
-statsmodels' REML ``MixedLM`` estimates whenever those are positive (tests/test_variance.py checks
-it). Intervals: generalized confidence intervals (Weerahandi 1993): each E[MS] is drawn from its pivot
+(``design.mean_squares``, the numbers of statsmodels' ``anova_lm``): E[MS_source] = s2_resid + c *
+s2_source, c = places per seed of that source, so s2_source = (MS_source - MS_resid) / c, clipped at
+zero; on balanced data these equal statsmodels' REML ``MixedLM`` estimates whenever those are positive
+(tests/test_variance.py checks both). Intervals: generalized confidence intervals (Weerahandi 1993): each E[MS] is drawn from its pivot
 MS · df / chi2(df) (the mean squares are independent on a balanced design) and the components (and
 shares) recomputed, 95 % percentile; simulated coverage is near 95 % from 4 seeds per source.
 
@@ -25,7 +25,6 @@ takes off it.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 
@@ -74,17 +73,13 @@ def components(table, factors: list[str], value: str = "y", draws: int = DRAWS, 
     """Variance components of ``value`` over crossed random ``factors`` (columns of the DataFrame
     ``table``, one row per combination: a balanced crossing), with generalized intervals and shares.
     ``clip=False`` keeps negative estimates (unbiased; what covariances are computed from)."""
-    import statsmodels.formula.api as smf
-    from statsmodels.stats.anova import anova_lm
+    from .design import mean_squares
 
     n = len(table)
-    formula = f"Q('{value}') ~ " + " + ".join(f"C(Q('{f}'))" for f in factors)
-    with np.errstate(divide="ignore", invalid="ignore"):  # one source alone: no residual, no F test (unused)
-        anova = anova_lm(smf.ols(formula, data=table).fit(), typ=1)
-    terms = [(f, float(anova.loc[f"C(Q('{f}'))", "mean_sq"]), float(anova.loc[f"C(Q('{f}'))", "df"]),
-              n / table[f].nunique()) for f in factors]
-    df_e = float(anova.loc["Residual", "df"])
-    ms_e = float(anova.loc["Residual", "mean_sq"]) if df_e > 0 else 0.0  # one source alone: no residual left
+    codes = np.stack([table[f].astype("category").cat.codes.to_numpy(np.int64) for f in factors], axis=1)
+    t = mean_squares(table[value].to_numpy(float), codes, factors)
+    terms = [(f, ms, float(df), n / lv) for f, ms, df, lv in zip(factors, t.ms, t.df, t.levels)]
+    df_e, ms_e = float(t.df_resid), t.ms_resid
 
     def estimate(ms: np.ndarray, ms_res: np.ndarray) -> np.ndarray:  # [factors (+ residual), draws]
         comps = [(ms[i] - ms_res) / c for i, (_, _, _, c) in enumerate(terms)]
@@ -217,25 +212,18 @@ class Noise:
     metric: str
 
 
-def noise(study, f) -> Noise | None:
-    """The decomposition of a crossed study's findings (``analysis.Findings``); None for a study whose
+def noise(f) -> Noise | None:
+    """The decomposition of a crossed study's findings (``findings.Findings``); None for a study whose
     seeds are not crossed."""
-    from ..data import get_spec
-    from ..study.crossing import factor_seed, varied
-
-    factors = varied(study.crossing)
+    snap = f.snapshot
+    factors = list(snap.factors)
     if not factors:
         return None
-    places = {c.seed: {s: factor_seed(c.sources, s) for s in factors}
-              for c in study.cells if c.sources is not None}
+    places = snap.levels()
     metric = f.analysis.metric
-    n_test: dict[tuple, int | None] = {}
-    used: dict[tuple, list[str]] = {}  # a row's key -> the crossed sources its cells draw from
-    full = get_spec(study.data).n_test
-    for c in study.cells:
-        key = (c.variant, json.dumps(dict(c.point)))
-        n_test[key] = (c.recipe.test_size or full) if metric == "test_acc" else None
-        used[key] = [s for s in factors if s == "rest" or s in c.recipe.random_sources()]
+    uses = snap.uses()
+    used = {r.key: [s for s in factors if s in uses.get(r.key, ())] for r in f.rows}
+    n_test = {r.key: (r.places[0].n_test if metric == "test_acc" and r.places else None) for r in f.rows}
     rows = {r.key: r for r in f.rows}
     shared = [s for c in f.family if len(c.terms) == 2 and all(k in rows for k, _ in c.terms)
               and used[c.terms[0][0]] == used[c.terms[1][0]] for s in pairing(c, rows, places, used[c.terms[0][0]])]

@@ -34,10 +34,10 @@ def _subsets(directory, out: Path) -> list[Path]:
     """subsets.json: for each (variant, point) trained on part of a split (train_size, val_size,
     test_size), the indices of its images in the official splits: the same for every seed."""
     from ..data import get_spec
-    from ..study.current import load_current
+    from ..study.current import current_study
     from ..train.splits import subset_ids
 
-    study = load_current(directory)[0]
+    study = current_study(directory)
     spec, rows, seen = get_spec(study.data), [], set()
     for c in study.cells:
         r = c.recipe

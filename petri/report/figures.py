@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from .analysis import Row, point_key
+from ..analysis.findings import Row, point_key
 from .stats import t_interval
 
 

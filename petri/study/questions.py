@@ -6,6 +6,8 @@ compare = ["bn - plain"]            # "A - B": A against B at every sweep point 
 metric = "test_acc"                 # the per-cell number compared: its final epoch's value (or "gap",
                                     # "ece", "class_acc:3", a registered metric: petri.train.metrics)
 margin = 0.5                        # smallest difference that matters (pp for accuracies): equivalence
+failed = "withhold"                 # a comparison with a diverged cell gets no verdict; "chance": the
+                                    # diverged cell counts at chance accuracy (accuracies only)
 # compare = [{ compare = "bn - plain", margin = 0.2 }]   # a margin for one comparison
 ```
 
@@ -20,7 +22,8 @@ from ..errors import SpecError
 from ..specs import echo
 from ..train.metrics import check_metric, is_fraction
 
-KEYS = {"compare", "metric", "margin"}
+KEYS = {"compare", "metric", "margin", "failed"}
+FAILED = ("withhold", "chance")
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class Analysis:
     metric: str = "test_acc"
     margin: float | None = None  # metric units
     looks: int = 1  # looks an adaptive study may take: the family's α is split over them
+    failed: str = "withhold"  # diverged cells: withhold the comparison's verdict, or count them at chance
 
     @property
     def percent(self) -> bool:
@@ -50,16 +54,25 @@ def _margin(v, where: str, percent: bool) -> float:
     return float(v) / 100 if percent else float(v)
 
 
-def parse_analysis(raw, variants: dict, where: str, n_classes: int = 10) -> Analysis:
+def parse_analysis(raw, variants: dict, where: str, n_classes: int = 10, metric_ok=None) -> Analysis:
+    """``metric_ok``: how a metric name is checked (default: petri's metrics; a table of runs: its columns)."""
     if raw is None:
         return Analysis()
     where = f"{where}: analysis"
     if not isinstance(raw, dict):
-        raise SpecError(f"{where}: must be a table with compare, metric, margin")
+        raise SpecError(f"{where}: must be a table with compare, metric, margin, failed")
     unknown = set(raw) - KEYS
     if unknown:
         raise SpecError(f"{where}: unknown field {echo(sorted(unknown)[0])}; allowed: {', '.join(sorted(KEYS))}")
-    out = Analysis(metric=check_metric(raw.get("metric", "test_acc"), n_classes, f"{where}.metric"))
+    check = metric_ok or (lambda name, w: check_metric(name, n_classes, w))
+    out = Analysis(metric=check(raw.get("metric", "test_acc"), f"{where}.metric"))
+    failed = raw.get("failed", "withhold")
+    if failed not in FAILED:
+        raise SpecError(f"{where}.failed: {echo(failed)} is not allowed; allowed: {', '.join(FAILED)}")
+    if failed == "chance" and not (out.metric.endswith("_acc") or out.metric.startswith("class_acc:")):
+        raise SpecError(f"{where}.failed: \"chance\" counts a diverged cell at chance accuracy, so the metric must be "
+                        f"an accuracy (it is {out.metric!r}); use \"withhold\"")
+    out.failed = failed
     if "margin" in raw:
         out.margin = _margin(raw["margin"], f"{where}.margin", out.percent)
     items = raw.get("compare", [])

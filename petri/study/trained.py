@@ -17,14 +17,14 @@ from ..data import get_spec
 from ..models.compile import by_name
 from ..errors import SpecError, StoreError
 from . import cellstore
-from .current import load_current
+from .current import current_study
 from .spec import Cell
 
 
 def find_cell(directory: str | Path, variant: str, seed: int, point: dict | None = None) -> Cell:
     """The study's cell (as last run) for ``variant``, ``seed`` and sweep ``point``; one-line errors
     list what exists."""
-    study, _, _, _ = load_current(directory)
+    study = current_study(directory)
     matches = [c for c in study.cells if c.variant == variant and c.seed == seed]
     if not matches:
         variants = sorted({c.variant for c in study.cells})

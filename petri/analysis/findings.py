@@ -1,4 +1,5 @@
-"""From ledger rows to the numbers a report shows: per-variant summaries and paired effects."""
+"""From a snapshot's places to the numbers every table shows: per-(variant, point) rows and the study's
+family of comparisons (``family.py``), tested from the design (``design.py``)."""
 
 from __future__ import annotations
 
@@ -7,36 +8,37 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..study.questions import Analysis
-from ..train.metrics import higher_is_better, metric_value
-from .family import ALPHA, Comparison, analyse
-from .stats import t_interval
-
-OK = ("done", "stopped-early")
+from ..train.metrics import higher_is_better, is_fraction
+from .design import Estimate
+from .family import ALPHA, Comparison, Design, analyse
+from .records import Place, Snapshot, Status, cell_label, point_label
 
 
 @dataclass
 class Row:
-    """One (variant, sweep point): its seeds' final numbers and, unless it is the reference, its
+    """One (variant, sweep point): its places' final numbers and, unless it is the reference, its
     comparison with the reference (a member of the study's family)."""
 
     variant: str
     point: dict
     cells: int
-    n: int  # seeds with a finished result
-    mean: float  # of the analysed metric (test accuracy unless the study's [analysis] names another)
-    half_width: float
+    n: int  # places with a final value of the analysed metric
+    mean: float  # of the analysed metric
+    half_width: float  # of its 95 % interval under the design's model
     best: float  # test accuracy at the best epoch (by validation accuracy if there is one, else by test), mean
     best_on: str  # "val" or "test": what chose the best epoch (on test it is optimistic: never used in verdicts)
     final_loss: float
     epochs: float  # epochs run, mean over seeds
     status: dict[str, int]  # cells per status
-    by_seed: dict[int, float] = field(default_factory=dict)  # the analysed metric's final value per seed
+    by_seed: dict[int, float] = field(default_factory=dict)  # the analysed metric's final value per place
     hashes: frozenset = frozenset()  # its cells (two places may hold the same ones)
     effect: Comparison | None = None
     verdict: str = ""
     val: float = math.nan  # mean final validation accuracy (what "best" points are chosen on)
     on_test: bool = False  # its cells chose their stopping epoch on the test set: kept out of verdicts
+    at_chance: int = 0  # finished cells whose test accuracy is no better than a constant guess
+    est: Estimate | None = None
+    places: list[Place] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -52,18 +54,20 @@ class Row:
 
     @property
     def missing(self) -> int:
-        """Cells without a final result: pending, running or failed."""
-        return sum(v for k, v in self.status.items() if k not in OK + ("diverged",))
+        """Cells without a final result: pending, running, interrupted or failed."""
+        return sum(v for k, v in self.status.items() if k not in ("done", "stopped-early", "diverged"))
 
 
 @dataclass
 class Findings:
     """Everything a report, ``petri show`` and the API say about a study's numbers."""
 
+    snapshot: Snapshot
     rows: list[Row]
     family: list[Comparison]  # every comparison of the study, tested as one family
     m: int  # the family's size (comparisons with a test)
-    analysis: Analysis
+    analysis: object  # study.questions.Analysis
+    design: Design = field(default_factory=Design)
 
     @property
     def level(self) -> float:
@@ -75,91 +79,67 @@ class Findings:
         """The comparisons beyond "each against the reference": declared ones, crossed designs."""
         return [c for c in self.family if c.kind != "vs reference"]
 
-
-def prior_looks(runs: list[dict], seeds: list[int]) -> int:
-    """Earlier runs of a fixed-size study that had results on another set of seeds: each was a look at
-    its verdicts (seeds added by hand after a finished run). Runs from before seeds were recorded are
-    not counted."""
-    sets = {r["seeds"] for r in runs if r.get("seeds") and r["status"] == "done"}
-    return len(sets - {json.dumps(seeds)})
+    @property
+    def reference(self) -> Row | None:
+        return next((r for r in self.rows if r.verdict == "baseline"), None)
 
 
-def looks_line(runs: list[dict], study) -> str | None:
-    n = 0 if study.adaptive else prior_looks(runs, study.seeds)
-    if not n:
-        return None
-    return (f"These verdicts were computed before on other seeds ({n} earlier run{'s' if n != 1 else ''} with "
-            "results): a fixed-size test does not cover repeated looks, so verdicts reached by adding seeds until "
-            "they appear are optimistic; adaptive seeds (seeds = { min, max }) is the way to look after every round.")
+def findings(snap: Snapshot, analysis=None) -> Findings:
+    """The rows and the family of ``snap`` (``analysis``: the study's [analysis], or another question).
+    Rows are compared with the reference (the baseline variant, at its reference point in a sweep: a
+    point's values, or "best": its point with the highest mean validation accuracy); with the
+    comparisons the study declares; and simple effects and interactions where variants and a sweep
+    cross: one family."""
+    from ..study.questions import Analysis
 
-
-def adaptive_line(state: dict | None) -> str | None:
-    """One sentence on an adaptive study's looks and why it stopped (or that it has not yet)."""
-    if not state or not state.get("looks"):
-        return None
-    looks = state["looks"]
-    seen = ", ".join(f"{lk['seeds']} ({lk['undecided']} undecided)" for lk in looks)
-    end = f"stopped at {looks[-1]['seeds']} seeds: {state['stopped']}" if state.get("stopped") else "not stopped yet"
-    return f"Adaptive seeds, looked at after {len(looks)} round(s) with {seen}; {end}."
-
-
-def point_label(point: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in point.items())
-
-
-def cell_label(variant: str, point: dict) -> str:
-    return variant + (f" ({point_label(point)})" if point else "")
-
-
-def summarize(cells: list[dict], epochs: list[dict], baseline: str, baseline_point: dict | str | None = None,
-              analysis: Analysis | None = None) -> list[Row]:
-    """The per-(variant, point) rows of ``findings``."""
-    return findings(cells, epochs, baseline, baseline_point, analysis).rows
-
-
-def findings(cells: list[dict], epochs: list[dict], baseline: str, baseline_point: dict | str | None = None,
-             analysis: Analysis | None = None) -> Findings:
-    """cells: the study's places (``study.current.load_current``); epochs: their epoch rows.
-    Rows are compared with the reference (the baseline variant, at ``baseline_point`` if it is a sweep:
-    a point's values, or "best": its point with the highest mean); with the comparisons the study
-    declares, and simple effects and interactions where variants and a sweep cross: one family."""
-    analysis = analysis or Analysis()
+    analysis = analysis or snap.analysis or Analysis()
     metric = analysis.metric
-    by_cell: dict[str, list[dict]] = {}
-    for e in {(e["cell_hash"], e["epoch"]): e for e in epochs}.values():  # a cell's epochs once, however many places
-        by_cell.setdefault(e["cell_hash"], []).append(e)
-    groups: dict[tuple, list[dict]] = {}
-    for c in cells:
-        groups.setdefault((c["variant"], c["point"]), []).append(c)
-    rows = []
-    for (variant, point), cs in groups.items():
+    chance = getattr(analysis, "failed", "withhold") == "chance"
+    groups: dict[tuple, list[Place]] = {}
+    for p in snap.places:
+        groups.setdefault(p.key, []).append(p)
+    design = Design(snap.levels(), snap.uses(), list(snap.factors),
+                    {k: 1 / ps[0].n_test for k, ps in groups.items() if ps[0].n_test and _counts_images(metric)})
+    rows, failed, at_chance = [], {}, {}
+    for key, ps in groups.items():
         finals, bests, losses, lens, by_seed, vals = [], [], [], [], {}, []
-        for c in cs:
-            es = sorted(by_cell.get(c["hash"], []), key=lambda e: e["epoch"])
-            value = metric_value(metric, es[-1], json.loads(c["final"]) if c.get("final") else None) if es else None
-            if c["status"] in OK and value is not None:
-                finals.append(value)
+        for p in ps:
+            value = p.value(metric)
+            if p.status is Status.DIVERGED and chance and p.chance() is not None:
+                by_seed[p.seed] = p.chance()  # a diverged cell counts as a constant guess
+                continue
+            if not p.status.finished or value is None:
+                continue
+            finals.append(value)
+            by_seed[p.seed] = value
+            es = p.epochs
+            if es:
                 on_val = es[-1]["val_acc"] is not None
                 bests.append(max(es, key=lambda e: e["val_acc"] if on_val else e["test_acc"])["test_acc"])
                 losses.append(es[-1]["test_loss"])
                 lens.append(len(es))
-                by_seed[c["seed"]] = value
-                if es[-1]["val_acc"] is not None:
+                if on_val:
                     vals.append(es[-1]["val_acc"])
-        mean, hw = t_interval(finals)
-        on = "val" if any(e["val_acc"] is not None for c in cs for e in by_cell.get(c["hash"], [])[:1]) else "test"
-        rows.append(Row(variant, json.loads(point), len(cs), len(finals), mean, hw, _mean(bests), on,
-                        _mean(losses), _mean(lens), dict(Counter(c["status"] for c in cs)), by_seed,
-                        frozenset(c["hash"] for c in cs), val=_mean(vals), on_test=any(_on_test(c) for c in cs)))
+        est = design.estimate(by_seed, [key])
+        hw = est.half_width(0.95) if est.n >= 2 else math.nan
+        on = "val" if any(p.epochs and p.epochs[0]["val_acc"] is not None for p in ps) else "test"
+        status = dict(Counter(str(p.status) for p in ps))
+        failed[key] = 0 if chance else status.get("diverged", 0)
+        at_chance[key] = sum(1 for p in ps if p.at_chance)
+        rows.append(Row(ps[0].variant, dict(ps[0].point), len(ps), len(by_seed), est.mean, hw, _mean(bests), on,
+                        _mean(losses), _mean(lens), status, by_seed, frozenset(p.hash for p in ps),
+                        val=_mean(vals), on_test=any(p.on_test for p in ps), at_chance=at_chance[key], est=est,
+                        places=ps))
     variants = list(dict.fromkeys(r.variant for r in rows))  # as the study lists them; points as numbers
     rows.sort(key=lambda r: (variants.index(r.variant), [point_key(v) for v in r.point.values()]))
-    base = reference(rows, baseline, baseline_point)
+    base = reference(rows, snap.baseline, snap.baseline_point)
     family = _family(rows, base, analysis)
     tainted = {r.key for r in rows if r.on_test}  # selected on test data: never in a verdict
     family = [c for c in family if not any(k in tainted for k, _ in c.terms)]
     for c in family:
         c.higher_better = higher_is_better(metric)
-    m = analyse(family, {r.key: r.by_seed for r in rows}, ALPHA, analysis.looks)
+    m = analyse(family, {r.key: r.by_seed for r in rows}, ALPHA, analysis.looks, design=design, failed=failed,
+                chance=at_chance, withhold_failed=not chance)
     for r in rows:
         if base is not None and r is not base and r.hashes == base.hashes:
             r.verdict = "same cells as the reference"  # a grid point equal to the baseline: nothing to test
@@ -167,9 +147,14 @@ def findings(cells: list[dict], epochs: list[dict], baseline: str, baseline_poin
             r.effect, r.verdict = None, "stopped on test data: not compared"
         elif r.effect is not None:
             r.verdict = r.effect.verdict
-    if base is not None and not analysis.compare:  # (declared comparisons: nothing is against the reference)
+    if base is not None:
         base.verdict = "baseline"
-    return Findings(rows, family, m, analysis)
+    return Findings(snap, rows, family, m, analysis, design)
+
+
+def _counts_images(metric: str) -> bool:
+    """An accuracy on the test set moves in steps of one test image."""
+    return metric == "test_acc"
 
 
 def point_key(v):
@@ -177,7 +162,7 @@ def point_key(v):
     return (0, float(v), "") if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, 0.0, str(v))
 
 
-def reference(rows: list[Row], baseline: str, point: dict | str | None) -> Row | None:
+def reference(rows: list[Row], baseline: str | None, point: dict | str | None) -> Row | None:
     """The row every other is compared with; None when there is none (a swept baseline, no point)."""
     base = [r for r in rows if r.variant == baseline]
     if point == "best":  # on validation accuracy: the test set chooses nothing that it then judges
@@ -188,20 +173,11 @@ def reference(rows: list[Row], baseline: str, point: dict | str | None) -> Row |
     return base[0] if len(base) == 1 else None
 
 
-def _on_test(place: dict) -> bool:
-    """Whether a cell's early stopping monitored a test metric (early_stopping.on_test)."""
-    try:
-        es = json.loads(place.get("config") or "{}").get("recipe", {}).get("early_stopping") or {}
-    except (TypeError, ValueError):
-        return False
-    return bool(es.get("on_test"))
-
-
 def _mean(xs):
     return sum(xs) / len(xs) if xs else math.nan
 
 
-def _family(rows: list[Row], base: Row | None, analysis: Analysis) -> list[Comparison]:
+def _family(rows: list[Row], base: Row | None, analysis) -> list[Comparison]:
     """Each row against the reference (without declared comparisons), then each declared "A - B" (or,
     without any, each variant crossing the baseline's sweep against it): A against B at every point
     they share, each side's sweep effect at each point against the first, and the interaction as a
@@ -259,22 +235,5 @@ def sweep_axes(rows: list[Row], variant: str) -> list[str]:
     return list(pts[0]) if pts else []
 
 
-def fmt_acc(mean: float, hw: float) -> str:
-    """A mean accuracy with its 95 % half-width, in percent: "96.21 ± 0.28"."""
-    if math.isnan(mean):
-        return "—"
-    return f"{100 * mean:.2f}" + ("" if math.isnan(hw) else f" ± {100 * hw:.2f}")
-
-
-def fmt_effect(e: Comparison | None, scale: float = 100, family_wise: bool = True) -> str:
-    """A difference with its (family-wise) interval, in percentage points for accuracies: "-4.98 [-5.31, -4.65]"."""
-    if e is None or math.isnan(e.mean):
-        return "—"
-    lo, hi = (e.lo_fw, e.hi_fw) if family_wise else (e.lo, e.hi)
-    if math.isnan(lo):
-        return f"{scale * e.mean:+.2f}"
-    return f"{scale * e.mean:+.2f} [{scale * lo:+.2f}, {scale * hi:+.2f}]"
-
-
-def fmt_p(p: float) -> str:
-    return "—" if p is None or math.isnan(p) else (f"{p:.2g}" if p >= 1e-4 else "<1e-4")
+def percent(analysis) -> bool:
+    return is_fraction(analysis.metric)
