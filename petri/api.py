@@ -699,7 +699,7 @@ def register_treatment(cls):
     can name it; returns the class (usable as a decorator). The contract is in docs/treatments.md;
     the source of the plugin file (or of the class) becomes part of every cell that uses it, so an
     edited treatment trains new cells instead of reusing old ones."""
-    from .models.plugin import _loading, _source_hash
+    from .plugins import code
     from .treatments import TREATMENTS
     from .treatments.base import Treatment
 
@@ -708,7 +708,7 @@ def register_treatment(cls):
     if "name" not in cls.model_fields or cls.model_fields["name"].is_required():
         raise SpecError(f"register_treatment: {cls.__name__} needs a name field with a default, e.g. "
                         "name: Literal[\"brightness\"] = \"brightness\"")
-    cls.code = _loading.get() or _source_hash(cls)
+    cls.code = code(cls)
     return TREATMENTS.register(cls)
 
 
