@@ -116,22 +116,30 @@ class Study:
 
 
 def recipe_from_dict(d: dict, where: str = "recipe") -> Recipe:
+    """A validated recipe; every wrong field of it (its model's, optimizer's and schedule's too) in one error."""
     if not isinstance(d, dict):
         raise SpecError(f"{where}: must be a table")
     if "model" not in d:
         raise SpecError(f"{where}.model: missing; a model such as {{ name = \"mlp\", hidden = [64] }} or a list of layers")
-    d = dict(d, model=parse_model(d["model"], f"{where}.model"))
-    if "optimizer" in d:
-        opt = d["optimizer"]
-        if isinstance(opt, dict) and "name" not in opt:  # { lr = 0.01 } tunes the default optimiser
-            opt = {"name": Recipe.model_fields["optimizer"].default.name, **opt}
-        d["optimizer"] = parse_optimizer(opt, f"{where}.optimizer")
-    if "schedule" in d:
-        d["schedule"] = parse_schedule(d["schedule"], f"{where}.schedule")
+    d, mistakes, said = dict(d), [], []
+    opt = d.get("optimizer")
+    if isinstance(opt, dict) and "name" not in opt:  # { lr = 0.01 } tunes the default optimiser
+        d["optimizer"] = {"name": Recipe.model_fields["optimizer"].default.name, **opt}
+    for key, parse in (("model", parse_model), ("optimizer", parse_optimizer), ("schedule", parse_schedule)):
+        if key in d:
+            try:
+                d[key] = parse(d[key], f"{where}.{key}")
+            except SpecError as e:  # said here; the rest of the recipe is still checked
+                mistakes += e.parts
+                said.append(f"{where}.{key}:")
+                del d[key]
     try:
-        return Recipe.model_validate(d, strict=True)
-    except ValidationError as e:
-        raise translate(e, where) from None
+        recipe = Recipe.model_validate(d, strict=True)
+    except ValidationError as e:  # (a model said above is "missing" here)
+        mistakes += [m for m in translate(e, where, Recipe).parts if not m.startswith(tuple(said))]
+    if mistakes:
+        raise SpecError(mistakes)
+    return recipe
 
 
 def _merge(base: dict, over: dict) -> dict:
