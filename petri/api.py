@@ -382,7 +382,8 @@ class Results:
         return build_report(self.directory, to)
 
     def export(self, fmt: str = "csv", to: str | Path | None = None) -> list[Path]:
-        """The ledger's cells and epochs as CSV, Parquet or JSON files (default: DIR/export)."""
+        """The ledger's cells and epochs as CSV, Parquet or JSON files (default: DIR/export); in CSV and
+        Parquet each sweep axis is a typed column after ``variant``, as in ``cells()``."""
         from .report.export import export
 
         return export(self.directory, fmt, to)
@@ -604,13 +605,13 @@ def catalog(name: str | None = None):
     "required" for a parameter without one)."""
     import pandas as pd
 
-    from .specs import describe_fields
+    from .specs import describe_fields, first_paragraph
 
     registries = _registries()
     if name is None:
         rows = [{"kind": kind, "name": n,
                  "parameters": ", ".join(p if d == "required" else f"{p}={d}" for p, _, d, _ in describe_fields(cls)),
-                 "about": getattr(cls, "about", "") or (cls.__doc__ or "").strip().split("\n")[0]}
+                 "about": getattr(cls, "about", "") or first_paragraph(cls.__doc__)}
                 for kind, reg in registries.items() for n, cls in reg.items()]
         return pd.DataFrame(rows, columns=["kind", "name", "parameters", "about"])
     found = [(kind, reg[name]) for kind, reg in registries.items() if name in reg]

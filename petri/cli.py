@@ -390,9 +390,10 @@ def _print_summary(directory: Path) -> None:
                      str(r["verdict"]), ", ".join(f"{v} {k}" for k, v in Counter(mine["status"].astype(str)).items())])
     keep = range(len(head)) if effects["diff"].notna().any() else [0, 1, 2, 3, 9]  # nothing against the reference
     table = Table(*[Column(head[i], no_wrap=i == 0) for i in keep],
-                  caption=(f"Δ: paired by seed against {study.reference}; " if not a.compare else "")
-                  + f"{found.m} comparison{'s' if found.m != 1 else ''} in one family: a verdict reads its family-wise "
-                    f"({level}) interval; rows in study order (the report sorts them by effect)")
+                  caption=((f"Δ: paired by seed against {study.reference}; " if not a.compare else "")
+                           + f"{found.m} comparison{'s' if found.m != 1 else ''} in one family: a verdict reads its "
+                             f"family-wise ({level}) interval; rows in study order (the report sorts them by effect)")
+                  if found.family else "nothing is compared; n: seeds, each mean with its 95 % t-interval over them")
     for row in rows:
         table.add_row(*[row[i] for i in keep])
     console.print(table)
@@ -446,7 +447,7 @@ def plan_cmd(directory: Path = typer.Argument(..., help="study directory (holdin
     unit = "pp" if found.analysis.percent else found.analysis.metric
     table = Table("comparison", "at", "n", f"paired sd ({unit})", "ρ", "unpaired would need", f"detectable Δ now ({unit})",
                   f"seeds to detect {detect:g} {unit}",
-                  caption=f"80 % power, two-sided, at the family's level (α = 0.05 over {found.m} comparisons)")
+                  caption=f"80 % power, two-sided, at the family's level (α = 0.05 over {found.m} comparison{'s' if found.m != 1 else ''})")
     for _, r in frame.iterrows():
         def f(x, fmt):
             return "—" if math.isnan(x) else fmt.format(x)

@@ -129,6 +129,44 @@ def test_html_renders_in_headless_chromium(study_dir, tmp_path):
         assert pic.shape[0] > 100 and pic.std() > 0.01
 
 
+def test_a_study_of_one_variant_reports_its_spread_not_comparisons(tmp_path):
+    """One variant (a noise study): no warning, no reference, no family boilerplate; the spread between seeds."""
+    one = STUDY.split("[variants.inverted]")[0].replace("epochs = 2", "epochs = 1")
+    (tmp_path / "s.toml").write_text(one)
+    runner = CliRunner()
+    r = runner.invoke(app, ["run", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 0 and "warning" not in r.stderr, r.stderr
+    assert "nothing is compared; n: seeds" in " ".join(r.stdout.split())
+    md = (tmp_path / "out" / "report" / "report.md").read_text()
+    table = md.split("\n| variant")[1].split("\n\n")[0]
+    assert table.split("\n")[0].endswith("| epochs | diverged | SD between seeds (pp) |")
+    cells = parse_study(one).cells
+    from petri.api import open_study
+
+    acc = open_study(tmp_path / "out").cells()["test_acc"]
+    assert table.splitlines()[-1].split(" | ")[-3:] == ["1", "0", f"{100 * acc.std():.2f} |"]  # epochs "1", not "1.0"
+    assert len(cells) == 3 and "Reference:" not in md and "family" not in md and "add a variant" not in md
+    assert "One variant: nothing is compared. n: its seeds" in md and "P(A beats B)" not in md
+
+
+def test_epochs_run_read_as_counts():
+    from petri.report.build import _epochs
+
+    assert [_epochs(x) for x in (3.0, 22 / 3, math.nan)] == ["3", "7.3", "—"]  # a mean over seeds: early stopping
+
+
+def test_one_comparison_is_one_comparison(tmp_path):
+    two = STUDY.split("[variants.noise]")[0].replace("epochs = 2", "epochs = 1")
+    (tmp_path / "s.toml").write_text(two)
+    runner = CliRunner()
+    r = runner.invoke(app, ["run", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.stderr
+    md = (tmp_path / "out" / "report" / "report.md").read_text()
+    assert "1 comparisons" not in md and "Bonferroni over the study's 1 comparison, the interval" in md
+    r = runner.invoke(app, ["plan", str(tmp_path / "out"), "--detect", "1"])
+    assert r.exit_code == 0 and "over 1 comparison)" in " ".join(r.stdout.split()), r.stdout
+
+
 def test_report_cli_and_broken_ledgers(study_dir, tmp_path):
     runner = CliRunner()
     r = runner.invoke(app, ["report", str(study_dir)])

@@ -37,6 +37,7 @@ from torch.func import functional_call, vmap
 
 from ..errors import SpecError
 from ..plugins import code as plugin_code
+from ..specs import first_paragraph
 from ..rng import derive_seed, seed_of
 from .base import MODELS, ModelSpec, Shape, SummaryRow
 from .network import ROW_ALIGN
@@ -178,7 +179,7 @@ def register_model(name: str, factory: Callable[..., nn.Module], about: str = ""
                        name=(Literal[name], name), **fields)
     cls.factory = staticmethod(factory)
     cls.code = code
-    cls.about = about or (inspect.getdoc(factory) or f"user module {factory.__qualname__}").split("\n")[0]
+    cls.about = about or first_paragraph(inspect.getdoc(factory)) or f"user module {factory.__qualname__}"
     globals()[cls.__name__] = cls  # picklable by reference once the plugin is loaded (Ray workers)
     MODELS.register(cls)
     return cls

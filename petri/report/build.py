@@ -84,8 +84,8 @@ def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
     a = found.analysis
     scale, unit = (100, "percentage points") if a.percent else (1, a.metric)
     what = f"final {a.metric.replace('_', ' ')}"
-    level = f"family-wise {100 * found.level:.4g} % interval (Bonferroni over the study's {found.m} comparisons, the " \
-            "interval the verdict reads)"
+    level = f"family-wise {100 * found.level:.4g} % interval (Bonferroni over the study's {found.m} " \
+            f"comparison{'s' if found.m != 1 else ''}, the interval the verdict reads)"
     colours = "Green: better (positive for an interaction), red: worse (negative), blue: equivalent (dashed: ±margin)."
     if ref is not None and any(r.effect for r in rows):
         add(figures.forest([(r.label, r.effect) for r in rows if r.effect is not None and r is not ref],
@@ -270,7 +270,23 @@ def _compared(found: Findings) -> bool:
 
 def _table_rows(found: Findings) -> list[list[str]]:
     rows = _all_rows(found)
-    return rows if _compared(found) else [r[:COMPARED] + r[-1:] for r in rows]
+    if _compared(found):
+        return rows
+    scale = 100 if found.analysis.percent else 1
+    return [r[:COMPARED] + [_sd(row, scale)] for r, row in zip(rows, found.rows)]
+
+
+def _sd(row, scale: float) -> str:
+    """The spread between a row's seeds (sample SD) where nothing is compared: what a noise study is about."""
+    import statistics
+
+    values = list(row.by_seed.values())
+    return f"{scale * statistics.stdev(values):.2f}" if len(values) > 1 else "—"
+
+
+def _reference(study, found: Findings) -> str:
+    """The header's "Reference: ..." where something is compared with it."""
+    return f"Reference: {study.reference}. " if found.family else ""
 
 
 def _all_rows(found: Findings) -> list[list[str]]:
@@ -280,11 +296,16 @@ def _all_rows(found: Findings) -> list[list[str]]:
         e = r.effect
         out.append([r.label, str(r.n), _num(r.mean, r.half_width, scale), _pct(r.best),
                      f"{r.final_loss:.4f}" if not math.isnan(r.final_loss) else "—",
-                     f"{r.epochs:.1f}" if not math.isnan(r.epochs) else "—", str(r.diverged),
+                     _epochs(r.epochs), str(r.diverged),
                      fmt_effect(e, scale), fmt_effect(e, scale, family_wise=False).partition(" ")[2] or "—",
                      fmt_p(e.p) if e else "—", fmt_p(e.p_wilcoxon) if e else "—", fmt_p(e.p_holm) if e else "—",
                      fmt_p(e.p_fw) if e else "—", _better(e), f"{scale * e.detectable:.2f}" if e else "—", r.verdict])
     return out
+
+
+def _epochs(mean: float) -> str:
+    """Epochs run, a mean over seeds: "3" when every seed ran 3, "7.3" when early stopping made them differ."""
+    return "—" if math.isnan(mean) else f"{mean:.0f}" if mean.is_integer() else f"{mean:.1f}"
 
 
 def _num(mean: float, hw: float, scale: float) -> str:
@@ -375,7 +396,7 @@ def head(found: Findings) -> list[str]:
     cols = ["variant", "n", f"{metric} (mean ± 95 % CI)", best, "final test loss", "epochs", "diverged",
             f"Δ ({unit}) [family-wise CI]", "95 % CI (unadjusted)", "p (paired t)", "p (Wilcoxon)", "p (Holm)",
             "p (Bonferroni)", "P(A beats B) [95 % CI]", f"detectable Δ ({unit}, 80 % power)", "verdict"]
-    return cols if _compared(found) else cols[:COMPARED] + cols[-1:]
+    return cols if _compared(found) else cols[:COMPARED] + [f"SD between seeds ({unit})"]
 
 
 def recipes(study) -> list[tuple[str, str, list[str]]]:
@@ -426,6 +447,9 @@ def table_notes(study, found: Findings) -> list[str]:
              f"family-wise interval ({level}, single-step Bonferroni: 95 % for all {m} at once), which excludes zero "
              "exactly when the Bonferroni p < 0.05, so an interval and its verdict never disagree. Holm's p (never "
              "larger) and the unadjusted 95 % interval are shown, labelled, for reference."]
+    if not found.family:  # one variant (a study of its noise), or a swept baseline without a reference point
+        notes = [f"Nothing is compared: {' '.join(study.warnings)}" if study.warnings else "One variant: nothing is "
+                 f"compared. n: its seeds; {what} as mean ± 95 % t-interval over them; SD: the spread between seeds."]
     if a.looks > 1:
         notes.append(f"Adaptive seeds: the study may look at its comparisons after each of {a.looks} rounds, so α is "
                      f"split over the looks too (Bonferroni α-spending: {level} intervals), which keeps looking after "
@@ -436,8 +460,6 @@ def table_notes(study, found: Findings) -> list[str]:
                      "unless its own is given) is 'equivalent' when its family-wise interval lies inside ±margin "
                      "(two one-sided tests, each at α/m), 'better' or 'worse' when it lies above or below zero, "
                      "else 'inconclusive'.")
-    if not found.family:
-        notes.append("Nothing is compared: " + (" ".join(study.warnings) or "the study has no reference."))
     if any(c.n == 2 for c in found.family):
         notes.append("Caution: a comparison on 2 seeds rests on a t with 1 degree of freedom (its interval is 12.7 "
                      "standard errors wide at 95 %); a verdict needs at least 2 seeds, and 5 or more are advised.")
@@ -447,16 +469,16 @@ def table_notes(study, found: Findings) -> list[str]:
     if not all(r.best_on == "val" for r in rows):
         notes.append("The best epoch is chosen on the test set (there is no validation split): an optimistic number, "
                      "shown for reference and never used in a verdict; set val_size for an honest one.")
-    notes.append("P(A beats B): the share of seeds on which A beats B (higher accuracy; lower loss, ECE or gap; "
-                 "ties count half), "
-                 "with a 95 % bootstrap interval. 'detectable Δ' is the smallest true difference this many seeds "
-                 "would detect with 80 % power at the family's level: if it is larger than the effect you care about, "
-                 "add seeds (`petri plan DIR --detect Δ` says how many).")
+    if found.family:
+        notes.append("P(A beats B): the share of seeds on which A beats B (higher accuracy; lower loss, ECE or gap; "
+                     "ties count half), with a 95 % bootstrap interval. 'detectable Δ' is the smallest true difference "
+                     "this many seeds would detect with 80 % power at the family's level: if it is larger than the "
+                     "effect you care about, add seeds (`petri plan DIR --detect Δ` says how many).")
     return notes
 
 
 def _markdown(study, found, facts, figs, nets) -> str:
-    lines = [f"# {study.name}", "", f"{facts['cells']}: {facts['status']}. Reference: {study.reference}. Data: {facts['data']}. "
+    lines = [f"# {study.name}", "", f"{facts['cells']}: {facts['status']}. {_reference(study, found)}Data: {facts['data']}. "
              f"petri {facts['petri']} ({facts['commit']}), torch {facts['torch']}, {facts['device']}, wall {facts['wall']}.", ""]
     if facts["missing"]:
         lines += [f"**{len(facts['missing'])} cells have no final result yet** (pending, running or failed).", ""]
@@ -509,7 +531,8 @@ pre{background:#f7f7f7;padding:1em;overflow-x:auto;font-size:.85em} .warn{backgr
 def _html(study, found, facts, figs, nets) -> str:
     esc = html.escape
     body = [f"<h1>{esc(study.name)}</h1>",
-            f"<p class='facts'>{esc(facts['cells'])}: {esc(facts['status'])} · reference <b>{esc(study.reference)}</b> · "
+            f"<p class='facts'>{esc(facts['cells'])}: {esc(facts['status'])} · "
+            + (f"reference <b>{esc(study.reference)}</b> · " if found.family else "") +
             f"data {esc(facts['data'])} · {len(study.seeds)} seeds · petri {esc(facts['petri'])} ({esc(facts['commit'])}) · "
             f"torch {esc(facts['torch'])} · {esc(facts['device'])} on {esc(facts['host'] or '?')} · executor "
             f"{esc(facts['executor'] or '?')} · {facts['runs']} run(s), wall time {esc(facts['wall'])} · "

@@ -529,18 +529,16 @@ def _axis_len(v: dict, where: str) -> int:
 
 
 def _baseline_point(bp, baseline: str, cells: list[Cell], where: str) -> tuple[dict | str | None, list[str]]:
-    """The reference point of a swept baseline, checked against its axes; warnings when nothing
-    can be compared."""
+    """The reference point of a swept baseline, checked against its axes; a warning when its points are
+    not compared for want of one (a study of one variant at one point compares nothing, and says nothing:
+    it is a study of that variant's noise)."""
     points = list(dict.fromkeys(c.point for c in cells if c.variant == baseline))
     axes = [k for k, _ in points[0]] if points else []
-    others = {(c.variant, c.point) for c in cells} - {(baseline, points[0])}
     if bp is None:
         if len(points) > 1:
             return None, [f"{where}: baseline {baseline!r} is a sweep of {len(points)} points and no baseline_point is "
                           "set, so nothing is compared; set baseline_point = { " + ", ".join(f"{a} = ..." for a in axes)
                           + ' } or baseline_point = "best"']
-        if not others:
-            return None, [f"{where}: only {baseline!r} is in this study: nothing to compare it with; add a variant"]
         return None, []
     if bp == "best":
         if any(not c.recipe.val_size for c in cells if c.variant == baseline):

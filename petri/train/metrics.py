@@ -18,6 +18,7 @@ import torch
 
 from ..errors import SpecError
 from ..plugins import code as plugin_code
+from ..specs import first_paragraph
 
 Metric = Callable[[torch.Tensor, torch.Tensor], float]
 
@@ -47,8 +48,7 @@ def register_metric(name: str, fn: Metric, about: str = "", higher_is_better: bo
                         f"and _ starting with a letter, other than {', '.join(EPOCH)}, class_acc, confusion")
     if not callable(fn):
         raise SpecError(f"register_metric: {name!r}: {fn!r} is not a function of (logits, labels)")
-    METRICS[name] = Registered(fn, about or (fn.__doc__ or "").strip().split("\n")[0], bool(higher_is_better),
-                               plugin_code(fn))
+    METRICS[name] = Registered(fn, about or first_paragraph(fn.__doc__), bool(higher_is_better), plugin_code(fn))
     return fn
 
 
