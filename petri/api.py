@@ -89,8 +89,9 @@ def _adaptive(study: Study, out: Path, console, kw: dict) -> int:
     key ``adaptive``); a killed study resumes where it was (the looks are recomputed from the ledger)."""
     import time
 
+    from .report import looks as look
     from .report.analysis import findings
-    from .report.family import DECIDED, target_met
+    from .report.family import target_met
     from .study.current import load_current
     from .study.ledger import Ledger
     from .study.runner import run_study
@@ -103,22 +104,23 @@ def _adaptive(study: Study, out: Path, console, kw: dict) -> int:
         current, _, places, epochs = load_current(out)
         f = findings(places, epochs, current.baseline, current.baseline_point, current.analysis)
         met = target_met(f.family, rule.until, rule.width)
-        undecided = sum(1 for c in f.family if c.verdict not in DECIDED)
-        widest = max((c.hi_fw - c.lo_fw for c in f.family if c.n >= 2), default=math.nan)
-        looks.append({"seeds": n, "undecided": undecided, "widest": widest, "met": met})
+        looks.append(look.record(f.family, n, met))
         last = met or n == rule.max
-        reason = (("target met: " + ("every comparison decided" if rule.until == "decided" else
-                                     f"every interval narrower than {rule.width:g}")) if met else
+        reason = (f"target met: {look.target(rule, f.analysis.percent, f.analysis.metric)}" if met else
                   f"max reached ({rule.max} seeds)") if last else None
         ledger = Ledger(out, create=True)
         try:
             ledger.note("adaptive", {"looks": looks, "stopped": reason, "at": time.time() if last else None,
                                      "rule": {"min": rule.min, "max": rule.max, "step": rule.step, "until": rule.until,
-                                              "width": rule.width}})
+                                              "width": rule.width},
+                                     "metric": f.analysis.metric, "percent": f.analysis.percent})
         finally:
             ledger.close()
-        console.print(f"{study.name}: look {len(looks)} of at most {rule.looks}, {n} seeds: {undecided} of "
-                      f"{len(f.family)} comparisons undecided" + (f"; stopped: {reason}" if last else "; more seeds"),
+        percent, unit = f.analysis.percent, f.analysis.metric
+        console.print("\n".join([f"{study.name}: look {len(looks)} of at most {rule.looks}, {n} seeds; "
+                                 + look.headline(looks[-1], rule, percent, unit)
+                                 + (f"; stopped: {reason}" if last else "; more seeds"),
+                                 *look.lines(looks[-1], rule, percent, unit)]),
                       markup=False, highlight=False, soft_wrap=True)
         if last:
             break
@@ -329,8 +331,9 @@ class Results:
             "comparison", "source", "covariance", "correlation", "removed", "removed_share"])
 
     def adaptive(self) -> dict | None:
-        """An adaptive study's looks (seeds, undecided comparisons, widest interval, target met) and why
-        and when it stopped; None for a study with a fixed number of seeds."""
+        """An adaptive study's looks (seeds, undecided comparisons, widest interval, target met, and each
+        comparison's family-wise interval and verdict: ``petri.report.looks``) and why and when it stopped;
+        None for a study with a fixed number of seeds."""
         from .study.ledger import Ledger
 
         ledger = Ledger(self.directory)

@@ -412,9 +412,10 @@ def _print_summary(directory: Path) -> None:
         console.print(t)
     from .machine import mixed_note
 
-    from .report.analysis import adaptive_line, looks_line
+    from .report.analysis import looks_line
+    from .report.looks import summary
 
-    if line := adaptive_line(results.adaptive()):
+    if line := summary(results.adaptive()):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     from .study.current import outside_note
 

@@ -93,16 +93,6 @@ def looks_line(runs: list[dict], study) -> str | None:
             "they appear are optimistic; adaptive seeds (seeds = { min, max }) is the way to look after every round.")
 
 
-def adaptive_line(state: dict | None) -> str | None:
-    """One sentence on an adaptive study's looks and why it stopped (or that it has not yet)."""
-    if not state or not state.get("looks"):
-        return None
-    looks = state["looks"]
-    seen = ", ".join(f"{lk['seeds']} ({lk['undecided']} undecided)" for lk in looks)
-    end = f"stopped at {looks[-1]['seeds']} seeds: {state['stopped']}" if state.get("stopped") else "not stopped yet"
-    return f"Adaptive seeds, looked at after {len(looks)} round(s) with {seen}; {end}."
-
-
 def point_label(point: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in point.items())
 

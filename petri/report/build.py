@@ -15,8 +15,8 @@ from pathlib import Path
 from ..errors import PetriError, PlaceError
 from ..study.current import load_current, outside_note
 from ..train.metrics import metric_value
-from . import figures
-from .analysis import Findings, Row, adaptive_line, cell_label, findings, fmt_effect, fmt_p, looks_line, sweep_axes
+from . import figures, looks
+from .analysis import Findings, Row, cell_label, findings, fmt_effect, fmt_p, looks_line, sweep_axes
 from .family import pairing_gain
 from .preview import preview
 from .variance import RESIDUAL, Noise, noise, pairing_records, spread_records
@@ -97,6 +97,14 @@ def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
                            f"Δ {what} ({unit})", scale), "comparisons", "Comparisons",
             f"Each comparison the study asks (and the simple effects and interactions of a crossed design), paired by "
             f"seed: mean and {level}; each dot is one seed's own difference. {colours}")
+    state = _adaptive_state(directory, study)
+    looked = looks.figure(state, a.percent, a.metric)
+    if looked is not None:
+        add(looked, "adaptive-looks", "Intervals over the looks",
+            f"Each comparison's {level} at each look of the adaptive study (dot: the mean difference; colour: its "
+            "verdict then, as in the paired differences); zero and ±margin drawn; all panels on one scale. "
+            + ("First panel: each interval's width over the looks against the target (dashed)." if
+               study.adaptive.until == "width" else ""))
     spread = noise(study, found)
     if spread and any(s.parts for s in spread.spreads):
         add(figures.noise(spread.spreads, spread.factors, scale, "pp" if found.analysis.percent else a.metric),
@@ -156,13 +164,7 @@ def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
             "Training images per second of each pack (all its members), excluding evaluation.")
 
     _write_csvs(out, rows, cells, last, found, spread)
-    from ..study.ledger import Ledger
-
-    ledger = Ledger(directory)
-    try:
-        adaptive = adaptive_line(ledger.noted("adaptive")) if study.adaptive else None
-    finally:
-        ledger.close()
+    adaptive = looks.summary(state)
     facts = _facts(study, runs, cells, list({(e['cell_hash'], e['epoch']): e for e in epochs}.values()))
     nets = networks(study)
     facts["adaptive"] = adaptive
@@ -172,6 +174,19 @@ def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
     (out / "report.md").write_text(_markdown(study, found, facts, figs, nets))
     (out / "index.html").write_text(_html(study, found, facts, figs, nets))
     return out / "index.html"
+
+
+def _adaptive_state(directory: Path, study) -> dict | None:
+    """An adaptive study's looks as the ledger keeps them (``looks.record``); None for a fixed number of seeds."""
+    from ..study.ledger import Ledger
+
+    if not study.adaptive:
+        return None
+    ledger = Ledger(directory)
+    try:
+        return ledger.noted("adaptive")
+    finally:
+        ledger.close()
 
 
 def _confusions(cells, rows) -> dict:  # variant -> numpy int64 [classes, classes]
