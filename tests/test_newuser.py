@@ -262,7 +262,7 @@ def test_sweep_figure_labels_the_swept_values_and_shows_both_markers():
     rows = [Row("sgd", {"lr": lr}, 3, 3, 0.9 + lr / 100, 0.01, 0.9, "test", 0.3, 2.0, {"done": 3},
                 {0: 0.9, 1: 0.91, 2: 0.92}) for lr in (0.05, 0.5, 2.0)]
     train = {r.label: [0.95, 0.96, 0.97] for r in rows}
-    fig = figures.sweep_line(rows, "sgd", "lr", train)
+    fig = figures.sweeps(rows, [("sgd", "lr")], train)
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and [t.get_text() for t in ax.get_xticklabels()] == ["0.05", "0.5", "2.0"]
     test, train_line = [line for line in ax.get_lines() if line.get_marker() in ("o", "s")]

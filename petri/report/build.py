@@ -16,7 +16,7 @@ from ..errors import PetriError, PlaceError
 from ..study.current import load_current, outside_note
 from ..train.metrics import metric_value
 from . import figures, looks
-from .analysis import Findings, Row, cell_label, findings, fmt_effect, fmt_p, looks_line, sweep_axes
+from .analysis import Findings, Row, cell_label, findings, fmt_effect, fmt_p, looks_line, point_key, sweep_axes
 from .family import pairing_gain
 from .preview import preview
 from .variance import RESIDUAL, Noise, noise, pairing_records, spread_records
@@ -109,10 +109,11 @@ def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
     if spread and any(s.parts for s in spread.spreads):
         add(figures.noise(spread.spreads, spread.factors, scale, "pp" if found.analysis.percent else a.metric),
             "noise-sources", "Where the spread between seeds comes from",
-            f"Each bar: the variance of {what} between the places of one variant, split into each random source's "
+            f"Each panel: the variance of {what} between the places of one variant, split into each random source's "
             "component (crossed random effects; seeds as random factors) and the residual (interactions between "
-            "sources and everything no source explains). Diamond: the variance a test set of that size gives by "
-            "itself, p(1 − p)/n (each run's errors independent). Intervals are in the table.")
+            "sources and everything no source explains): each share a dot with its generalized 95 % interval (with "
+            "few seeds per source these span most of 0-100 %). Below, on its own row: the share a test set of that "
+            "size gives by itself, p(1 − p)/n (each run's errors independent; an arrow where it exceeds the whole).")
     for a, b, axis in crossings(found):
         add(figures.interaction(rows, (a, b), axis, found.analysis), f"interaction-{_slug(a)}-{_slug(b)}",
             f"{a} and {b} across {axis}",
@@ -129,19 +130,23 @@ def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
     train_is = "eval mode, the first 2,000 training images" if all(e.get("train_eval_acc") is not None
                                                                     for e in last.values()) else \
         "the running mean over the last epoch's batches, train mode (cells from before eval-mode train accuracy)"
-    for variant in study.variants:
-        axes = sweep_axes(rows, variant)
-        if len(axes) == 2:
-            add(figures.heatmaps(rows, variant, tuple(axes)), f"heatmap-{_slug(variant)}",
-                f"{variant}: sweep over {axes[0]} × {axes[1]}",
-                f"Left: mean final test accuracy over n ≤ {n_seeds} seeds. Right: paired difference vs "
-                f"{study.reference} (percentage points); hatched cells are not significant after Holm correction.")
-        elif len(axes) == 1:
-            add(figures.sweep_line(rows, variant, axes[0], train_final, ref, noisy), f"sweep-{_slug(variant)}",
-                f"{variant}: sweep over {axes[0]}",
-                f"Final train accuracy ({train_is}) and test accuracy, mean ± 95 % t-interval over n ≤ {n_seeds} "
-                f"seeds (clipped to 0-100 %)" + (f"; dashed: the reference, {study.reference}." if ref is not None
-                                                 and ref.variant != variant and not math.isnan(ref.mean) else "."))
+    swept = {variant: sweep_axes(rows, variant) for variant in study.variants}
+    grids = [v for v, axes in swept.items() if len(axes) == 2]
+    for variant in grids:
+        axes = swept[variant]
+        add(figures.heatmaps(rows, variant, tuple(axes), [r for r in rows if r.variant in grids]),
+            f"heatmap-{_slug(variant)}", f"{variant}: sweep over {axes[0]} × {axes[1]}",
+            f"Left: mean final test accuracy over n ≤ {n_seeds} seeds. Right: paired difference vs "
+            f"{study.reference} (percentage points); hatched cells are not significant after Holm correction. "
+            "Every grid of the study on the same colour scales.")
+    lines = [(v, axes[0]) for v, axes in swept.items() if len(axes) == 1]
+    if lines:
+        others = ref is not None and not math.isnan(ref.mean) and any(v != ref.variant for v, _ in lines)
+        add(figures.sweeps(rows, lines, train_final, ref, noisy), "sweeps",
+            "Sweeps" if len(lines) > 1 else f"{lines[0][0]}: sweep over {lines[0][1]}",
+            f"Final train accuracy ({train_is}) and test accuracy, mean ± 95 % t-interval over n ≤ {n_seeds} "
+            f"seeds (clipped to 0-100 %)" + (f"; dashed: the reference, {study.reference}" if others else "")
+            + ("; every panel on one accuracy scale." if len(lines) > 1 else "."))
     treated = [v for v in study.variants if any(c.treatments for c in study.cells if c.variant == v)]
     if treated:
         try:  # the data set must be here to draw its images (a report is otherwise drawn from the ledger alone)
@@ -153,11 +158,13 @@ def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
                 "The first 8 training images (as epoch 1 trains on them) and test images of each treated variant and "
                 "the baseline, after its treatments, as its first cell sees them; gray scale 0-1 (values beyond are "
                 "clipped). `petri preview STUDY` draws these before training.")
-    matrices = _confusions(cells, rows)
+    matrices, places = _confusions(cells, rows, list(study.variants))
     if matrices:
         add(figures.confusions(matrices, _classes(study)), "confusion", "Confusion matrices",
-            "Test images by true class (rows) and predicted class (columns), summed over each variant's finished "
-            "seeds at its first point; each row normalised to 100 %.")
+            "Test images by true class (rows) and predicted class (columns) at each variant and sweep point, "
+            "summed over its finished seeds: the count in each cell, the colour each row's share of its class (%)"
+            + (f"; the first {len(matrices)} of {places} variants and points (Results.confusion gives any)."
+               if places > len(matrices) else "."))
     packs = _packs(cells, epochs, runs)
     if packs:
         add(figures.throughput(packs), "throughput", "Throughput",
@@ -189,19 +196,24 @@ def _adaptive_state(directory: Path, study) -> dict | None:
         ledger.close()
 
 
-def _confusions(cells, rows) -> dict:  # variant -> numpy int64 [classes, classes]
-    """Each variant's confusion matrix at its first point, summed over its finished seeds (at most 12)."""
+CONFUSIONS = 24  # (variant, point) matrices a report draws; Results.confusion gives any
+
+
+def _confusions(cells, rows, variants: list[str]) -> tuple[dict, int]:
+    """Each (variant, point)'s confusion matrix (its label -> numpy int64 [classes, classes]), summed over
+    its finished seeds, in study order: the first CONFUSIONS of them, and how many there are."""
     import numpy as np
 
-    first = {}
-    for r in rows:
-        first.setdefault(r.variant, json.dumps(r.point))
-    out: dict = {}
-    for c in {c["hash"]: c for c in cells if c.get("final")}.values():
-        if c["point"] == first.get(c["variant"]) and len(out) <= 12:
-            m = np.array(json.loads(c["final"])["confusion"])
-            out[c["variant"]] = out.get(c["variant"], 0) + m
-    return dict(list(out.items())[:12])
+    order = [cell_label(r.variant, r.point) for r in sorted(rows, key=lambda r: (
+        variants.index(r.variant), [point_key(v) for v in r.point.values()]))]
+    by_study = {r.key: cell_label(r.variant, r.point) for r in rows}
+    sums: dict = {}
+    for c in {(c["variant"], c["point"], c["seed"]): c for c in cells if c.get("final")}.values():
+        label = by_study.get((c["variant"], c["point"]))
+        if label is not None:
+            sums[label] = sums.get(label, 0) + np.array(json.loads(c["final"])["confusion"])
+    shown = [lab for lab in order if lab in sums]
+    return {lab: sums[lab] for lab in shown[:CONFUSIONS]}, len(shown)
 
 
 def _classes(study) -> list[str]:
