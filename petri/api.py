@@ -89,7 +89,8 @@ def _adaptive(study: Study, out: Path, console, kw: dict) -> int:
     key ``adaptive``); a killed study resumes where it was (the looks are recomputed from the ledger)."""
     import time
 
-    from .analysis.family import DECIDED, target_met
+    from .analysis.family import target_met
+    from .report import looks as look
     from .study.ledger import Ledger
     from .study.runner import run_study
 
@@ -100,22 +101,23 @@ def _adaptive(study: Study, out: Path, console, kw: dict) -> int:
         trained += run_study(now, out, **kw).get("trained", 0)
         f = Results(out).view().findings
         met = target_met(f.family, rule.until, rule.width)
-        undecided = sum(1 for c in f.family if c.verdict not in DECIDED)
-        widest = max((c.hi_fw - c.lo_fw for c in f.family if c.n >= 2), default=math.nan)
-        looks.append({"seeds": n, "undecided": undecided, "widest": widest, "met": met})
+        looks.append(look.record(f.family, n, met))
         last = met or n == rule.max
-        reason = (("target met: " + ("every comparison decided" if rule.until == "decided" else
-                                     f"every interval narrower than {rule.width:g}")) if met else
+        reason = (f"target met: {look.target(rule, f.analysis.percent, f.analysis.metric)}" if met else
                   f"max reached ({rule.max} seeds)") if last else None
         ledger = Ledger(out, create=True)
         try:
             ledger.note("adaptive", {"looks": looks, "stopped": reason, "at": time.time() if last else None,
                                      "rule": {"min": rule.min, "max": rule.max, "step": rule.step, "until": rule.until,
-                                              "width": rule.width}})
+                                              "width": rule.width},
+                                     "metric": f.analysis.metric, "percent": f.analysis.percent})
         finally:
             ledger.close()
-        console.print(f"{study.name}: look {len(looks)} of at most {rule.looks}, {n} seeds: {undecided} of "
-                      f"{len(f.family)} comparisons undecided" + (f"; stopped: {reason}" if last else "; more seeds"),
+        percent, unit = f.analysis.percent, f.analysis.metric
+        console.print("\n".join([f"{study.name}: look {len(looks)} of at most {rule.looks}, {n} seeds; "
+                                 + look.headline(looks[-1], rule, percent, unit)
+                                 + (f"; stopped: {reason}" if last else "; more seeds"),
+                                 *look.lines(looks[-1], rule, percent, unit)]),
                       markup=False, highlight=False, soft_wrap=True)
         if last:
             break
@@ -157,7 +159,7 @@ def open_study(directory: str | Path) -> Results:
 def analyse(table, metric: str = "test_acc", baseline: str | None = None, compare: list | None = None,
             margin: float | None = None, failed: str = "withhold", axes: list[str] | None = None,
             test_size: int | None = None, classes: int | None = None, config: str | Path | None = None,
-            name: str | None = None) -> Results:
+            name: str | None = None, looks: int = 1) -> Results:
     """petri's statistics for runs made elsewhere: ``table`` (a CSV or Parquet path, or a pandas
     DataFrame; e.g. a W&B or MLflow export) has one row per run with ``variant``, ``seed`` (or one
     ``seed_<source>`` column per random source: crossed sources), the sweep ``axes`` you name, the
@@ -168,7 +170,8 @@ def analyse(table, metric: str = "test_acc", baseline: str | None = None, compar
     "at chance" is judged with) and ``classes``; or ``config``, a TOML file with the same keys (an
     ``[analysis]`` table beside ``baseline``, ``axes``, ``test_size``, ``classes``). Returns a
     ``Results`` with the same ``effects()``, ``comparisons()``, ``noise()``, ``metrics()`` and
-    ``report(to=...)`` as a petri study."""
+    ``report(to=...)`` as a petri study. ``looks``: how many times a sequential procedure may look at
+    these comparisons (an adaptive design: α is split over the looks, as petri's adaptive seeds do)."""
     import tomllib
 
     from .analysis.external import read_table, snapshot
@@ -207,6 +210,10 @@ def analyse(table, metric: str = "test_acc", baseline: str | None = None, compar
 
     variants = {str(v): {} for v in dict.fromkeys(df["variant"])} if "variant" in df.columns else {}
     analysis = parse_analysis(raw, variants, where_conf, metric_ok=column) if variants else None
+    if isinstance(looks, bool) or not isinstance(looks, int) or looks < 1:
+        raise SpecError(f"looks: a positive integer (got {echo(looks)})")
+    if analysis is not None:
+        analysis.looks = looks
     if analysis is None:
         raise SpecError(f"{where}: no 'variant' column; a table of runs has variant, seed (or seed_<source> per "
                         "random source), the metric columns and optionally status and sweep axes")
@@ -314,13 +321,13 @@ def catalog(name: str | None = None):
     "required" for a parameter without one)."""
     import pandas as pd
 
-    from .specs import describe_fields
+    from .specs import describe_fields, first_paragraph
 
     registries = _registries()
     if name is None:
         rows = [{"kind": kind, "name": n,
                  "parameters": ", ".join(p if d == "required" else f"{p}={d}" for p, _, d, _ in describe_fields(cls)),
-                 "about": getattr(cls, "about", "") or (cls.__doc__ or "").strip().split("\n")[0]}
+                 "about": getattr(cls, "about", "") or first_paragraph(cls.__doc__)}
                 for kind, reg in registries.items() for n, cls in reg.items()]
         return pd.DataFrame(rows, columns=["kind", "name", "parameters", "about"])
     found = [(kind, reg[name]) for kind, reg in registries.items() if name in reg]
@@ -409,7 +416,7 @@ def register_treatment(cls):
     can name it; returns the class (usable as a decorator). The contract is in docs/treatments.md;
     the source of the plugin file (or of the class) becomes part of every cell that uses it, so an
     edited treatment trains new cells instead of reusing old ones."""
-    from .models.plugin import _loading, _source_hash
+    from .plugins import code
     from .treatments import TREATMENTS
     from .treatments.base import Treatment
 
@@ -418,7 +425,7 @@ def register_treatment(cls):
     if "name" not in cls.model_fields or cls.model_fields["name"].is_required():
         raise SpecError(f"register_treatment: {cls.__name__} needs a name field with a default, e.g. "
                         "name: Literal[\"brightness\"] = \"brightness\"")
-    cls.code = _loading.get() or _source_hash(cls)
+    cls.code = code(cls)
     return TREATMENTS.register(cls)
 
 

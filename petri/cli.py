@@ -376,9 +376,10 @@ def _print_view(v, directory: Path | None) -> None:
     head, rows = text.effects_text(v, terminal=True)
     n = f.m
     table = Table(*[Column(h, no_wrap=i == 0) for i, h in enumerate(head)],
-                  caption=(f"Δ: paired by seed against {snap.reference}; " if not f.analysis.compare else "")
-                  + f"{n} comparison{'s' if n != 1 else ''} in one family: a verdict reads its interval at the family's "
-                    f"level ({100 * f.level:.4g} %); rows in study order (the report sorts them by effect)")
+                  caption=((f"Δ: paired by seed against {snap.reference}; " if not f.analysis.compare else "")
+                           + f"{n} comparison{'s' if n != 1 else ''} in one family: a verdict reads its interval at the "
+                             f"family's level ({100 * f.level:.4g} %); rows in study order (the report sorts them by effect)")
+                  if f.family else "nothing is compared; n: seeds, each mean with its 95 % interval over them")
     for row in rows:
         table.add_row(*row)
     console.print(table)
@@ -395,7 +396,7 @@ def _print_view(v, directory: Path | None) -> None:
         for row in body:
             t.add_row(*row)
         console.print(t)
-    if line := text.adaptive_line(snap.adaptive):
+    if line := text.adaptive_line(snap.adaptive):  # (report.looks.summary)
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     if snap.outside:
         err_console.print(f"petri: note: {snap.outside}", markup=False, highlight=False, soft_wrap=True)
@@ -426,8 +427,8 @@ def plan_cmd(directory: Path = typer.Argument(..., help="study directory (holdin
     crossed = any(c.crossed for c in f.family)
     table = Table("comparison", "at", "n", f"paired sd ({unit})", "ρ", "unpaired would need", f"detectable Δ now ({unit})",
                   f"seeds{' per source' if crossed else ''} to detect {detect:g} {unit}",
-                  caption=f"80 % power (noncentral t), two-sided, at the verdicts' level α' = 0.05 / {f.m * a.looks} "
-                          f"= {0.05 / (f.m * a.looks):.3g} ({f.m} comparison{'s' if f.m != 1 else ''}{looks})")
+                  caption=f"80 % power (noncentral t), two-sided, at the verdicts' level α' = {0.05 / (f.m * a.looks):.3g} "
+                          f"(α = 0.05 over {f.m} comparison{'s' if f.m != 1 else ''}{looks})")
     for c in f.family:
         from .analysis.family import pairing_gain
         from .analysis.columns import number

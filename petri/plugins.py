@@ -1,22 +1,45 @@
-"""Loading a study's plugins: Python files or modules that register models (``petri.register_model``).
+"""Loading a study's plugins: Python files or modules that register models, treatments, metrics and data sets.
 
 A study names them with ``plugins = ["mymodels.py", "mypackage.models"]``: a path (relative to the
 study file) or an importable module name. Each is imported once per process; what it registers is
-tagged with the sha256 of its source, which enters the hash of every cell using it (editing the
-file gives new cells, never silently reused ones).
+tagged with the sha256 of its source (``code``), which enters the hash of every cell whose numbers it
+makes: a model or treatment of the cells that use it, a metric of every cell of the study (each
+records its study's metrics). Editing the file gives new cells, never silently reused ones.
 """
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import sys
 from pathlib import Path
 
 from .errors import SpecError
 
 _loaded: dict[str, str | None] = {}  # resolved plugin -> the source's digest when it was imported
+_made: dict[str, dict] = {}  # resolved plugin -> what its import registered: {(kind, name): class or metric}
+_loading: contextvars.ContextVar[str | None] = contextvars.ContextVar("petri_plugin_code", default=None)
+
+
+def code(obj) -> str:
+    """What identifies the code of a model factory, treatment class or metric being registered: the
+    digest of the plugin file being imported, else (registered from a notebook or script) of ``obj``'s source."""
+    digest = _loading.get()
+    if digest:
+        return digest
+    try:
+        text = inspect.getsource(obj)
+    except (OSError, TypeError):
+        text = getattr(obj, "__qualname__", repr(obj))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def metrics(entries: list[str]) -> list[str]:
+    """The metrics (``petri.register_metric``) that the plugins ``entries`` (resolved, loaded) registered."""
+    return list(dict.fromkeys(name for e in entries for kind, name in _made.get(e, {}) if kind == "metric"))
 
 
 def resolve(entry: str, base: Path) -> str:
@@ -29,8 +52,6 @@ def resolve(entry: str, base: Path) -> str:
 
 def load(entries: list[str], where: str = "plugins") -> None:
     """Import each resolved plugin (paths or module names) unless already imported in this process."""
-    from .models.plugin import _loading
-
     for i, entry in enumerate(entries):
         loc = f"{where}[{i}]"
         if entry.endswith(".py"):
@@ -40,13 +61,13 @@ def load(entries: list[str], where: str = "plugins") -> None:
             except OSError as e:
                 raise SpecError(f"{loc}: cannot read {entry} ({e.strerror})") from None
             digest = hashlib.sha256(source).hexdigest()[:16]
-            if _loaded.get(entry) == digest:  # imported, unchanged since (an edited file is imported again)
-                continue
+            if _loaded.get(entry) == digest and _intact(entry):  # imported, unchanged since (an edited file is
+                continue  # imported again, and so is one whose names another file registered since)
             name = f"petri_plugin_{hashlib.sha256(entry.encode()).hexdigest()[:12]}"
             spec = importlib.util.spec_from_file_location(name, path)
             module = importlib.util.module_from_spec(spec)
             sys.modules[name] = module
-            token = _loading.set(digest)
+            token, before = _loading.set(digest), _registered()
             try:
                 spec.loader.exec_module(module)
             except Exception as e:  # noqa: BLE001 - the user's code: say what went wrong, in one line
@@ -55,7 +76,7 @@ def load(entries: list[str], where: str = "plugins") -> None:
             finally:
                 _loading.reset(token)
         else:
-            if entry in _loaded:
+            if entry in _loaded and _intact(entry):
                 continue
             try:
                 spec = importlib.util.find_spec(entry)
@@ -66,11 +87,31 @@ def load(entries: list[str], where: str = "plugins") -> None:
                                 "study file) or an importable module name")
             origin = Path(spec.origin) if spec.origin and spec.origin != "built-in" else None
             digest = hashlib.sha256(origin.read_bytes()).hexdigest()[:16] if origin and origin.is_file() else None
-            token = _loading.set(digest)
+            token, before = _loading.set(digest), _registered()
             try:
-                importlib.import_module(entry)
+                if entry in sys.modules:  # imported before (by the user's code, or displaced since): run it again,
+                    importlib.reload(sys.modules[entry])  # so that what it registers is counted as its own
+                else:
+                    importlib.import_module(entry)
             except Exception as e:  # noqa: BLE001
                 raise SpecError(f"{loc}: importing {entry} failed: {type(e).__name__}: {e}") from None
             finally:
                 _loading.reset(token)
         _loaded[entry] = digest
+        _made[entry] = {k: v for k, v in _registered().items() if before.get(k) is not v}
+
+
+def _registered() -> dict:
+    """Every model, treatment and metric registered now: {(kind, name): its class or metric}."""
+    from .models.base import MODELS
+    from .train.metrics import METRICS
+    from .treatments import TREATMENTS
+
+    return {**{("model", n): c for n, c in MODELS.items()}, **{("treatment", n): c for n, c in TREATMENTS.items()},
+            **{("metric", n): m for n, m in METRICS.items()}}
+
+
+def _intact(entry: str) -> bool:
+    """Whether what ``entry`` registered is still what is registered under those names."""
+    now = _registered()
+    return all(now.get(k) is v for k, v in _made.get(entry, {}).items())

@@ -214,8 +214,9 @@ class Results:
         return pd.DataFrame(total, index=pd.Index(classes, name="true"), columns=pd.Index(classes, name="predicted"))
 
     def adaptive(self) -> dict | None:
-        """An adaptive study's looks (seeds, undecided comparisons, widest interval, target met) and why
-        and when it stopped; None for a study with a fixed number of seeds."""
+        """An adaptive study's looks (seeds, undecided comparisons, widest interval, target met, and each
+        comparison's family-wise interval and verdict: ``petri.report.looks``) and why and when it stopped;
+        None for a study with a fixed number of seeds."""
         return self.snapshot().adaptive
 
     def _folder(self, what: str) -> Path:
@@ -250,7 +251,8 @@ class Results:
         return build_report(self, to)
 
     def export(self, fmt: str = "csv", to: str | Path | None = None) -> list[Path]:
-        """The ledger's cells and epochs as CSV, Parquet or JSON files (default: DIR/export)."""
+        """The ledger's cells and epochs as CSV, Parquet or JSON files (default: DIR/export); in CSV and
+        Parquet each sweep axis is a typed column after ``variant``, as in ``cells()``."""
         from .report.export import export
 
         return export(self._folder("export"), fmt, to)

@@ -35,6 +35,11 @@ def fmt_loc(loc) -> str:
     return out
 
 
+def first_paragraph(doc: str | None) -> str:
+    """A docstring's first paragraph as one line: what ``petri models`` says a thing is."""
+    return " ".join((doc or "").strip().split("\n\n")[0].split())
+
+
 def echo(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= ECHO else text[:ECHO - 1] + "…"
@@ -216,13 +221,15 @@ def type_name(annotation: Any, metadata=()) -> str:
 
 
 def describe_fields(cls: type[BaseModel]) -> list[tuple[str, str, str, str]]:
-    """(parameter, type, default, description) of a spec class, ``name`` left out."""
+    """(parameter, type, default, description) of a spec class, ``name`` left out; a class with a
+    ``described(row)`` classmethod says its own rows (a treatment: the splits it acts on)."""
     rows = []
     for fname, f in cls.model_fields.items():
         if fname == "name":
             continue
         default = "required" if f.is_required() else json_text(f.get_default(call_default_factory=True))
-        rows.append((fname, type_name(f.annotation, f.metadata), default, f.description or ""))
+        row = (fname, type_name(f.annotation, f.metadata), default, f.description or "")
+        rows.append(cls.described(row) if hasattr(cls, "described") else row)
     return rows
 
 

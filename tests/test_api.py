@@ -3,6 +3,7 @@ quickstart notebook (a real Jupyter kernel), reading a directory another process
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -105,6 +106,30 @@ def test_dataframes_have_documented_typed_columns(results):
     assert inv["diff_fw_low"] <= inv["diff_ci95_low"] and inv["diff_fw_high"] >= inv["diff_ci95_high"]  # wider
     assert inv["p_holm"] <= inv["p_bonferroni"] and 0 <= inv["p_better"] <= 1
     assert set(effects["verdict"]) <= {"baseline", "better", "worse", "no detectable difference"}
+
+
+def test_the_export_has_the_sweep_axes_as_typed_columns(results, tmp_path):
+    cells = results.cells()
+    for fmt, read in (("csv", pd.read_csv), ("parquet", pd.read_parquet)):
+        paths = results.export(fmt, tmp_path / fmt)
+        exported = read(next(p for p in paths if p.name == f"cells.{fmt}"))
+        assert list(exported.columns[:5]) == ["hash", "variant", "lr", "row", "seed"] and "point" not in exported
+        assert exported["lr"].dtype == np.float64 and exported["row"].dtype == np.float64, fmt
+        mine = exported[exported["variant"] == "lr"].sort_values(["lr", "row", "seed"])
+        assert mine["lr"].tolist() == cells.loc[cells["variant"] == "lr", "lr"].tolist()
+        assert exported.loc[exported["variant"] != "lr", "lr"].isna().all()  # not at a point of that axis: empty
+        epochs = read(next(p for p in paths if p.name == f"epochs.{fmt}"))
+        assert {"lr", "row", "learning_rate"} <= set(epochs.columns) and epochs["learning_rate"].dtype == np.float64
+
+
+def test_export_axes_of_mixed_kinds_are_text_and_a_taken_name_is_prefixed():
+    from petri.report.export import with_axes
+
+    rows = [{"hash": "a", "variant": "v", "point": '{"padding": 0, "status": 1}', "status": "done", "lr": 0.1},
+            {"hash": "b", "variant": "v", "point": '{"padding": "same", "status": 2}', "status": "done", "lr": 0.1}]
+    assert with_axes(rows) == [
+        {"hash": "a", "variant": "v", "padding": "0", "point.status": 1, "status": "done", "learning_rate": 0.1},
+        {"hash": "b", "variant": "v", "padding": "same", "point.status": 2, "status": "done", "learning_rate": 0.1}]
 
 
 def test_effects_are_the_reports_numbers(results):
@@ -269,6 +294,15 @@ def test_catalog_names_every_registered_thing_and_describes_one():
     dropout = petri.catalog("dropout")
     assert dropout["parameter"].tolist() == ["p", "spatial"] and dropout["default"].tolist() == ["0.5", "false"]
     assert petri.catalog("label_noise").set_index("parameter").loc["p", "default"] == "required"
+    # what each thing is: a whole sentence (never cut at a docstring's line end), its splits its own
+    about = table.set_index("name")["about"]
+    assert about["onecycle"].endswith("then down to lr / div_factor / final_div_factor at the last step, updated every step")
+    assert not about.str.endswith((",", ";", ":")).any() and (about.str.count(r"\(") == about.str.count(r"\)")).all()
+    for name, cls in _registries()["treatment"].items():
+        splits = petri.catalog(name).set_index("parameter").loc["splits"]
+        assert splits["default"] == json.dumps(list(cls.default_splits)), name
+        assert ("train only" in splits["description"]) == (cls.allowed_splits == ("train",)), name
+    assert petri.catalog("label_noise").set_index("parameter").loc["splits", "type"] == 'list of "train"'
     with pytest.raises(SpecError, match="'convv' is no model, layer, optimizer, schedule or treatment; known: models: mlp"):
         petri.catalog("convv")
 

@@ -62,7 +62,7 @@ def test_report_files_and_verdicts(study_dir):
     index = build_report(study_dir)
     rep = index.parent
     for name in ("report.md", "cells.csv", "variants.csv", "figures/curves.png", "figures/curves.svg",
-                 "figures/heatmap-window.png", "figures/sweep-noise.svg", "figures/throughput.png",
+                 "figures/heatmap-window.png", "figures/sweeps.svg", "figures/throughput.png",
                  "figures/paired-differences.png", "figures/confusion.png", "comparisons.csv",
                  "figures/treated-images.png"):
         assert (rep / name).stat().st_size > 0, name
@@ -83,6 +83,58 @@ def test_report_files_and_verdicts(study_dir):
                for r in rows)
     cells = (rep / "cells.csv").read_text().splitlines()
     assert len(cells) == 1 + 3 * (1 + 1 + 2 + 4)
+
+
+def test_figures_show_every_point_on_one_scale(study_dir):
+    """Confusion matrices at every sweep point, counted, classes by their full names; sweep panels and
+    grids on one scale."""
+    import numpy as np
+
+    from petri.analysis.findings import Row, findings
+    from petri.analysis.records import load
+    from petri.report import figures
+    from petri.report.build import _confusions
+
+    snap = load(study_dir)
+    rows = findings(snap).rows
+    matrices, n = _confusions(snap, rows)
+    assert n == 8 and list(matrices)[:4] == ["original", "inverted", "noise (p=0)", "noise (p=0.5)"]
+    assert all(m.sum() == 3 * 1000 for m in matrices.values())  # 3 seeds × the 1,000 test images, each point
+    classes = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    fig = figures.confusions(dict(list(matrices.items())[:2]), classes)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == classes
+    m = matrices["original"]
+    written = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in ax.texts}
+    assert written[(0, 0)] == str(m[0, 0]) and len(written) == np.count_nonzero(m)
+
+    def row(variant, lr, acc):
+        return Row(variant, {"lr": lr}, 3, 3, acc, 0.01, acc, "test", 0.3, 2.0, {"done": 3}, {0: acc})
+
+    lines = [row("plain", lr, acc) for lr, acc in ((0.1, 0.2), (1.0, 0.8))] + \
+        [row("bn", lr, acc) for lr, acc in ((0.1, 0.85), (1.0, 0.9))]
+    fig = figures.sweeps(lines, [("plain", "lr"), ("bn", "lr")], {})
+    assert fig.axes[0].get_ylim() == fig.axes[1].get_ylim() and fig.axes[1].get_ylim()[0] < 20
+    grids = [r for r in rows if r.variant == "window"]
+    alone = figures.heatmaps(grids, "window", ("row", "col"))
+    together = figures.heatmaps(grids, "window", ("row", "col"), rows)
+    assert alone.axes[0].images[0].get_clim() == (100 * min(r.mean for r in grids), 100 * max(r.mean for r in grids))
+    assert together.axes[0].images[0].get_clim() == (100 * min(r.mean for r in rows), 100 * max(r.mean for r in rows))
+
+
+def test_the_noise_figure_shows_each_shares_interval_and_the_test_set_on_its_own_row():
+    from petri.report import figures
+    from petri.analysis.variance import Part, Spread
+
+    parts = [Part("init", 1.0, 0.1, 3.0, 0.11, 0.01, 0.77), Part("order", 2.0, 0.1, 5.0, 0.21, 0.02, 0.7),
+             Part("residual", 6.5, 3.0, 9.0, 0.68, 0.2, 0.9)]
+    spread = Spread("mlp", {}, 9, 0.9, 9.5, 3.1, parts, test_set=1.2)
+    ax = figures.noise([spread], ["init", "order"]).axes[0]
+    intervals = [line for line in ax.get_lines() if line.get_linewidth() == 2.5]  # (not the rule above the test set)
+    assert [list(line.get_xdata()) for line in intervals] == [pytest.approx(v) for v in ([1, 77], [2, 70], [20, 90])]
+    marker = next(line for line in ax.get_lines() if line.get_marker() == "D")
+    assert marker.get_ydata()[0] == 3 and marker.get_xdata()[0] == 100 * 1.2 / 9.5  # a row below the three parts
+    assert [t.get_text() for t in ax.get_yticklabels()][-1] == "test set alone (binomial)  13 %"
 
 
 def test_report_on_partial_study_says_what_is_missing(study_dir, tmp_path):
@@ -127,6 +179,44 @@ def test_html_renders_in_headless_chromium(study_dir, tmp_path):
     for b64 in imgs:  # every inline figure decodes as a real, non-empty picture
         pic = mpimg.imread(io.BytesIO(base64.b64decode(b64)), format="png")
         assert pic.shape[0] > 100 and pic.std() > 0.01
+
+
+def test_a_study_of_one_variant_reports_its_spread_not_comparisons(tmp_path):
+    """One variant (a noise study): no warning, no reference, no family boilerplate; the spread between seeds."""
+    one = STUDY.split("[variants.inverted]")[0].replace("epochs = 2", "epochs = 1")
+    (tmp_path / "s.toml").write_text(one)
+    runner = CliRunner()
+    r = runner.invoke(app, ["run", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 0 and "warning" not in r.stderr, r.stderr
+    assert "nothing is compared; n: seeds" in " ".join(r.stdout.split())
+    md = (tmp_path / "out" / "report" / "report.md").read_text()
+    table = md.split("\n| variant")[1].split("\n\n")[0]
+    assert table.split("\n")[0].endswith("| epochs | failed | SD between seeds (pp) |")
+    cells = parse_study(one).cells
+    from petri.api import open_study
+
+    acc = open_study(tmp_path / "out").cells()["test_acc"]
+    assert table.splitlines()[-1].split(" | ")[-3:] == ["1", "0", f"{100 * acc.std():.2f} |"]  # epochs "1", not "1.0"
+    assert len(cells) == 3 and "Reference:" not in md and "family" not in md and "add a variant" not in md
+    assert "One variant: nothing is compared. n: its seeds" in md and "P(A beats B)" not in md
+
+
+def test_epochs_run_read_as_counts():
+    from petri.analysis.columns import epochs_text
+
+    assert [epochs_text(x) for x in (3.0, 22 / 3, math.nan)] == ["3", "7.3", "—"]  # a mean over seeds: early stopping
+
+
+def test_one_comparison_is_one_comparison(tmp_path):
+    two = STUDY.split("[variants.noise]")[0].replace("epochs = 2", "epochs = 1")
+    (tmp_path / "s.toml").write_text(two)
+    runner = CliRunner()
+    r = runner.invoke(app, ["run", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.stderr
+    md = (tmp_path / "out" / "report" / "report.md").read_text()
+    assert "1 comparisons" not in md and "Bonferroni over the study's 1 comparison)" in md
+    r = runner.invoke(app, ["plan", str(tmp_path / "out"), "--detect", "1"])
+    assert r.exit_code == 0 and "over 1 comparison)" in " ".join(r.stdout.split()), r.stdout
 
 
 def test_report_cli_and_broken_ledgers(study_dir, tmp_path):

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from petri.errors import PetriError, SpecError
 from petri.study.packing import make_packs
 from petri.study.spec import load_study, parse_study
+from petri.train.recipe import Recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -369,6 +370,28 @@ def test_a_files_mistakes_are_reported_together(tmp_path, capsys):
     assert main(["run", str(f), "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("petri: error: s.toml: 4 mistakes: (1) recipe.batch_size") and err.count("\n") == 1, err
+
+
+def test_a_wrong_model_does_not_hide_the_recipes_other_mistakes(tmp_path, capsys):
+    """A misspelt model parameter, optimizer parameter and two recipe fields: all four in one line."""
+    from petri.cli import main
+
+    text = BASE_ERR.replace("hidden = [16]", "hiden = [16]").replace(
+        "SCHED", 'batch_sise = 100\nepoch = 1\noptimizer = { name = "sgd", lrr = 0.1 }').replace("VARIANT", "")
+    with pytest.raises(SpecError) as e:
+        parse_study(text)
+    recipe_fields = ", ".join(f for f in Recipe.model_fields)
+    assert e.value.parts == [
+        "<study>: recipe.model.hiden: unknown field; allowed: init, hidden, activation, bn, dropout, input_bn",
+        "<study>: recipe.optimizer.lrr: unknown field; allowed: lr, momentum, nesterov, weight_decay",
+        f"<study>: recipe.batch_sise: unknown field; allowed: {recipe_fields}",
+        f"<study>: recipe.epoch: unknown field; allowed: {recipe_fields}"]
+    f = tmp_path / "s.toml"
+    f.write_text(text)
+    assert main(["run", str(f), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("petri: error: s.toml: 4 mistakes: (1) recipe.model.hiden") and err.count("\n") == 1, err
+    assert "(4) recipe.epoch: unknown field; allowed: model, optimizer" in err
 
 
 def test_packs_are_even_and_say_why_they_are_apart():

@@ -68,6 +68,11 @@ def number(x, fmt: str = "{:.2f}") -> str:
     return "—" if _missing(x) else fmt.format(x)
 
 
+def epochs_text(mean) -> str:
+    """Epochs run, a mean over seeds: "3" when every seed ran 3, "7.3" when early stopping made them differ."""
+    return "—" if _missing(mean) else f"{mean:.0f}" if float(mean).is_integer() else f"{mean:.1f}"
+
+
 @dataclass(frozen=True)
 class Column:
     """One column of a table's DataFrame and CSV: ``name`` (a template, see the module), ``dtype``,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -47,6 +48,12 @@ class Row:
     @property
     def key(self) -> tuple[str, str]:
         return self.variant, json.dumps(self.point)
+
+    @property
+    def sd(self) -> float:
+        """The sample SD between its places' values (the spread a noise study is about)."""
+        v = list(self.by_seed.values())
+        return float(statistics.stdev(v)) if len(v) > 1 else math.nan
 
     @property
     def diverged(self) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from .columns import Column, Context, Shown, Table, number, p_text
+from .columns import Column, Context, Shown, Table, epochs_text, number, p_text
 from .family import Comparison, pairing_gain
 from .findings import Findings
 from .records import EPOCH_COLUMNS, Place, cell_label, point_label
@@ -158,7 +158,7 @@ EFFECTS = Table(
             "" if math.isnan(r.half_width) else f" ± {ctx.value(r.half_width)}")),
         Shown("{best}", lambda r, ctx: number(100 * r.best), False),
         Shown("final test loss", lambda r, ctx: number(r.final_loss, "{:.4f}"), False),
-        Shown("epochs", lambda r, ctx: number(r.epochs, "{:.3g}"), False),
+        Shown("epochs", lambda r, ctx: epochs_text(r.epochs), False),
         Shown("failed", lambda r, ctx: f"{r.diverged} diverged" * bool(r.diverged) + (", " if r.diverged and r.at_chance
                                        else "") + f"{r.at_chance} at chance" * bool(r.at_chance) or "0", False),
         *[_shown(h, (lambda r, ctx, f=f: f(r.effect, ctx)), t) for h, f, t in COMPARISON_SHOWN

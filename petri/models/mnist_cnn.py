@@ -19,7 +19,7 @@ LAYER_LIST = [
 @MODELS.register
 class MnistCNN(LayerModel):
     name: Literal["mnist_cnn"] = "mnist_cnn"
-    about = "Keras' mnist_cnn: conv32, conv64 (3×3), max pool, dropout .25, dense 128, dropout .5, dense"
+    about = "Keras' mnist_cnn: conv32, conv64 (3×3), max pool, dropout .25, dense 128, dropout .5, dense to the classes"
 
     def layer_specs(self, in_shape, n_classes):
         return [LAYERS.parse(s, "mnist_cnn") for s in LAYER_LIST]

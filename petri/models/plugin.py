@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextvars
 import copy
-import hashlib
 import inspect
 import math
 import typing
@@ -37,13 +36,14 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from ..errors import SpecError
+from ..plugins import code as plugin_code
+from ..specs import first_paragraph
 from ..rng import derive_seed, seed_of
 from .base import MODELS, ModelSpec, Shape, SummaryRow
 from .network import ROW_ALIGN
 
 FILLED = ("input_shape", "n_classes")  # factory parameters petri fills in from the data set
 _masks: contextvars.ContextVar[dict] = contextvars.ContextVar("petri_dropout_masks")
-_loading: contextvars.ContextVar[str | None] = contextvars.ContextVar("petri_plugin_code", default=None)
 
 
 class PluginModel(ModelSpec):
@@ -174,12 +174,12 @@ def register_model(name: str, factory: Callable[..., nn.Module], about: str = ""
             raise SpecError(f"register_model: {name!r}: a factory parameter may not be called 'name'")
         default = ... if p.default is inspect.Parameter.empty else p.default
         fields[pname] = (hints.get(pname, Any), Field(default=default))
-    code = _loading.get() or _source_hash(factory)
+    code = plugin_code(factory)
     cls = create_model(f"Plugin_{_ident(name)}", __base__=PluginModel, __module__=__name__,
                        name=(Literal[name], name), **fields)
     cls.factory = staticmethod(factory)
     cls.code = code
-    cls.about = about or (inspect.getdoc(factory) or f"user module {factory.__qualname__}").split("\n")[0]
+    cls.about = about or first_paragraph(inspect.getdoc(factory)) or f"user module {factory.__qualname__}"
     globals()[cls.__name__] = cls  # picklable by reference once the plugin is loaded (Ray workers)
     MODELS.register(cls)
     return cls
@@ -187,14 +187,6 @@ def register_model(name: str, factory: Callable[..., nn.Module], about: str = ""
 
 def _ident(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name)
-
-
-def _source_hash(fn) -> str:
-    try:
-        text = inspect.getsource(fn)
-    except (OSError, TypeError):
-        text = getattr(fn, "__qualname__", repr(fn))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class _Dropout(nn.Module):

@@ -3,7 +3,6 @@ CSVs — all from one view of the study (``results.View``: one read of its ledge
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -11,9 +10,10 @@ from pathlib import Path
 
 from ..analysis import tables as T
 from ..analysis.findings import Findings, sweep_axes
+from ..analysis.records import cell_label
 from ..analysis.variance import noise, spread_records
 from ..errors import PetriError, PlaceError
-from . import figures, pages, text
+from . import figures, looks, pages, text
 from .facts import facts as study_facts, networks, packs
 
 
@@ -85,7 +85,7 @@ def _write(v, out: Path) -> Path:
     scale, unit = (100, "percentage points") if v.percent else (1, a.metric)
     what = f"final {a.metric.replace('_', ' ')}"
     level = (f"the verdict's interval (at the family's level α' = 0.05 / {found.m * a.looks}: Bonferroni over the "
-             f"study's {found.m} comparisons{' and its looks' if a.looks > 1 else ''})")
+             f"study's {found.m} comparison{'s' if found.m != 1 else ''}{' and its looks' if a.looks > 1 else ''})")
     colours = "Green: better (positive for an interaction), red: worse (negative), blue: equivalent (dashed: ±margin)."
     if ref is not None and any(r.effect for r in rows):
         add(figures.forest([(r.label, r.effect) for r in rows if r.effect is not None and r is not ref],
@@ -96,14 +96,22 @@ def _write(v, out: Path) -> Path:
         add(figures.forest([(c.label, c) for c in found.declared], f"Δ {what} ({unit})", scale), "comparisons",
             "Comparisons", f"Each comparison the study asks (and the simple effects and interactions of a crossed "
             f"design), paired by seed: mean and {level}; each dot is one seed's own difference. {colours}")
+    looked = looks.figure(snap.adaptive, a.percent, a.metric) if snap.adaptive else None
+    if looked is not None:
+        add(looked, "adaptive-looks", "Intervals over the looks",
+            f"Each comparison's {level} at each look of the adaptive study (dot: the mean difference; colour: its "
+            "verdict then, as in the paired differences); zero and ±margin drawn; all panels on one scale. "
+            + ("First panel: each interval's width over the looks against the target (dashed)." if
+               study.adaptive.until == "width" else ""))
     spread = noise(found)
     if spread and any(s.parts for s in spread.spreads):
         add(figures.noise(spread.spreads, spread.factors, scale, "pp" if v.percent else a.metric),
             "noise-sources", "Where the spread between seeds comes from",
-            f"Each bar: the variance of {what} between the places of one variant, split into each random source's "
+            f"Each panel: the variance of {what} between the places of one variant, split into each random source's "
             "component (crossed random effects; seeds as random factors) and the residual (interactions between "
-            "sources and everything no source explains). Diamond: the variance a test set of that size gives by "
-            "itself, p(1 − p)/n (each run's errors independent). Intervals are in the table.")
+            "sources and everything no source explains): each share a dot with its generalized 95 % interval (with "
+            "few seeds per source these span most of 0-100 %). Below, on its own row: the share a test set of that "
+            "size gives by itself, p(1 − p)/n (each run's errors independent; an arrow where it exceeds the whole).")
     for va, vb, axis in crossings(found):
         add(figures.interaction(rows, (va, vb), axis, a), f"interaction-{_slug(va)}-{_slug(vb)}",
             f"{va} and {vb} across {axis}",
@@ -118,19 +126,23 @@ def _write(v, out: Path) -> Path:
     train_is = "eval mode, the first 2,000 training images" if all(
         p.last["train_eval_acc"] is not None for p in snap.places if p.last) else \
         "the running mean over the last epoch's batches, train mode (cells from before eval-mode train accuracy)"
-    for variant in snap.variants:
-        axes = sweep_axes(rows, variant)
-        if len(axes) == 2:
-            add(figures.heatmaps(rows, variant, tuple(axes)), f"heatmap-{_slug(variant)}",
-                f"{variant}: sweep over {axes[0]} × {axes[1]}",
-                f"Left: mean final test accuracy over n ≤ {n_seeds} seeds. Right: paired difference vs "
-                f"{snap.reference} (percentage points); hatched cells are not significant after Holm correction.")
-        elif len(axes) == 1 and epochs:
-            add(figures.sweep_line(rows, variant, axes[0], train_final, ref, noisy), f"sweep-{_slug(variant)}",
-                f"{variant}: sweep over {axes[0]}",
-                f"Final train accuracy ({train_is}) and test accuracy, mean ± 95 % t-interval over n ≤ {n_seeds} "
-                f"seeds (clipped to 0-100 %)" + (f"; dashed: the reference, {snap.reference}." if ref is not None
-                                                 and ref.variant != variant and not math.isnan(ref.mean) else "."))
+    swept = {variant: sweep_axes(rows, variant) for variant in snap.variants}
+    grids = [x for x, axes in swept.items() if len(axes) == 2]
+    for variant in grids:
+        axes = swept[variant]
+        add(figures.heatmaps(rows, variant, tuple(axes), [r for r in rows if r.variant in grids]),
+            f"heatmap-{_slug(variant)}", f"{variant}: sweep over {axes[0]} × {axes[1]}",
+            f"Left: mean final test accuracy over n ≤ {n_seeds} seeds. Right: paired difference vs "
+            f"{snap.reference} (percentage points); hatched cells are those without a better / worse verdict. "
+            "Every grid of the study on the same colour scales.")
+    lines = [(x, axes[0]) for x, axes in swept.items() if len(axes) == 1]
+    if lines and epochs:
+        others = ref is not None and not math.isnan(ref.mean) and any(x != ref.variant for x, _ in lines)
+        add(figures.sweeps(rows, lines, train_final, ref, noisy), "sweeps",
+            "Sweeps" if len(lines) > 1 else f"{lines[0][0]}: sweep over {lines[0][1]}",
+            f"Final train accuracy ({train_is}) and test accuracy, mean ± 95 % t-interval over n ≤ {n_seeds} "
+            f"seeds (clipped to 0-100 %)" + (f"; dashed: the reference, {snap.reference}" if others else "")
+            + ("; every panel on one accuracy scale." if len(lines) > 1 else "."))
     treated = [] if study is None else [v_ for v_ in study.variants if any(c.treatments for c in study.cells
                                                                             if c.variant == v_)]
     if treated:
@@ -145,11 +157,13 @@ def _write(v, out: Path) -> Path:
                 "The first 8 training images (as epoch 1 trains on them) and test images of each treated variant and "
                 "the baseline, after its treatments, as its first cell sees them; gray scale 0-1 (values beyond are "
                 "clipped). `petri preview STUDY` draws these before training.")
-    matrices = _confusions(snap, rows)
+    matrices, shown = _confusions(snap, found.rows)
     if matrices:
         add(figures.confusions(matrices, snap.classes), "confusion", "Confusion matrices",
-            "Test images by true class (rows) and predicted class (columns), summed over each variant's finished "
-            "seeds at its first point; each row normalised to 100 %.")
+            "Test images by true class (rows) and predicted class (columns) at each variant and sweep point, "
+            "summed over its finished seeds: the count in each cell, the colour each row's share of its class (%)"
+            + (f"; the first {len(matrices)} of {shown} variants and points (Results.confusion gives any)."
+               if shown > len(matrices) else "."))
     pk = packs(snap) if study is not None else []
     if pk:
         add(figures.throughput(pk), "throughput", "Throughput",
@@ -172,18 +186,19 @@ def by_effect(rows):
                                        -(r.effect.mean if r.effect and not math.isnan(r.effect.mean) else -9)))
 
 
-def _confusions(snap, rows) -> dict:  # variant -> numpy int64 [classes, classes]
-    """Each variant's confusion matrix at its first point, summed over its finished seeds (at most 12)."""
+CONFUSIONS = 24  # (variant, point) matrices a report draws; Results.confusion gives any
+
+
+def _confusions(snap, rows) -> tuple[dict, int]:
+    """Each (variant, point)'s confusion matrix (its label -> numpy int64 [classes, classes]), summed over
+    its finished seeds, in study order: the first CONFUSIONS of them, and how many there are."""
     import numpy as np
 
-    first = {}
-    for r in rows:
-        first.setdefault(r.variant, json.dumps(r.point))
-    out: dict = {}
-    for p in {p.hash: p for p in snap.places if p.final.get("confusion")}.values():
-        if json.dumps(p.point) == first.get(p.variant) and len(out) <= 12:
-            out[p.variant] = out.get(p.variant, 0) + np.array(p.final["confusion"])
-    return dict(list(out.items())[:12])
+    sums: dict = {}
+    for p in {(p.key, p.seed): p for p in snap.places if p.final.get("confusion")}.values():
+        sums[p.key] = sums.get(p.key, 0) + np.array(p.final["confusion"])
+    shown = [(cell_label(r.variant, r.point), sums[r.key]) for r in rows if r.key in sums]
+    return dict(shown[:CONFUSIONS]), len(shown)
 
 
 def _slug(s: str) -> str:

@@ -1,4 +1,9 @@
-"""Export the ledger's cell-level and epoch-level tables as CSV, Parquet or JSON."""
+"""Export the ledger's cell-level and epoch-level tables as CSV, Parquet or JSON.
+
+In CSV and Parquet a cell's sweep point is one column per axis right after ``variant``, its values
+typed (numbers as numbers), as ``Results.cells()`` and ``epochs()`` have them; an epoch's learning
+rate is ``learning_rate``, as there. JSON keeps the ledger's rows as they are (``point`` a JSON object
+in text)."""
 
 from __future__ import annotations
 
@@ -60,7 +65,10 @@ def _write(out: Path, fmt: str, tables: dict) -> list[Path]:
         path = out / f"{name}.{fmt}"
         if fmt == "json":
             path.write_text(json.dumps(rows, indent=1))
-        elif fmt == "csv":
+            paths.append(path)
+            continue
+        rows = with_axes(rows)
+        if fmt == "csv":
             with open(path, "w", newline="") as f:
                 w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["empty"])
                 w.writeheader()
@@ -74,3 +82,33 @@ def _write(out: Path, fmt: str, tables: dict) -> list[Path]:
             pq.write_table(pa.Table.from_pylist(rows), path)
         paths.append(path)
     return paths
+
+
+def with_axes(rows: list[dict]) -> list[dict]:
+    """Ledger rows with ``point`` (JSON text) as one column per sweep axis after ``variant`` (named by the
+    axis, or ``point.<axis>`` where a column has that name already) and ``lr`` as ``learning_rate``. An axis
+    whose values mix kinds (``padding``: 0 or "same") is text, JSON for the numbers, so a column has one type."""
+    def name(column):
+        return "learning_rate" if column == "lr" else column
+
+    def kind(v):
+        return "number" if isinstance(v, (int, float)) and not isinstance(v, bool) else type(v).__name__
+
+    points = [json.loads(r["point"]) for r in rows]
+    taken = {name(k) for r in rows for k in r} - {"point"}
+    axes = {a: f"point.{a}" if a in taken else a for a in dict.fromkeys(k for p in points for k in p)}
+    for a in axes:
+        if len({kind(p[a]) for p in points if p.get(a) is not None}) > 1:
+            for p in points:
+                if a in p and not isinstance(p[a], str):
+                    p[a] = json.dumps(p[a])
+    out = []
+    for r, p in zip(rows, points):
+        row = {}
+        for k, v in r.items():
+            if k != "point":
+                row[name(k)] = v
+            if k == "variant":
+                row.update({col: p.get(a) for a, col in axes.items()})
+        out.append(row)
+    return out

@@ -1,6 +1,7 @@
 """Figures (matplotlib, headless): learning curves, sweep heatmaps and lines, paired differences
-(a forest plot), throughput. Accuracies are in percent everywhere; an interval is clipped to what
-the metric can take (0-100 %)."""
+(a forest plot), confusion matrices, the noise's sources, throughput. Accuracies are in percent
+everywhere; an interval is clipped to what the metric can take (0-100 %); panels of one quantity share
+one scale, so the same interval looks the same in each."""
 
 from __future__ import annotations
 
@@ -91,8 +92,9 @@ def clip_band(mean: np.ndarray, hw: np.ndarray, lo: float = 0.0, hi: float = 100
     return np.clip(mean - hw, lo, hi), np.clip(mean + hw, lo, hi)
 
 
-def heatmaps(rows: list[Row], variant: str, axes: tuple[str, str]):
-    """2-D sweep: mean test accuracy, and the paired difference vs the reference (non-significant hatched)."""
+def heatmaps(rows: list[Row], variant: str, axes: tuple[str, str], scale_of: list[Row] | None = None):
+    """2-D sweep: mean test accuracy, and the paired difference vs the reference (non-significant hatched).
+    ``scale_of``: the rows whose range the colour scales span (every grid of a study: one scale for all)."""
     ra, ca = axes
     pts = [r for r in rows if r.variant == variant]
     rvals = sorted({r.point[ra] for r in pts}, key=point_key)
@@ -107,10 +109,13 @@ def heatmaps(rows: list[Row], variant: str, axes: tuple[str, str]):
             diff[i, j] = 100 * r.effect.mean
             sig[i, j] = r.verdict in ("better", "worse")
     fig, (a1, a2) = subplots(1, 2, figsize=(12, 5))
-    im = a1.imshow(acc, cmap="viridis", origin="upper")
+    span = [r for r in (scale_of or pts) if not np.isnan(r.mean)]
+    means = [100 * r.mean for r in span] or [0.0, 100.0]
+    im = a1.imshow(acc, cmap="viridis", origin="upper", vmin=min(means), vmax=max(means))
     fig.colorbar(im, ax=a1, label="test accuracy (%)")
     a1.set_title(f"{variant}: mean test accuracy", fontsize=10)
-    lim = np.nanmax(np.abs(diff)) if np.isfinite(diff).any() else 1.0
+    diffs = [abs(100 * r.effect.mean) for r in span if r.effect and not np.isnan(r.effect.mean)]
+    lim = max(diffs) if diffs and max(diffs) > 0 else 1.0
     im2 = a2.imshow(diff, cmap="RdBu", vmin=-lim, vmax=lim, origin="upper")
     fig.colorbar(im2, ax=a2, label="difference vs the reference (percentage points)")
     for i in range(len(rvals)):
@@ -139,13 +144,29 @@ def numeric(values) -> bool:
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
-def sweep_line(rows: list[Row], variant: str, axis: str, train: dict[str, list[float]], reference: Row | None = None,
-               noisy_labels: bool = False):
-    """1-D sweep: test (and train) accuracy vs the swept value, mean ± 95 % CI; the reference drawn."""
+def sweeps(rows: list[Row], panels: list[tuple[str, str]], train: dict[str, list[float]],
+           reference: Row | None = None, noisy_labels: bool = False):
+    """1-D sweeps, one panel per (variant, axis), all on one accuracy scale (the same error bar looks the
+    same in every panel): test (and train) accuracy vs the swept value, mean ± 95 % CI; the reference drawn."""
+    cols = min(len(panels), 3)
+    n_rows = (len(panels) + cols - 1) // cols
+    fig, axes = subplots(n_rows, cols, figsize=(6.5 * cols if cols == 1 else 5.2 * cols, 4 * n_rows), squeeze=False,
+                         sharey=True)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (variant, axis) in zip(axes.flat, panels):
+        _sweep_panel(ax, rows, variant, axis, train, reference, noisy_labels)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("final accuracy (%)")
+    fig.tight_layout()
+    return fig
+
+
+def _sweep_panel(ax, rows: list[Row], variant: str, axis: str, train: dict[str, list[float]], reference: Row | None,
+                 noisy_labels: bool) -> None:
     pts = sorted((r for r in rows if r.variant == variant), key=lambda r: point_key(r.point[axis]))
     xs = [r.point[axis] for r in pts]
     pos = xs if numeric(xs) else list(range(len(xs)))
-    fig, ax = subplots(figsize=(6.5, 4))
     ax.errorbar(pos, [100 * r.mean for r in pts], yerr=_yerr([100 * r.mean for r in pts],
                 [100 * r.half_width for r in pts]), marker="o", capsize=3, label="test", zorder=3)  # on top
     tr = [t_interval(train.get(r.label, [])) for r in pts]
@@ -161,12 +182,9 @@ def sweep_line(rows: list[Row], variant: str, axis: str, train: dict[str, list[f
     ax.set_xticks(pos, [str(x) for x in xs])  # the swept values themselves, on any scale
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel(axis)
-    ax.set_ylabel("final accuracy (%)")
     ax.set_title(f"{variant}: accuracy vs {axis}", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
 
 
 def interaction(rows: list[Row], variants: tuple[str, ...], axis: str, analysis):
@@ -197,21 +215,31 @@ def interaction(rows: list[Row], variants: tuple[str, ...], axis: str, analysis)
 
 
 def confusions(matrices: dict, classes: list[str]):
-    """One panel per variant: its confusion matrix, each true class's row in percent of that class."""
+    """One panel per (variant, point) label: its confusion matrix (image counts summed over seeds), the
+    colour each true class's row in percent of that class, the count written in each cell (up to 12
+    classes), the classes by their full names."""
     n = len(matrices)
-    cols = min(n, 4)
+    cols = min(n, 3)
     rows_ = (n + cols - 1) // cols
-    fig, axes = subplots(rows_, cols, figsize=(3.2 * cols + 0.6, 3.1 * rows_ + 0.3), squeeze=False)
+    k = len(classes)
+    side = 4.2 if k <= 12 else 3.4
+    fig, axes = subplots(rows_, cols, figsize=(side * cols + 0.8, side * rows_ + 0.4), squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
-    labels = [str(c)[:6] for c in classes]
-    for ax, (variant, m) in zip(axes.flat, matrices.items()):
+    labels = [str(c) for c in classes]
+    for ax, (label, m) in zip(axes.flat, matrices.items()):
         pct = 100 * m / np.maximum(m.sum(1, keepdims=True), 1)
         ax.imshow(pct, cmap="Blues", vmin=0, vmax=100)
-        ax.set_title(variant, fontsize=9)
-        if len(classes) <= 20:
-            ax.set_xticks(range(len(classes)), labels, fontsize=6, rotation=90)
-            ax.set_yticks(range(len(classes)), labels, fontsize=6)
+        ax.set_title(label, fontsize=9)
+        if k <= 12:  # counts readable at this size
+            for i in range(k):
+                for j in range(k):
+                    if m[i, j]:
+                        ax.text(j, i, f"{int(m[i, j])}", ha="center", va="center", fontsize=5.5,
+                                color="white" if pct[i, j] > 55 else "0.15")
+        if k <= 20:
+            ax.set_xticks(range(k), labels, fontsize=6, rotation=90)
+            ax.set_yticks(range(k), labels, fontsize=6)
         ax.set_xlabel("predicted", fontsize=8)
         ax.set_ylabel("true", fontsize=8)
     fig.tight_layout()
@@ -258,34 +286,36 @@ def throughput(packs: list[tuple[str, int, float]]):
 
 
 def noise(spreads, factors: list[str], scale: float = 100, unit: str = "pp"):
-    """One stacked bar per (variant, point) of a crossed study (``variance.Spread``): each source's share
-    of the seeds' variance, then the residual; a black diamond marks the share a finite test set
-    explains by itself (binomial), and the bar's label gives the SD over all its places."""
+    """One panel per (variant, point) of a crossed study (``variance.Spread``): each source's share of the
+    seeds' variance, then the residual's, as a dot with its generalized 95 % interval; below them, on a
+    row of its own, the share a finite test set explains by itself (binomial: no interval), an arrow at
+    100 % where it is more than the whole spread. The title gives the SD over all its places."""
     shown = [s for s in spreads if s.parts]
-    fig, ax = subplots(figsize=(7.5, max(2.2, 0.45 * len(shown) + 1.4)))
     names = [*factors, "residual"]
     palette = dict(zip(names, ["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
-                               "0.65"][:len(names) - 1] + ["0.65"]))
-    for i, s in enumerate(shown):
-        left = 0.0
-        for p in s.parts:
-            ax.barh(i, 100 * p.share, left=left, color=palette[p.source], label=p.source if i == 0 else None)
-            left += 100 * p.share
-        if not np.isnan(s.test_share):  # beyond the bar (more than the whole spread): at its end, with its value
+                               "0.65"][:len(names) - 1] + ["0.45"]))
+    heights = [len(s.parts) + (not np.isnan(s.test_share)) for s in shown]
+    fig, axes = subplots(len(shown), 1, figsize=(7.5, 0.32 * sum(heights) + 0.75 * len(shown) + 0.6), squeeze=False,
+                         sharex=True, gridspec_kw={"height_ratios": heights})
+    for ax, s in zip(axes[:, 0], shown):
+        labels = []
+        for i, p in enumerate(s.parts):
+            share, lo, hi = 100 * p.share, 100 * p.share_low, 100 * p.share_high
+            ax.plot([lo, hi], [i, i], color=palette[p.source], lw=2.5, solid_capstyle="butt", alpha=0.55)
+            ax.plot(share, i, "o", color=palette[p.source], ms=6)
+            labels.append(f"{p.source}  {share:.0f} % [{lo:.0f}, {hi:.0f}]")
+        if not np.isnan(s.test_share):
+            i = len(s.parts)
+            ax.axhline(i - 0.5, color="0.75", lw=0.8)
             over = s.test_share > 1
             ax.plot(min(100 * s.test_share, 100), i, ">" if over else "D", color="black", ms=6)
-            if over:
-                ax.annotate(f"{100 * s.test_share:.0f} %", (100, i), xytext=(-8, 0), textcoords="offset points",
-                            ha="right", va="center", fontsize=8, color="white", fontweight="bold")
-    if any(not np.isnan(s.test_share) for s in shown):
-        ax.plot([], [], "D", color="black", ms=6, label="test set alone (binomial)")
-    labels = [f"{s.variant}{' (' + ', '.join(f'{k}={v}' for k, v in s.point.items()) + ')' if s.point else ''}\n"
-              f"SD {scale * s.sd_all:.3g} {unit}" for s in shown]
-    ax.set_yticks(range(len(shown)), labels, fontsize=8)
-    ax.set_ylim(len(shown) - 0.5, -0.5)
-    ax.set_xlim(0, 100)
-    ax.set_xlabel("share of the variance between seeds (%)")
-    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(5, len(names) + 1), frameon=False)
-    ax.grid(alpha=0.3, axis="x")
+            labels.append(f"test set alone (binomial)  {100 * s.test_share:.0f} %")
+        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+        ax.set_ylim(len(labels) - 0.5, -0.5)
+        ax.set_xlim(-1, 101)
+        ax.grid(alpha=0.3, axis="x")
+        point = f" ({', '.join(f'{k}={v}' for k, v in s.point.items())})" if s.point else ""
+        ax.set_title(f"{s.variant}{point}: SD {scale * s.sd_all:.3g} {unit} over {s.n} places", fontsize=9, loc="left")
+    axes[-1, 0].set_xlabel("share of the variance between seeds (%); line: generalized 95 % interval")
     fig.tight_layout()
     return fig

@@ -14,7 +14,8 @@ def _header(v, facts) -> str:
     snap = v.snapshot
     if snap.study is None:
         return f"{facts['cells']}: {facts['status']}. Reference: {snap.reference or '—'}. Runs made elsewhere: {facts['data']}."
-    return (f"{facts['cells']}: {facts['status']}. Reference: {snap.reference}. Data: {facts['data']}. "
+    ref = f"Reference: {snap.reference}. " if v.findings.family else ""
+    return (f"{facts['cells']}: {facts['status']}. {ref}Data: {facts['data']}. "
             f"petri {facts['petri']} ({facts['commit']}), torch {facts['torch']}, {facts['device']} on "
             f"{facts['host'] or '?'}, executor {facts['executor'] or '?'}, {facts['runs']} run(s), wall {facts['wall']}.")
 

@@ -28,9 +28,15 @@ def effects_text(v, terminal: bool = False) -> tuple[list[str], list[list[str]]]
         order = {id(r): i for i, r in enumerate(by_effect(f.rows))}
         records.sort(key=lambda rec: order[id(rec.obj)])
     head, rows = T.EFFECTS.text(records, ctx, terminal)
-    if not any(r.effect for r in f.rows):
-        keep = [i for i, h in enumerate(head) if not h.startswith(("Δ", "95 %", "p (", "P(A", "detectable"))]
-        head, rows = [head[i] for i in keep], [[row[i] for i in keep] for row in rows]
+    if not any(r.effect for r in f.rows):  # nothing against the reference (a noise study: its spread instead)
+        keep = [i for i, h in enumerate(head) if not (h.startswith(("Δ", "95 %", "p (", "P(A", "detectable"))
+                                                       or h in ("p", "verdict"))]
+        sd = [number(v.context.scale * r.sd) for r in (rec.obj for rec in records)]
+        head = [head[i] for i in keep] + [f"SD between seeds ({v.context.unit})"]
+        rows = [[row[i] for i in keep] + [s] for row, s in zip(rows, sd)]
+        if f.family:  # declared comparisons: the rows have none of their own
+            head.append("verdict")
+            rows = [row + [r.verdict or "see comparisons"] for row, r in zip(rows, (rec.obj for rec in records))]
     return head, rows
 
 
@@ -69,6 +75,10 @@ def table_notes(v) -> list[str]:
     level = f"{100 * f.level:.4g} %"
     what = "final " + a.metric.replace("_", " ")
     crossed = any(c.crossed for c in f.family)
+    if not f.family:  # one variant (a study of its noise), or a swept baseline without a reference point
+        warnings = " ".join(v.snapshot.warnings)
+        return [f"Nothing is compared: {warnings}" if warnings else "One variant: nothing is compared. n: its seeds; "
+                f"{what} as mean ± 95 % interval over them; SD: the spread between seeds."]
     notes = [f"Δ: the difference in {what}, paired by seed (places missing on one side are left out of that pair)"
              + (f", against {v.snapshot.reference}. " if not a.compare else ". ")
              + f"The study's {m} comparison{'s are' if m != 1 else ' is'} one family tested at α' = 0.05 / {m * a.looks}"
@@ -91,8 +101,6 @@ def table_notes(v) -> list[str]:
                      f"inside ±margin — exactly when its ({100 * (1 - 2 * (1 - f.level)):.4g} %) interval lies inside "
                      "±margin; that interval is printed beside the verdict, and the p beside it is the tests' (TOST, "
                      "Bonferroni-adjusted). 'better' or 'worse' when the difference test rejects, else 'inconclusive'.")
-    if not f.family:
-        notes.append("Nothing is compared: " + (" ".join(v.snapshot.warnings) or "the study has no reference."))
     if any(c.n == 2 and not c.crossed for c in f.family):
         notes.append("Caution: a comparison on 2 seeds rests on a t with 1 degree of freedom (its interval is 12.7 "
                      "standard errors wide at 95 %); a verdict needs at least 2 seeds, and 5 or more are advised.")
@@ -189,10 +197,6 @@ def looks_line(snap) -> str | None:
 
 def adaptive_line(state: dict | None) -> str | None:
     """One sentence on an adaptive study's looks and why it stopped (or that it has not yet)."""
-    if not state or not state.get("looks"):
-        return None
-    looks = state["looks"]
-    seen = ", ".join(f"{lk['seeds']} ({lk['undecided']} undecided)" for lk in looks)
-    end = f"stopped at {looks[-1]['seeds']} seeds: {state['stopped']}" if state.get("stopped") else "not stopped yet"
-    return f"Adaptive seeds, looked at after {len(looks)} round(s) with {seen}; {end}."
+    from .looks import summary
 
+    return summary(state)

@@ -29,7 +29,7 @@ class Pack:
 
     def members(self) -> list[Member]:
         return [Member(c.seeds, list(c.treatments), c.recipe.optimizer.lr, c.recipe.optimizer.weight_decay,
-                       self.states.get(c.hash)) for c in self.cells]
+                       self.states.get(c.hash), c.metrics) for c in self.cells]
 
     @property
     def start(self) -> int:

@@ -30,7 +30,7 @@ from ..rng import SOURCES, Seeds
 from ..specs import canonical, echo, fmt_loc, translate
 from ..train.recipe import Recipe, parse_optimizer, parse_schedule
 from ..treatments import parse_treatment
-from ..train.metrics import is_fraction
+from ..train.metrics import is_fraction, user_metrics
 from .crossing import combinations, config_seed, is_crossing, parse_crossing
 from .questions import ADAPTIVE_KEYS, Adaptive, Analysis, parse_adaptive, parse_analysis
 from .snapshot import spec_from_json
@@ -67,6 +67,7 @@ class Cell:
     hash: str
     config: str  # canonical JSON of everything that defines the cell
     sources: Seeds | None = None  # a crossed study's seeds per random source (None: ``seed`` drives all)
+    metrics: tuple[str, ...] = ()  # users' metrics it records (its study's: train.metrics), beside petri's own
 
     @property
     def seeds(self) -> int | Seeds:
@@ -115,22 +116,30 @@ class Study:
 
 
 def recipe_from_dict(d: dict, where: str = "recipe") -> Recipe:
+    """A validated recipe; every wrong field of it (its model's, optimizer's and schedule's too) in one error."""
     if not isinstance(d, dict):
         raise SpecError(f"{where}: must be a table")
     if "model" not in d:
         raise SpecError(f"{where}.model: missing; a model such as {{ name = \"mlp\", hidden = [64] }} or a list of layers")
-    d = dict(d, model=parse_model(d["model"], f"{where}.model"))
-    if "optimizer" in d:
-        opt = d["optimizer"]
-        if isinstance(opt, dict) and "name" not in opt:  # { lr = 0.01 } tunes the default optimiser
-            opt = {"name": Recipe.model_fields["optimizer"].default.name, **opt}
-        d["optimizer"] = parse_optimizer(opt, f"{where}.optimizer")
-    if "schedule" in d:
-        d["schedule"] = parse_schedule(d["schedule"], f"{where}.schedule")
+    d, mistakes, said = dict(d), [], []
+    opt = d.get("optimizer")
+    if isinstance(opt, dict) and "name" not in opt:  # { lr = 0.01 } tunes the default optimiser
+        d["optimizer"] = {"name": Recipe.model_fields["optimizer"].default.name, **opt}
+    for key, parse in (("model", parse_model), ("optimizer", parse_optimizer), ("schedule", parse_schedule)):
+        if key in d:
+            try:
+                d[key] = parse(d[key], f"{where}.{key}")
+            except SpecError as e:  # said here; the rest of the recipe is still checked
+                mistakes += e.parts
+                said.append(f"{where}.{key}:")
+                del d[key]
     try:
-        return Recipe.model_validate(d, strict=True)
-    except ValidationError as e:
-        raise translate(e, where) from None
+        recipe = Recipe.model_validate(d, strict=True)
+    except ValidationError as e:  # (a model said above is "missing" here)
+        mistakes += [m for m in translate(e, where, Recipe).parts if not m.startswith(tuple(said))]
+    if mistakes:
+        raise SpecError(mistakes)
+    return recipe
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -299,6 +308,7 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
         plugins = [str(root / frozen["plugins"][e]) if e in frozen.get("plugins", {}) else p
                    for e, p in zip(entries, plugins)]
     load_plugins.load(plugins, f"{where}: plugins")
+    metrics = _own_metrics(raw, plugins)
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
         raise SpecError(f"{where}: name: missing or empty; give the study a name (a string)")
@@ -367,7 +377,7 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
     for vname, v in variants.items():  # the shared [recipe] once, whichever variants meet it)
         try:
             cells += _variant_cells(vname, v, where, base, data, dspec, frozen, seeds, places, crossing, axis_paths,
-                                    networks)
+                                    networks, metrics)
         except SpecError as e:
             errors += e.parts
     if errors:
@@ -389,8 +399,16 @@ def parse_study(text: str, path: str = "<study>", data_override: str | None = No
 _NAME = re.compile(r"[^\W_][\w .+-]{0,99}")  # letters of any script, digits, space . _ + - (a folder name)
 
 
+def _own_metrics(raw: dict, plugins: list[str]) -> dict[str, str]:
+    """The users' metrics a study's cells record -> their code: what its plugins register and the
+    metric it compares (``[analysis] metric``, also one registered from a notebook)."""
+    analysis = raw.get("analysis") if isinstance(raw.get("analysis"), dict) else {}
+    named = [analysis["metric"]] if isinstance(analysis.get("metric"), str) else []
+    return user_metrics([*load_plugins.metrics(plugins), *named])
+
+
 def _variant_cells(vname: str, v, where: str, base: dict, data, dspec, frozen, seeds: list[int], places,
-                   crossing, axis_paths: dict, networks: dict) -> list[Cell]:
+                   crossing, axis_paths: dict, networks: dict, metrics: dict[str, str]) -> list[Cell]:
     """One variant's cells (each sweep point × seed), validated; errors name the variant's field."""
     cells: list[Cell] = []
     vwhere = f"{where}: variants.{vname}"
@@ -447,8 +465,8 @@ def _variant_cells(vname: str, v, where: str, base: dict, data, dspec, frozen, s
         used = recipe.random_sources()
         for seed in seeds:
             own = places[seed] if crossing else None
-            h, config = cell_hash(_config(data, dspec, recipe, ts, config_seed(own, used) if own else seed))
-            cells.append(Cell(vname, point, seed, recipe, ts, dspec if frozen else data, h, config, own))
+            h, config = cell_hash(_config(data, dspec, recipe, ts, config_seed(own, used) if own else seed, metrics))
+            cells.append(Cell(vname, point, seed, recipe, ts, dspec if frozen else data, h, config, own, tuple(metrics)))
     return cells
 
 
@@ -511,18 +529,16 @@ def _axis_len(v: dict, where: str) -> int:
 
 
 def _baseline_point(bp, baseline: str, cells: list[Cell], where: str) -> tuple[dict | str | None, list[str]]:
-    """The reference point of a swept baseline, checked against its axes; warnings when nothing
-    can be compared."""
+    """The reference point of a swept baseline, checked against its axes; a warning when its points are
+    not compared for want of one (a study of one variant at one point compares nothing, and says nothing:
+    it is a study of that variant's noise)."""
     points = list(dict.fromkeys(c.point for c in cells if c.variant == baseline))
     axes = [k for k, _ in points[0]] if points else []
-    others = {(c.variant, c.point) for c in cells} - {(baseline, points[0])}
     if bp is None:
         if len(points) > 1:
             return None, [f"{where}: baseline {baseline!r} is a sweep of {len(points)} points and no baseline_point is "
                           "set, so nothing is compared; set baseline_point = { " + ", ".join(f"{a} = ..." for a in axes)
                           + ' } or baseline_point = "best"']
-        if not others:
-            return None, [f"{where}: only {baseline!r} is in this study: nothing to compare it with; add a variant"]
         return None, []
     if bp == "best":
         if any(not c.recipe.val_size for c in cells if c.variant == baseline):
@@ -576,7 +592,7 @@ def _apply_profile(raw: dict, profile: str | None, where: str) -> dict:
     return out
 
 
-def _config(data, dspec, recipe: Recipe, ts, seed) -> dict:
+def _config(data, dspec, recipe: Recipe, ts, seed, metrics: dict[str, str]) -> dict:
     r = canonical(recipe)
     for unlearned in ("device", "eval_batch_size"):  # neither changes what is learned
         r.pop(unlearned, None)
@@ -587,6 +603,8 @@ def _config(data, dspec, recipe: Recipe, ts, seed) -> dict:
         config["model_code"] = recipe.model.code_id()
     if any(t.code for t in ts):  # a user's treatment: likewise
         config["treatment_code"] = [t.code for t in ts]
+    if metrics:  # users' metrics the cell records: their code makes its numbers too
+        config["metric_code"] = metrics
     return config
 
 

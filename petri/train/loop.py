@@ -47,6 +47,7 @@ class Member:
     lr: float | None = None  # None: the recipe's
     weight_decay: float | None = None
     state: CellState | None = None  # resume from here (all members of a pack at the same epoch)
+    metrics: tuple[str, ...] = ()  # users' metrics it records when it finishes (train.metrics)
 
 
 @dataclass
@@ -164,6 +165,7 @@ class _Shard:
         for k, order in self.pipe.absorbed.items():  # fixed pixel permutations, taken into the first layer
             self.net.absorb_input_order(k, order)
         self.lrs = [m.lr if m.lr is not None else recipe.optimizer.lr for m in members]
+        self.own_metrics = [m.metrics for m in members]
         self.opt = Optimizer(recipe.optimizer, self.net.theta, self.lrs,
                              [m.weight_decay if m.weight_decay is not None else recipe.optimizer.weight_decay
                               for m in members])
@@ -285,7 +287,8 @@ class _Shard:
             elif epoch == recipe.epochs:
                 r.status = "done"  # the epoch budget is spent
             if r.status != "running":  # finished: the numbers of its test logits (calibration, per class, users')
-                r.final = final_metrics(torch.cat([c[k] for c in chunks]), self.test.y, self.n_classes)
+                r.final = final_metrics(torch.cat([c[k] for c in chunks]), self.test.y, self.n_classes,
+                                        self.own_metrics[k])
             if keep_state and self.stoppers[k] and self.stoppers[k].since_best == 0:  # a new best epoch
                 self.best[k] = (epoch, cpu_copies(self.net.member_state(k)))
         if keep_state:

@@ -3,6 +3,8 @@ accuracy per class, the confusion matrix, and users' own metrics (``petri.regist
 
 A metric is a function of one member's test logits ``[N, C]`` (float) and labels ``[N]`` (int64)
 returning a float; it runs where the cell trains (a Ray worker imports the study's plugins first).
+A cell records the built-in metrics and its study's own: those its plugins register and the study's
+``[analysis] metric``; their code is part of the cell's identity (an edited metric makes new cells).
 A study compares any of them with ``[analysis] metric = "ece"`` (or ``"class_acc:3"``, or a user's name).
 """
 
@@ -10,14 +12,25 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 
 from ..errors import SpecError
+from ..plugins import code as plugin_code
+from ..specs import first_paragraph
 
 Metric = Callable[[torch.Tensor, torch.Tensor], float]
-METRICS: dict[str, tuple[Metric, str, bool]] = {}  # name -> (function, what it measures, higher is better)
+
+
+class Registered(NamedTuple):
+    fn: Metric
+    about: str  # what it measures, in a line
+    higher: bool  # higher is better
+    code: str | None  # a user's metric: its plugin file's (or source's) digest; None: petri's own
+
+
+METRICS: dict[str, Registered] = {}
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 # Per-epoch numbers (the ledger's epoch rows) and what is derived from them: not registrable names.
 EPOCH = ("test_acc", "test_loss", "val_acc", "val_loss", "train_acc", "train_loss", "train_eval_acc",
@@ -27,14 +40,21 @@ EPOCH = ("test_acc", "test_loss", "val_acc", "val_loss", "train_acc", "train_los
 def register_metric(name: str, fn: Metric, about: str = "", higher_is_better: bool = True) -> Metric:
     """Register ``fn(logits [N, C], labels [N]) -> float`` as metric ``name`` (lower-case letters,
     digits, _), computed on each cell's test set when it finishes; ``higher_is_better`` says which
-    direction a verdict calls "better". Returns ``fn``."""
+    direction a verdict calls "better". A cell records it when its study's plugins register it or the
+    study compares it (``[analysis] metric``); the plugin file's source is part of those cells' identity.
+    Returns ``fn``."""
     if not isinstance(name, str) or not _NAME.fullmatch(name) or name in EPOCH or name in ("class_acc", "confusion"):
         raise SpecError(f"register_metric: {name!r} is not allowed; a metric name is 1-40 lower-case letters, digits "
                         f"and _ starting with a letter, other than {', '.join(EPOCH)}, class_acc, confusion")
     if not callable(fn):
         raise SpecError(f"register_metric: {name!r}: {fn!r} is not a function of (logits, labels)")
-    METRICS[name] = (fn, about or (fn.__doc__ or "").strip().split("\n")[0], bool(higher_is_better))
+    METRICS[name] = Registered(fn, about or first_paragraph(fn.__doc__), bool(higher_is_better), plugin_code(fn))
     return fn
+
+
+def user_metrics(names) -> dict[str, str]:
+    """Of ``names``, the users' registered metrics -> their code's digest (what enters a cell's identity)."""
+    return {n: METRICS[n].code for n in names if n in METRICS and METRICS[n].code}
 
 
 def expected_calibration_error(logits: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> float:
@@ -51,19 +71,21 @@ def expected_calibration_error(logits: torch.Tensor, labels: torch.Tensor, bins:
     return ece
 
 
-register_metric("ece", expected_calibration_error, "expected calibration error (15 bins), a fraction", False)
+METRICS["ece"] = Registered(expected_calibration_error, "expected calibration error (15 bins), a fraction", False, None)
 
 
-def final_metrics(logits: torch.Tensor, labels: torch.Tensor, n_classes: int) -> dict:
-    """Every registered metric, accuracy per class and the confusion matrix (rows: true class,
-    columns: predicted) of one member's test logits [N, C]."""
+def final_metrics(logits: torch.Tensor, labels: torch.Tensor, n_classes: int, own: tuple[str, ...] = ()) -> dict:
+    """Petri's metrics, the users' metrics ``own`` (a cell's study's), accuracy per class and the
+    confusion matrix (rows: true class, columns: predicted) of one member's test logits [N, C]."""
     logits, labels = logits.detach().float().cpu(), labels.cpu()
     pred = logits.argmax(-1)
     confusion = torch.bincount(labels * n_classes + pred, minlength=n_classes * n_classes).view(n_classes, n_classes)
     per_class = confusion.diag().double() / confusion.sum(1).clamp(min=1).double()
     out: dict = {"class_acc": per_class.tolist(), "confusion": confusion.tolist()}
-    for name, (fn, _, _) in METRICS.items():
-        value = float(fn(logits, labels))
+    for name, m in METRICS.items():
+        if m.code and name not in own:
+            continue
+        value = float(m.fn(logits, labels))
         out[name] = value if math.isfinite(value) else None
     return out
 
@@ -102,5 +124,5 @@ def is_fraction(name: str) -> bool:
 def higher_is_better(name: str) -> bool:
     """Accuracies and users' metrics (unless registered otherwise): higher; losses, ECE and the gap: lower."""
     if name in METRICS:
-        return METRICS[name][2]
+        return METRICS[name].higher
     return not (name.endswith("_loss") or name == "gap")

@@ -19,7 +19,7 @@ import torch
 from pydantic import Field, field_validator
 
 from ..rng import per_image, unit
-from ..specs import Spec
+from ..specs import Spec, json_text
 
 Split = Literal["train", "test"]
 
@@ -38,8 +38,7 @@ class Context:
 class Treatment(Spec):
 
     name: str
-    splits: tuple[Split, ...] | None = Field(
-        default=None, description="the splits it acts on (default: the treatment's own, e.g. train and test)")
+    splits: tuple[Split, ...] | None = Field(default=None, description="the splits it acts on")
 
     about: ClassVar[str] = ""  # one line for `petri models`
     code: ClassVar[str | None] = None  # a user's treatment: its source's digest (part of its cells' hashes)
@@ -64,6 +63,17 @@ class Treatment(Spec):
         if bad:
             raise ValueError(f"split {bad[0]!r} not allowed for this treatment; allowed: {list(cls.allowed_splits)}")
         return tuple(v)
+
+    @classmethod
+    def described(cls, row: tuple[str, str, str, str]) -> tuple[str, str, str, str]:
+        """``petri models``' row of a parameter: ``splits`` with this treatment's own default and choices."""
+        if row[0] != "splits":
+            return row
+        default, allowed = " and ".join(cls.default_splits), ", ".join(cls.allowed_splits)
+        text = f"the splits it acts on ({allowed} only)" if len(cls.allowed_splits) == 1 else \
+            f"the splits it acts on (default: {default}; allowed: {allowed})"
+        return ("splits", "list of " + " | ".join(f'"{s}"' for s in cls.allowed_splits), json_text(
+            list(cls.default_splits)), text)
 
     def acts_on(self, split: str) -> bool:
         return split in (self.splits or self.default_splits)
