@@ -36,6 +36,10 @@ def outputs(directory: Path, report: bool) -> dict:
         folder = Path(r.report()).parent
         for csv in sorted(folder.glob("*.csv")):
             text = csv.read_text()
+            if csv.name == "cells.csv":  # (its seconds are the ledger writer's wall time)
+                import pandas as pd
+
+                text = pd.read_csv(csv).drop(columns="seconds").to_csv(index=False)
             out[csv.name] = text.splitlines() if csv.name != "cells.csv" else hashlib.sha256(text.encode()).hexdigest()
     return out
 
