@@ -181,12 +181,13 @@ def one(args) -> dict:
 def rates(results: list[dict], design: Design, key: str) -> dict:
     null = [r[key] for r in results if r["effect"] == design.null]
     alt = [r[key] for r in results if r["effect"] == design.effect]
+    hit = (lambda v: v == "equivalent") if design.kind == "equivalence" else (lambda v: v in ("better", "worse"))
+    fp = np.mean([hit(v) for v, _ in null])
     if design.kind == "equivalence":
-        fp = np.mean([v == "equivalent" for v, _ in null])
-        power = np.mean([v == "equivalent" for v, _ in alt])
+        power = np.mean([hit(v) for v, _ in alt]) if alt else math.nan
     else:
-        fp = np.mean([v in ("better", "worse") for v, _ in null])
-        power = np.mean([v == ("better" if design.effect > 0 else "worse") for v, _ in alt]) if design.effect else math.nan
+        want = "better" if design.effect > 0 else "worse"
+        power = np.mean([v == want for v, _ in alt]) if alt and design.effect else math.nan
     covered = [lo <= design.null <= hi for v, (lo, hi) in null if not math.isnan(lo) and v != "withheld"]
     cover = np.mean(covered) if covered else math.nan
     withheld = np.mean([v in ("withheld", "too few seeds") for v, _ in null])

@@ -43,6 +43,9 @@ def context(f: Findings, axes_extra: list[str]) -> Context:
     classes = max((len(p.final.get("class_acc", [])) for p in snap.places if p.final), default=0)
     finals += [f"class_acc:{i}" for i in range(classes)]
     finals += sorted({k for p in snap.places for k in p.values if k not in finals})
+    from .analysis.records import EPOCH_COLUMNS
+
+    finals = [m for m in finals if m not in (*EPOCH_COLUMNS, "gap")]  # (columns of their own already)
     from .train.metrics import is_fraction
 
     return Context(f.analysis.metric, is_fraction(f.analysis.metric), tuple(snap.axes), tuple(snap.crossing), f.level,

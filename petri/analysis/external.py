@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import math
+
+import numpy as np
 from pathlib import Path
 
 from ..errors import SpecError
@@ -90,7 +92,7 @@ def snapshot(table, where: str, analysis, baseline: str | None = None, axes: lis
     keys = ["variant", *axes, *seed_cols]
     dup = df.duplicated(keys, keep=False)
     if dup.any():
-        rows = [i + 2 for i in df.index[dup][:2]]
+        rows = [int(i) + 2 for i in np.flatnonzero(dup.to_numpy())[:2]]
         raise SpecError(f"{where}: rows {rows[0]} and {rows[1]} are the same run ({', '.join(keys)} alike); each run "
                         "once (average repeats yourself, or give them their own seed)")
     combos = sorted({tuple(r) for r in df[seed_cols].astype(str).itertuples(index=False)}, key=_order)
