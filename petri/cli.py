@@ -97,8 +97,9 @@ def train_cmd(
     def log(m):
         if m["epoch"] == 1:
             console.print("epoch  train/loss  train/acc  test/loss  test/acc  images/s   seconds")
-        console.print(f"{m['epoch']:5d}  {m['train_loss']:10.4f}  {m['train_acc']:9.4f}  {m['test_loss']:9.4f}  "
-                      f"{m['test_acc']:8.4f}  {m['images_per_s']:8,.0f}  {m['seconds']:8.2f}")
+        test = f"{m['test_loss']:9.4f}  {m['test_acc']:8.4f}" if m["test_acc"] is not None else f"{'—':>9}  {'—':>8}"
+        console.print(f"{m['epoch']:5d}  {m['train_loss']:10.4f}  {m['train_acc']:9.4f}  {test}  "
+                      f"{m['images_per_s']:8,.0f}  {m['seconds']:8.2f}")
 
     try:
         recipe = {"model": _json(model, "--model"), "optimizer": _json(optimizer, "--optimizer"), "epochs": epochs,

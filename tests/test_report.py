@@ -172,3 +172,34 @@ def test_preview_shows_each_variants_treated_images(tmp_path, capsys):
     assert main(["preview", str(f), "--variant", "nope"]) == 2
     assert "variant 'nope' is not in p; variants: plain, inv" in capsys.readouterr().err
     assert main(["preview", str(f), "--to", str(tmp_path / "missing" / "deeper" / "x.png")]) == 0  # folders made
+
+
+def test_eval_every_leaves_test_metrics_of_unevaluated_epochs_empty_and_curves_skip_them(tmp_path):
+    """recipe.eval_every = 2 over 3 epochs: epochs() has NaN test metrics at epoch 1 and numbers at 2 and 3
+    (the last epoch is always evaluated); the learning curves draw the test accuracy at evaluated epochs only."""
+    import petri
+    from petri.report import figures
+
+    text = """
+name = "sparse"
+data = "mnist"
+seeds = 2
+baseline = "plain"
+[recipe]
+model = { name = "mlp", hidden = [8] }
+epochs = 3
+eval_every = 2
+train_size = 500
+test_size = 200
+[variants.plain]
+"""
+    run_study(parse_study(text), tmp_path / "out")
+    epochs = petri.open_study(tmp_path / "out").epochs()
+    assert epochs.loc[epochs.epoch == 1, "test_acc"].isna().all() and epochs.loc[epochs.epoch == 1, "train_loss"].notna().all()
+    assert epochs.loc[epochs.epoch > 1, ["test_acc", "test_loss", "train_eval_acc"]].notna().all().all()
+    rows = [{"place": "p", **r} for r in epochs.to_dict("records")]
+    fig = figures.curves([{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+                          for r in rows], {"p": "plain"}, ["plain"])
+    test_axis = [ax for ax in fig.axes if ax.get_title().startswith("test accuracy")][0]
+    assert list(test_axis.lines[0].get_xdata()) == [2, 3]
+    assert list(fig.axes[0].lines[0].get_xdata()) == [1, 2, 3]  # the train loss: every epoch

@@ -140,7 +140,8 @@ def findings(cells: list[dict], epochs: list[dict], baseline: str, baseline_poin
             if c["status"] in OK and value is not None:
                 finals.append(value)
                 on_val = es[-1]["val_acc"] is not None
-                bests.append(max(es, key=lambda e: e["val_acc"] if on_val else e["test_acc"])["test_acc"])
+                tested = [e for e in es if e["test_acc"] is not None]  # (recipe.eval_every: not every epoch)
+                bests.append(max(tested, key=lambda e: e["val_acc"] if on_val else e["test_acc"])["test_acc"])
                 losses.append(es[-1]["test_loss"])
                 lens.append(len(es))
                 by_seed[c["seed"]] = value

@@ -61,7 +61,7 @@ def curves(epochs: list[dict], labels: dict[str, str], order: list[str], noisy_l
     for ax, (metric, title) in zip(axes, metrics):
         for label in [x for x in order if x in series]:
             per_epoch = series[label]
-            xs = sorted(per_epoch)
+            xs = [x for x in sorted(per_epoch) if per_epoch[x][metric]]  # evaluated epochs only (recipe.eval_every)
             stats = [t_interval(per_epoch[x][metric]) for x in xs]
             mean = np.array([s[0] for s in stats])
             hw = np.nan_to_num(np.array([s[1] for s in stats]))

@@ -215,10 +215,11 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
         write(pack, results, epoch)
         if not console.is_terminal:  # a log, CI, nohup: a line per finished epoch (no live bar there)
             done = [r.epochs[-1] for r in results if r.epochs and r.epochs[-1]["epoch"] == epoch]
-            if done:
+            tested = [m["test_acc"] for m in done if m["test_acc"] is not None]  # (recipe.eval_every: not every epoch)
+            if tested:
                 console.print(f"pack {pack_no[id(pack)]}/{len(p.packs)} epoch {epoch}/{pack.recipe.epochs}: "
-                              f"mean test accuracy {100 * sum(m['test_acc'] for m in done) / len(done):.2f} % over "
-                              f"{plural(len(done), 'cell')}", markup=False, highlight=False, soft_wrap=True)
+                              f"mean test accuracy {100 * sum(tested) / len(tested):.2f} % over "
+                              f"{plural(len(tested), 'cell')}", markup=False, highlight=False, soft_wrap=True)
         ips = sum(r.epochs[-1]["images_per_s"] for r in results if r.epochs and r.epochs[-1]["epoch"] == epoch)
         progress.update(task, description=f"pack {pack_no[id(pack)]}/{len(p.packs)} (K={len(pack.cells)}) "
                                           f"epoch {epoch}/{pack.recipe.epochs} {ips:,.0f} img/s")

@@ -67,26 +67,33 @@ def resolve_device(name: str) -> torch.device:
 
 
 TRAIN_EVAL = 2000  # training images evaluated in eval mode at each epoch's end: the first of the split, every cell
+UNTESTED = ("test_loss", "test_acc", "train_eval_loss", "train_eval_acc")  # None in an epoch not evaluated
 
 
-@torch.no_grad()
-def evaluate(net, pipe: Pipeline, split: Split, batch_size: int, logits: list | None = None
-             ) -> tuple[torch.Tensor, torch.Tensor]:
+def evaluate(net, pipe: Pipeline, split: Split, batch_size: int, logits: list | None = None,
+             buffer: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean loss [K] and accuracy [K] on a split (evaluation-time treatments, BN in eval mode, no
-    dropout); the logits [K, b, C] of each batch are appended to ``logits`` if given."""
-    loss_sum = torch.zeros(net.K, device=net.device)
-    hits = torch.zeros(net.K, device=net.device)
-    for i in range(0, len(split.y), batch_size):
-        x = pipe.images(split.x[i:i + batch_size], split.ids[i:i + batch_size], "test", 0)
-        y = split.y[i:i + batch_size].expand(net.K, -1)
-        out = net.forward(x, train=False)
-        if logits is not None:
-            logits.append(out.detach().clone())
-        loss, _, correct = cross_entropy(out, y, with_grad=False)
-        loss_sum += loss * len(y[0])
-        hits += correct
-    n = len(split.y)
-    return loss_sum / n, hits / n
+    dropout); the logits [K, b, C] of each batch are appended to ``logits`` if given. ``buffer``: at
+    least ``batch_size`` images' floats to convert each batch into (fresh multi-MB tensors cost page faults).
+
+    Inference mode (no autograd state), the members at once; on CPU a network's image layers run member
+    by member in channels-last layout (``Network.forward``). A member computes what it computes alone."""
+    with torch.inference_mode():
+        loss_sum = torch.zeros(net.K, device=net.device)
+        hits = torch.zeros(net.K, device=net.device)
+        for i in range(0, len(split.y), batch_size):
+            images = split.x[i:i + batch_size]
+            into = None if buffer is None else buffer[:images.numel()]
+            x = pipe.images(images, split.ids[i:i + batch_size], "test", 0, into)
+            y = split.y[i:i + batch_size].expand(net.K, -1)
+            out = net.forward(x, train=False)
+            if logits is not None:
+                logits.append(out.clone())
+            loss, _, correct = cross_entropy(out, y, with_grad=False)
+            loss_sum += loss * len(y[0])
+            hits += correct
+        n = len(split.y)
+        return loss_sum / n, hits / n
 
 
 READ_BYTES = 4 << 20  # training images are read several steps at a time, up to this many bytes
@@ -183,6 +190,7 @@ class _Shard:
         self.raw_buf = torch.empty(max(self.K * recipe.batch_size * self.pipe.reader.image_bytes, READ_BYTES),
                                    dtype=torch.uint8, device=device)
         self.x_buf = torch.empty(self.K * recipe.batch_size * math.prod(data.spec.shape), device=device)  # reused
+        self.eval_buf: torch.Tensor | None = None
 
     def _resume(self, k: int, state: CellState) -> None:
         """Member k exactly as it was after ``state.epoch`` epochs (and ``state.inner`` steps of the next)."""
@@ -247,24 +255,40 @@ class _Shard:
             self.at = s + 1
             yield
 
+    def _evaluate(self, split: Split, logits: list | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.eval_buf is None:  # kept for the pack's life: one batch of images shared by the members
+            self.eval_buf = torch.empty(self.recipe.eval_batch_size * math.prod(split.x.shape[1:]),
+                                        device=self.x_buf.device)
+        return evaluate(self.net, self.pipe, split, self.recipe.eval_batch_size, logits, self.eval_buf)
+
     @torch.no_grad()
-    def end_epoch(self, epoch: int, t0: float, train_seconds: float, keep_state: bool = False) -> None:
-        """Evaluate, record each running member's epoch, and apply divergence and early stopping."""
+    def end_epoch(self, epoch: int, t0: float, train_seconds: float) -> None:
+        """Evaluate, record each running member's epoch, and apply divergence and early stopping.
+
+        The validation split (what early stopping monitors) is evaluated every epoch; the test split and
+        the first ``TRAIN_EVAL`` training images every ``recipe.eval_every`` epochs and at a member's last
+        and best epochs (early stopping's). A member's other epochs record no test numbers (None); which
+        epochs a member evaluates depends on its own course only, never on its pack's."""
         if not any(self.live):
             return
-        recipe, N = self.recipe, self.N
+        recipe, N, val, es = self.recipe, self.N, self.val, self.recipe.early_stopping
         # Exploded, or NaN (NaN compares False), at any step? Then diverged: frozen from here on, its NaNs
         # stay in its own rows, and its last good epoch is what counts. One host sync per epoch.
-        alive = (self.losses <= recipe.diverge_loss).all(dim=1).tolist()
-        chunks: list[torch.Tensor] = []
-        test_loss, test_acc = evaluate(self.net, self.pipe, self.test, recipe.eval_batch_size, chunks)
-        # The training images as the test images are seen (eval mode, no augmentation, true labels), so that
-        # train and test accuracy compare: the running mean over the epoch has dropout on and lags the weights.
-        fit_loss, fit_acc = evaluate(self.net, self.pipe, self.train_eval, recipe.eval_batch_size)
-        val = self.val
-        val_loss, val_acc = evaluate(self.net, self.pipe, val, recipe.eval_batch_size) if val else (None, None)
-        seconds = time.perf_counter() - t0
+        self.alive = alive = (self.losses <= recipe.diverge_loss).all(dim=1).tolist()
+        val_loss, val_acc = self._evaluate(val) if val else (None, None)
+        scheduled = epoch % recipe.eval_every == 0 or epoch == recipe.epochs or bool(es and es.monitor.startswith("test"))
+        tested: dict | None = None
+
+        def test():  # the test split (logits kept for members that finish) and the training images seen as test ones
+            logits: list[torch.Tensor] = []
+            # The training images as the test images are seen (eval mode, no augmentation, true labels), so that
+            # train and test accuracy compare: the running mean over the epoch has dropout on and lags the weights.
+            return {"test": self._evaluate(self.test, logits), "logits": logits, "fit": self._evaluate(self.train_eval)}
+
+        if scheduled:
+            tested = test()
         factor = self._lr_factor(self.step - 1)  # the epoch's last step's
+        rows: dict[int, dict] = {}
         for k, r in enumerate(self.results):
             if r.status != "running":
                 continue
@@ -275,23 +299,53 @@ class _Shard:
                  "train_loss": _f32(float(self.losses[k].sum()) / self.losses.shape[1]),
                  "train_acc": float(self.hits[k]) / N,
                  "val_loss": _f32(val_loss[k]) if val else None, "val_acc": _f32(val_acc[k]) if val else None,
-                 "test_loss": _f32(test_loss[k]), "test_acc": _f32(test_acc[k]),
-                 "train_eval_loss": _f32(fit_loss[k]), "train_eval_acc": _f32(fit_acc[k]),
-                 "images_per_s": self.epoch_images / train_seconds, "seconds": seconds, "pack_size": self.pack_size,
+                 **(self._tested(tested, k) if tested else dict.fromkeys(UNTESTED)),
+                 "images_per_s": self.epoch_images / train_seconds, "seconds": None, "pack_size": self.pack_size,
                  "machine": self.machine, "lr": self.lrs[k] * factor}
-            r.epochs.append(m)
             if self.stoppers[k] and self.stoppers[k].update(m):
                 r.status = "stopped-early"
             elif epoch == recipe.epochs:
                 r.status = "done"  # the epoch budget is spent
+            rows[k] = m
+        best = {k for k in rows if self.stoppers[k] and self.stoppers[k].since_best == 0}
+        due = {k for k in rows if scheduled or k in best or self.results[k].status != "running"}
+        if due and tested is None:
+            tested = test()
+        seconds = time.perf_counter() - t0
+        for k, m in rows.items():
+            r = self.results[k]
+            m |= self._tested(tested, k) if k in due else dict.fromkeys(UNTESTED)
+            m["seconds"] = seconds
+            r.epochs.append(m)
             if r.status != "running":  # finished: the numbers of its test logits (calibration, per class, users')
-                r.final = final_metrics(torch.cat([c[k] for c in chunks]), self.test.y, self.n_classes)
-            if keep_state and self.stoppers[k] and self.stoppers[k].since_best == 0:  # a new best epoch
+                r.final = final_metrics(torch.cat([c[k] for c in tested["logits"]]), self.test.y, self.n_classes)
+
+    @staticmethod
+    def _tested(tested: dict, k: int) -> dict:
+        (test_loss, test_acc), (fit_loss, fit_acc) = tested["test"], tested["fit"]
+        return {"test_loss": _f32(test_loss[k]), "test_acc": _f32(test_acc[k]),
+                "train_eval_loss": _f32(fit_loss[k]), "train_eval_acc": _f32(fit_acc[k])}
+
+    @torch.no_grad()
+    def keep_states(self, epoch: int) -> None:
+        """After ``end_epoch``: each member's state for a checkpoint, a new best epoch's weights, a
+        finished member's final weights (see ``_keep``)."""
+        if not any(self.live):
+            return
+        for k, r in enumerate(self.results):
+            recorded = bool(r.epochs) and r.epochs[-1]["epoch"] == epoch
+            if recorded and self.stoppers[k] and self.stoppers[k].since_best == 0:  # a new best epoch
                 self.best[k] = (epoch, cpu_copies(self.net.member_state(k)))
-        if keep_state:
-            for k, r in enumerate(self.results):
-                if r.epochs and r.epochs[-1]["epoch"] == epoch or not alive[k]:
-                    self._keep(k, r, epoch)
+            if recorded or not self.alive[k]:
+                self._keep(k, r, epoch)
+
+    def close_epoch(self, epoch: int, seconds: dict[str, float]) -> None:
+        """Each member that recorded ``epoch`` gets its share of the pack's ``seconds`` (training,
+        evaluation, checkpoints; the pack's divided evenly over the members that recorded the epoch, so
+        that a study's rows sum to its packs' time); then only running members go on."""
+        for r in self.results:
+            if r.epochs and r.epochs[-1]["epoch"] == epoch:
+                r.epochs[-1] |= seconds
         self.live = tuple(r.status == "running" for r in self.results)
 
     def _keep(self, k: int, r: Result, epoch: int) -> None:
@@ -424,8 +478,17 @@ def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
                     paused = within.train(run, shards, epoch, results)
                 else:
                     run(lambda s: s.advance(None), shards)
-                train_seconds = time.perf_counter() - t0 - paused  # the pack's training time, evaluation excluded
-                run(lambda s: s.end_epoch(epoch, t0, train_seconds, keep_state), shards)
+                t1 = time.perf_counter()
+                train_seconds = t1 - t0 - paused  # the pack's training time, evaluation excluded
+                run(lambda s: s.end_epoch(epoch, t0, train_seconds), shards)
+                t2 = time.perf_counter()
+                if keep_state:
+                    run(lambda s: s.keep_states(epoch), shards)
+                t3 = time.perf_counter()
+                recorded = sum(1 for r in results if r.epochs and r.epochs[-1]["epoch"] == epoch) or 1
+                seconds = {"train_seconds": train_seconds, "eval_seconds": t2 - t1, "checkpoint_seconds": paused + t3 - t2}
+                for s in shards:
+                    s.close_epoch(epoch, {k: v / recorded for k, v in seconds.items()})
                 if within and keep_state:
                     within.last = time.perf_counter()  # an epoch's end is a checkpoint too
                 if on_epoch:
