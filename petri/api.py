@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .models import ModelSpec
 
 METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "train_eval_loss", "train_eval_acc")
+SECONDS = ("train_seconds", "eval_seconds", "checkpoint_seconds")  # a cell's share of its pack's time (study.ledger)
 
 
 def load_study(source: str | Path | dict, data: str | None = None, profile: str | None = None) -> Study:
@@ -178,8 +179,12 @@ class Results:
         before one), ``ece`` (expected calibration error on the test set, once finished), ``seconds``
         (float64), ``hash`` (the cell's identity). ``confusion(variant)``: a confusion matrix.
     ``epochs()`` one row per finished epoch of every place: ``variant``, the axes, ``seed``, ``epoch``
-        (int64), the metrics, ``learning_rate`` (of the epoch's last step: the member's rate times its
-        schedule's factor; NaN for ledgers from before), ``images_per_s``, ``seconds``, ``pack_size`` (int64), ``machine``
+        (int64), the metrics (the test split's and ``train_eval_*`` NaN in an epoch ``recipe.eval_every`` left
+        out), ``learning_rate`` (of the epoch's last step: the member's rate times its schedule's factor;
+        NaN for ledgers from before), ``images_per_s``, ``seconds`` (the pack's, from the epoch's start to
+        the end of its evaluation), ``train_seconds``, ``eval_seconds``, ``checkpoint_seconds`` (the cell's
+        share of its pack's wall time training, evaluating and saving states: a study's rows sum to its
+        packs' time, ``petri.study.timing``; NaN for ledgers from before), ``pack_size`` (int64), ``machine``
         (category: what computed the epoch, see ``petri.machine``; empty for ledgers from before), ``hash``.
     ``effects()`` one row per (variant, point), the report's numbers: ``variant``, the axes, ``n``
         (seeds with a result), ``test_acc`` and ``test_acc_ci95`` (mean final test accuracy and the
@@ -280,10 +285,10 @@ class Results:
         study, _, _, epochs = self._load()
         rows = [{"variant": e["variant"], **json.loads(e["point"]), "seed": e["seed"], "epoch": e["epoch"],
                  **{m: e[m] for m in METRICS}, "learning_rate": e.get("lr"), "images_per_s": e["images_per_s"],
-                 "seconds": e["seconds"], "pack_size": e["pack_size"], "machine": e.get("machine"),
-                 "hash": e["cell_hash"]} for e in epochs]
+                 "seconds": e["seconds"], **{s: e.get(s) for s in SECONDS}, "pack_size": e["pack_size"],
+                 "machine": e.get("machine"), "hash": e["cell_hash"]} for e in epochs]
         return _frame(rows, study, ["variant", "seed", "epoch", *METRICS, "learning_rate", "images_per_s", "seconds",
-                                    "pack_size", "machine", "hash"])
+                                    *SECONDS, "pack_size", "machine", "hash"])
 
     def _findings(self, extra=None):
         from .report.analysis import findings

@@ -362,6 +362,10 @@ def _print_summary(directory: Path) -> None:
     counts = Counter(cells["status"].astype(str))
     console.print(f"{study.name}: {len(cells)} cells — " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
                   + f"; {human_bytes(disk_usage(directory))} on disk in {directory}", soft_wrap=True)
+    from .study.timing import time_split
+
+    if split := time_split(directory):
+        console.print(split.line(), markup=False, highlight=False, soft_wrap=True)
     from .report.build import comparison_head, comparison_rows
 
     a = found.analysis

@@ -72,6 +72,8 @@ def test_report_files_and_verdicts(study_dir):
     assert not re.search(r"(src|href)=['\"]https?:", html)  # self-contained: nothing fetched
     assert "inverted" in html and "worse" in html
     md = (rep / "report.md").read_text()
+    assert re.search(r"time: [0-9.]+ s over 1 run — training \d+ %, evaluation \d+ %, checkpoints \d+ %, start-up and "
+                     r"packing \d+ %, report \d+ %", md)
     assert "**mlp hidden=[16]** (12,730 parameters per member), used by: original, inverted, noise (p=0.0)" in md
     assert "| dense units=16 | 16 | 12,560 |" in md and "<td>dense units=10</td><td>10</td><td>170</td>" in html
     row = next(line for line in md.splitlines() if line.startswith("| inverted "))

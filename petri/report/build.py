@@ -10,10 +10,12 @@ import json
 import math
 import os
 import shutil
+import time
 from pathlib import Path
 
 from ..errors import PetriError, PlaceError
 from ..study.current import load_current, outside_note
+from ..study.timing import time_split
 from ..train.metrics import metric_value
 from . import figures
 from .analysis import Findings, Row, adaptive_line, cell_label, findings, fmt_effect, fmt_p, looks_line, sweep_axes
@@ -57,6 +59,7 @@ def complete(directory: str | Path) -> bool:
 
 
 def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
+    began = time.perf_counter()
     figdir = out / "figures"
     found = findings(cells, epochs, study.baseline, study.baseline_point, study.analysis)
     rows = found.rows
@@ -169,6 +172,8 @@ def _write(directory: Path, study, runs, cells, epochs, out: Path) -> Path:
     facts["looks"] = looks_line(runs, study)
     facts["outside"] = outside_note(directory, study)
     facts["noise"] = spread
+    split = time_split(directory, report_seconds=time.perf_counter() - began)  # (the report: up to here)
+    facts["time"] = split.line() if split else None
     (out / "report.md").write_text(_markdown(study, found, facts, figs, nets))
     (out / "index.html").write_text(_html(study, found, facts, figs, nets))
     return out / "index.html"
@@ -470,6 +475,8 @@ def _markdown(study, found, facts, figs, nets) -> str:
         lines += [f"**Machines.** {facts['mixed']}", ""]
     elif facts["machines"]:
         lines += [f"Computed on {facts['machines'][0]}.", ""]
+    if facts["time"]:
+        lines += [f"{facts['time']}.", ""]
     cols = head(found)
     lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(row) + " |" for row in _table_rows(found)]
@@ -528,6 +535,8 @@ def _html(study, found, facts, figs, nets) -> str:
         body.append(f"<p class='warn'>{esc(facts['mixed'])}</p>")
     elif facts["machines"]:
         body.append(f"<p class='facts'>Computed on {esc(facts['machines'][0])}.</p>")
+    if facts["time"]:
+        body.append(f"<p class='facts'>{esc(facts['time'])}.</p>")
     body.append(f"<h2>Variants{', sorted by effect' if _compared(found) else ''}</h2>" + _html_table(head(found), _table_rows(found)))
     if found.declared:
         body.append("<h2>Comparisons</h2>" + _html_table(comparison_head(found), comparison_rows(found)))

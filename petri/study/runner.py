@@ -7,6 +7,7 @@ import math
 import platform
 import signal
 import subprocess
+import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -174,10 +175,14 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
         with polite.writing():
             _write(pack, results, epoch)
 
+    carried: dict[int, float] = {}  # per pack: seconds writing checkpoint files after its latest rows
+
     def _write(pack, results, epoch=None):
         """Weights of cells that finished, then the ledger (epoch rows and statuses, one transaction),
         then checkpoints of cells still running: a kill between any two steps loses at most the epoch
-        in flight, and a cell the ledger calls done has its weights on disk."""
+        in flight, and a cell the ledger calls done has its weights on disk. The seconds spent writing
+        these files go to the rows' ``checkpoint_seconds`` (a checkpoint's to the pack's next rows)."""
+        t = time.perf_counter()
         rows, finished, finals = [], [], {}
         for cell, r in zip(pack.cells, results):
             for m in r.epochs if epoch is None else r.epochs[-1:]:
@@ -191,9 +196,15 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
                 if r.final is not None:
                     finals[cell.hash] = r.final
                 written[cell.hash] = r.status
+        spent = time.perf_counter() - t + carried.pop(id(pack), 0.0)
+        if epoch is not None and rows:  # (the pack's last write repeats every row: nothing is added there)
+            for _, m in rows:
+                m["checkpoint_seconds"] = (m.get("checkpoint_seconds") or 0.0) + spent / len(rows)
         ledger.record_epoch(rows, finished, finals)
         if epoch is not None:
+            t = time.perf_counter()
             _save_states(pack, results)
+            carried[id(pack)] = time.perf_counter() - t
         for cell, r in zip(pack.cells, results):
             if r.status != "running":
                 cellstore.remove_checkpoints(ledger.dir, cell.hash)
