@@ -2,10 +2,11 @@
 
 Every study file in studies/ runs as scripts/reproduce-cpu.sh runs it: with its `cpu` profile where it
 has one, and CIFAR-10 studies on Fashion-MNIST (CIFAR-10 is not on these machines). For each, in a
-fresh folder: `petri run --dry-run` (timed: what the user waits for, and its estimate), `petri run
---no-report` (timed: the whole process), `petri report` (timed); then the study's split from its
-ledger (``petri.study.timing``): training, evaluation, checkpoints, start-up and packing (the run's
-time outside its packs' epochs, here with the process's own start-up: interpreter, imports), report.
+fresh folder: `petri run --dry-run` (timed: what the user waits for, and its estimate), `petri run`
+(timed: the whole command, report included: the actual time), then `petri report` again (timed, less
+a petri process's start-up: the report's part); the study's split comes from its ledger
+(``petri.study.timing``): training, evaluation, checkpoints, and start-up and packing (the rest of
+the run's process: interpreter, imports, data, building packs, the ledger).
 
     PETRI_DATA=../shared/datasets .venv/bin/python benchmarks/study_time.py [--out DIR] [--only NAME ...]
         [--no-dry-run] [--json FILE]
@@ -28,6 +29,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+STARTED = 0.0  # s: a petri process's start-up (interpreter, imports), measured first
 
 
 def runs() -> list[tuple[str, list[str]]]:
@@ -51,24 +53,22 @@ def timed(cmd: list[str]) -> tuple[float, str]:
 
 
 def legacy_split(folder: Path) -> dict:
-    """Training and evaluation seconds from an older ledger: each (pack, epoch) once (its rows share
-    their pack's ``seconds`` and images/s), training = the epoch's images / images/s."""
+    """Training and evaluation seconds from an older ledger: each (pack, epoch) once — its rows share
+    the pack's images/s; their ``seconds`` (training and evaluation) is each shard's, the pack's the
+    largest — training = the epoch's images / images/s."""
     from petri.data import get_spec
     from petri.train.recipe import Recipe
 
     db = sqlite3.connect(folder / "petri.sqlite")
-    train = evaluation = 0.0
-    seen = set()
+    packs: dict[tuple, tuple[float, float]] = {}
     for config, run_id, epoch, seconds, ips in db.execute(
             "SELECT c.config, c.run_id, e.epoch, e.seconds, e.images_per_s FROM epochs e JOIN cells c ON c.hash = e.cell_hash"):
-        if (run_id, epoch, seconds, ips) in seen:
-            continue
-        seen.add((run_id, epoch, seconds, ips))
         cfg = json.loads(config)
-        images = Recipe.model_validate(cfg["recipe"]).epoch_images(get_spec(cfg["data"]).n_train)
-        train += images / ips
-        evaluation += seconds - images / ips
-    return {"training": train, "evaluation": evaluation, "checkpoints": None}
+        train = Recipe.model_validate(cfg["recipe"]).epoch_images(get_spec(cfg["data"]).n_train) / ips
+        key = (run_id, epoch, ips)
+        packs[key] = (train, max(seconds, packs.get(key, (0.0, 0.0))[1]))
+    return {"training": sum(t for t, _ in packs.values()), "evaluation": sum(s - t for t, s in packs.values()),
+            "checkpoints": None}
 
 
 def measure(name: str, args: list[str], out: Path, dry: bool) -> dict:
@@ -85,16 +85,17 @@ def measure(name: str, args: list[str], out: Path, dry: bool) -> dict:
     if dry:
         row["dry_run_s"], text = timed([*petri, "--dry-run"])
         row["estimate"] = [line.strip() for line in text.splitlines() if re.search(r"\babout\b|\bestimate", line)]
-    row["run_s"], _ = timed([*petri, "--no-report"])
-    row["report_s"], _ = timed([sys.executable, "-m", "petri.cli", "report", str(folder)])
+    row["run_s"], _ = timed(petri)
+    report_s, _ = timed([sys.executable, "-m", "petri.cli", "report", str(folder)])
+    row["report_s"] = max(0.0, report_s - STARTED)
     split = time_split(folder, row["report_s"])
     if split is not None:
         row |= {"training": split.training, "evaluation": split.evaluation, "checkpoints": split.checkpoints}
     else:
         row |= legacy_split(folder)
-    known = sum(v for k, v in row.items() if k in ("training", "evaluation", "checkpoints") and v)
-    row["startup"] = row["run_s"] - known  # the run's process beyond its packs' epochs
-    row["total"] = row["run_s"] + row["report_s"]
+    known = sum(v for k, v in row.items() if k in ("training", "evaluation", "checkpoints", "report_s") and v)
+    row["startup"] = row["run_s"] - known  # the run's process beyond its packs' epochs and its report
+    row["total"] = row["run_s"]
     return row
 
 
@@ -107,6 +108,8 @@ def show(row: dict) -> str:
 
 
 def main() -> None:
+    global STARTED
+    STARTED, _ = timed([sys.executable, "-c", "import petri.report.build, petri.study.runner"])
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=Path("/tmp/petri-study-time"))
     ap.add_argument("--only", nargs="+", help="study names (file stems in studies/)")

@@ -283,7 +283,7 @@ def run_cmd(
             err_console.print(f"petri: warning: {w}", markup=False, highlight=False, soft_wrap=True)
         out = out or Path("runs") / study.name
         if dry_run:
-            for line in api.dry_run(study, out, max_members):
+            for line in api.dry_run(study, out, max_members, changed):
                 console.print(line, markup=False, highlight=False, soft_wrap=line.startswith("  data:"))
             return
         api.run(study, out, executor=executor, address=address, max_members=max_members,

@@ -436,3 +436,21 @@ def test_an_older_ledger_gains_the_time_columns(tmp_path):
     assert {"train_seconds", "eval_seconds", "checkpoint_seconds"} <= cols
     assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == str(SCHEMA_VERSION)
     assert time_split(out) is None  # its epochs were timed before the columns existed
+
+
+def test_the_dry_run_prices_every_part_and_remembers_this_machines_rates(tmp_path):
+    """The estimate covers start-up, training, evaluation, checkpoints and the report; a second dry run
+    takes its pack shapes' rates from this machine's cache (measures nothing); an adaptive study is priced
+    for its first round and for its most seeds."""
+    study = _write(tmp_path, STUDY)
+    args = ["run", str(study), "--out", str(tmp_path / "out"), "--dry-run"]
+    first, again = runner.invoke(app, args), runner.invoke(app, args)
+    assert first.exit_code == again.exit_code == 0, first.output
+    for part in ("start-up and packing", "training", "evaluation", "checkpoints", "report"):
+        assert part in first.output
+    assert "timed now: 1, from this machine's cache: 0" in first.output
+    assert "timed now: 0, from this machine's cache: 1" in again.output
+    adaptive = _write(tmp_path, STUDY.replace("seeds = 2", "seeds = { min = 2, max = 4 }"), "adaptive.toml")
+    r = runner.invoke(app, ["run", str(adaptive), "--out", str(tmp_path / "a"), "--dry-run"])
+    assert r.exit_code == 0 and "first round (2 seeds): about" in r.output
+    assert "at most 4 seeds (3 looks, each a run): about" in r.output

@@ -444,6 +444,17 @@ class _Within:
         return paused
 
 
+def build_shards(data: Dataset, recipe: Recipe, members: list[Member], results: list[Result]) -> list[_Shard]:
+    """The pack as shards (``shard_count``), sharing its splits and padded image copies."""
+    device = resolve_device(recipe.device)
+    train, val, test = make_splits(data, recipe, device)
+    n = shard_count(len(members), device, _member_bytes(recipe, data.spec.shape, len(data.spec.classes)))
+    bounds = [round(i * len(members) / n) for i in range(n + 1)]
+    shared: dict = {}  # the pack's padded copies of the training images, if a leading crop / flip needs them
+    return [_Shard(data, recipe, members[a:b], results[a:b], train, val, test, device, len(members), shared)
+            for a, b in zip(bounds, bounds[1:])]
+
+
 @torch.no_grad()
 def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
                on_epoch: Callable[[int, list[Result]], None] | None = None, keep_state: bool = False,
@@ -454,20 +465,14 @@ def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
     member's final (and best) weights, as ``torch.nn`` state_dicts, are on its ``Result``.
     ``on_checkpoint``: within an epoch, whenever ``checkpoint_every`` seconds have passed since the
     last epoch's end or checkpoint, it gets the results with every running member's state on them."""
-    device = resolve_device(recipe.device)
     starts = {(m.state.epoch, m.state.inner) if m.state else (0, 0) for m in members}
     if len(starts) != 1:
         raise ValueError(f"a pack's members resume from one point (epoch, step); got {sorted(starts)}")
     start = starts.pop()[0]
-    train, val, test = make_splits(data, recipe, device)
     results = [Result() for _ in members]
-    n = shard_count(len(members), device, _member_bytes(recipe, data.spec.shape, len(data.spec.classes)))
-    bounds = [round(i * len(members) / n) for i in range(n + 1)]
-    shared: dict = {}  # the pack's padded copies of the training images, if a leading crop / flip needs them
-    shards = [_Shard(data, recipe, members[a:b], results[a:b], train, val, test, device, len(members), shared)
-              for a, b in zip(bounds, bounds[1:])]
+    shards = build_shards(data, recipe, members, results)
     within = _Within(on_checkpoint, checkpoint_every) if on_checkpoint else None
-    with _runner(n) as run:
+    with _runner(len(shards)) as run:
         try:
             for epoch in range(start + 1, recipe.epochs + 1):
                 t0 = time.perf_counter()
