@@ -101,7 +101,7 @@ def failing(n: int = 6, diverge: int = 3):
 
 
 def designs() -> list[Design]:
-    out = [Design(f"seeds = {n}", f"paired sd 0.4 pp, effect 0.5 pp", plain(n), 0.5 * PP) for n in (2, 3, 5, 10)]
+    out = [Design(f"seeds = {n}", "paired sd 0.4 pp, effect 0.5 pp", plain(n), 0.5 * PP) for n in (2, 3, 5, 10)]
     out += [Design(f"init {k} × order {k}", "each side 0.3 pp per source, residual 0.2 pp, effect 1 pp",
                    crossed(k), 1.0 * PP) for k in (3, 4, 5)]
     out += [Design("init 4 × order 4, residual only", "no per-source part in the difference, effect 0.3 pp",

@@ -124,26 +124,41 @@ def _adaptive(study: Study, out: Path, console, kw: dict) -> int:
     return trained
 
 
-def dry_run(study: Study | str | Path | dict, out: str | Path | None = None, max_members: int | None = None
-            ) -> list[str]:
-    """What ``run`` would do, in lines: cells, packs, memory, disk, a measured time estimate, and
-    missing data files. Reads an existing ledger (to skip finished cells), never writes one."""
+def dry_run(study: Study | str | Path | dict, out: str | Path | None = None, max_members: int | None = None,
+            changed: bool = False) -> list[str]:
+    """What ``run`` would do, in lines: cells, packs, memory, disk, the time it will take on this machine
+    (training, evaluation, checkpoints, start-up, report; an adaptive study's first round and most
+    seeds), and missing data files. Where ``run`` would refuse (another study's ledger, a plugin or data
+    file changed since the folder's cells ran, ``out`` a file) it raises the same error. Reads an
+    existing ledger (to skip finished cells), never writes one."""
     from .data import get_spec, missing_message
     from .errors import StoreError
     from .study.ledger import Ledger
-    from .study.runner import describe_plan, plan
+    from .study.lock import describe, holder
+    from .study.runner import check_changes, describe_plan, plan
 
     study = study if isinstance(study, Study) else load_study(study)
     out = Path(out) if out is not None else Path("runs") / study.name
+    if out.exists() and not out.is_dir():
+        raise StoreError(f"--out {out}: is a file; a study directory is a folder (petri creates it)")
     ledger = Ledger(out) if (out / "petri.sqlite").is_file() else None
     try:
         if ledger and ledger.study_name() not in (None, study.name):
             raise StoreError(f"{ledger.path}: this ledger belongs to study {ledger.study_name()!r}, not "
                              f"{study.name!r}; use another --out directory")
-        lines = describe_plan(study, plan(study, ledger, max_members))
+        if ledger:
+            check_changes(study, ledger, changed)
+        worst = None
+        if study.adaptive:
+            most = parse_study(study.text, study.path, study.data_override, study.profile,
+                               Path(study.path).parent if Path(study.path).is_file() else None, study.adaptive.max)
+            worst = (most, plan(most, ledger, max_members))
+        lines = describe_plan(study, plan(study, ledger, max_members), out, worst)
     finally:
         if ledger:
             ledger.close()
+    if (who := holder(out)) is not None:
+        lines.append(f"  {describe(who)} is training in {out} now: `petri run` would stop at once (one run per folder)")
     missing = missing_message(get_spec(study.data))
     return lines + ([f"  data: {missing}"] if missing else [])
 

@@ -97,8 +97,9 @@ def train_cmd(
     def log(m):
         if m["epoch"] == 1:
             console.print("epoch  train/loss  train/acc  test/loss  test/acc  images/s   seconds")
-        console.print(f"{m['epoch']:5d}  {m['train_loss']:10.4f}  {m['train_acc']:9.4f}  {m['test_loss']:9.4f}  "
-                      f"{m['test_acc']:8.4f}  {m['images_per_s']:8,.0f}  {m['seconds']:8.2f}")
+        test = f"{m['test_loss']:9.4f}  {m['test_acc']:8.4f}" if m["test_acc"] is not None else f"{'—':>9}  {'—':>8}"
+        console.print(f"{m['epoch']:5d}  {m['train_loss']:10.4f}  {m['train_acc']:9.4f}  {test}  "
+                      f"{m['images_per_s']:8,.0f}  {m['seconds']:8.2f}")
 
     try:
         recipe = {"model": _json(model, "--model"), "optimizer": _json(optimizer, "--optimizer"), "epochs": epochs,
@@ -282,7 +283,7 @@ def run_cmd(
             err_console.print(f"petri: warning: {w}", markup=False, highlight=False, soft_wrap=True)
         out = out or Path("runs") / study.name
         if dry_run:
-            for line in api.dry_run(study, out, max_members):
+            for line in api.dry_run(study, out, max_members, changed):
                 console.print(line, markup=False, highlight=False, soft_wrap=line.startswith("  data:"))
             return
         api.run(study, out, executor=executor, address=address, max_members=max_members,
@@ -373,6 +374,8 @@ def _print_view(v, directory: Path | None) -> None:
                   + (f" ({chance} of them at chance)" if chance else "")
                   + (f"; {human_bytes(disk_usage(directory))} on disk in {directory}" if directory else ""),
                   soft_wrap=True)
+    if split := snap.time_split():
+        console.print(split.line(), markup=False, highlight=False, soft_wrap=True)
     head, rows = text.effects_text(v, terminal=True)
     n = f.m
     table = Table(*[Column(h, no_wrap=i == 0) for i, h in enumerate(head)],

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -196,14 +197,24 @@ class Results:
         n = noise(v.findings)
         return None if n is None else T.PAIRING.frame(n.pairing, v.context)
 
-    def confusion(self, variant: str, point: dict | None = None):
+    def confusion(self, variant: str, point: dict | None = None, seed: int | None = None, best: bool = False):
         """The confusion matrix of a variant (at ``point`` in a sweep: default its first), summed over its
-        finished seeds: a DataFrame of image counts, rows the true class, columns the predicted one."""
+        finished seeds (``seed``: that cell's alone, from its kept predictions; ``best``: at its best epoch):
+        a DataFrame of image counts, rows the true class, columns the predicted one."""
         import json
 
         import numpy as np
         import pandas as pd
 
+        if seed is not None or best:
+            if seed is None:
+                raise SpecError("confusion: best=True is one cell's: give its seed")
+            pred = self.predictions(variant, seed, point, best)
+            classes = self.snapshot().classes or sorted(set(pred["label"]) | set(pred["predicted"]))
+            counts = pd.crosstab(pred["label"], pred["predicted"]).reindex(index=range(len(classes)),
+                                                                          columns=range(len(classes)), fill_value=0)
+            return pd.DataFrame(counts.to_numpy(), index=pd.Index(classes, name="true"),
+                                columns=pd.Index(classes, name="predicted"))
         snap = self.snapshot()
         mine = [p for p in snap.places if p.variant == variant and p.final.get("confusion")]
         points = list(dict.fromkeys(json.dumps(p.point) for p in mine))
@@ -215,6 +226,36 @@ class Results:
                                                               if json.dumps(p.point) == want}.values())
         classes = snap.classes or [str(i) for i in range(len(total))]
         return pd.DataFrame(total, index=pd.Index(classes, name="true"), columns=pd.Index(classes, name="predicted"))
+
+    def predictions(self, variant: str, seed: int, point: dict | None = None, best: bool = False,
+                    split: str = "test"):
+        """One cell's kept per-example predictions: a DataFrame with ``image`` (int64: the image's index in
+        the data set's official split, ``subsets()``), ``label`` and ``predicted`` (int64 classes) and
+        ``correct`` (bool), one row per image of its ``split`` ("test" or "val") at its final epoch (``best``:
+        at the best epoch early stopping chose). A cell trained before petri kept predictions has none."""
+        import pandas as pd
+
+        if split not in ("test", "val"):
+            raise SpecError(f"predictions: split {split!r}: allowed: test, val")
+        snap = self.snapshot()
+        mine = [p for p in snap.places if p.variant == variant and p.seed == seed and (point is None or p.point == point)]
+        if not mine:
+            raise SpecError(f"predictions: no place {variant!r}, seed {seed}" + (f" at {point}" if point else "") +
+                            f"; variants: {', '.join(snap.variants)}")
+        if len({json.dumps(p.point) for p in mine}) > 1:
+            raise SpecError(f"predictions: {variant!r} is a sweep; give point= one of "
+                            + "; ".join(json.dumps(p.point) for p in mine))
+        got = mine[0].predictions()
+        name = f"best.{split}" if best else split
+        if not got or name not in got:
+            why = ("it has not finished" if not mine[0].status.finished else
+                   "no best epoch (early stopping chose none)" if best and got else
+                   f"no {split} split" if got else "it was trained before petri kept predictions")
+            raise SpecError(f"predictions: {variant!r} seed {seed} has no {name} predictions: {why}")
+        ids = self.subsets(variant, mine[0].point or None)[split] if self.directory is not None else None
+        pred, label = got[name].astype("int64"), got[f"{split}.labels"].astype("int64")
+        return pd.DataFrame({"image": ids if ids is not None and len(ids) == len(pred) else range(len(pred)),
+                             "label": label, "predicted": pred, "correct": pred == label})
 
     def adaptive(self) -> dict | None:
         """An adaptive study's looks (seeds, undecided comparisons, widest interval, target met, and each

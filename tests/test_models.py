@@ -102,3 +102,36 @@ def test_bad_model_parameters():
         MLP(hidden=[0])
     with pytest.raises(ValidationError):
         VGG(cfg=["M"])
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_evaluation_equals_the_population_form(name):
+    """Evaluation runs a network's image layers member by member in channels-last layout (on CPU), the
+    rest in population form; it computes what the population form computes in evaluation (every layer's
+    forward on [B, K*C, H, W]), to float32 rounding. Bound: the two forms take the same products and
+    sums in another order (oneDNN blocks NCHW and NHWC convolutions differently); each order's result is
+    within a few float32 eps (2^-23) per layer of the exact sum for these few layers of at most 600 terms,
+    so 64 eps of the largest logit holds them (measured: at most 10 eps)."""
+    spec, shape = CASES[name]
+    K, B = 3, 64
+    torch.manual_seed(0)
+    net = build(spec, shape, 10, [0, 1, 2])
+    net.theta.add_(0.05 * torch.randn_like(net.theta) * (net.theta != 0))
+    with torch.no_grad():
+        for _ in range(3):
+            net.forward(torch.rand(K, B, *shape), train=True)  # BatchNorm's running statistics move
+        x = torch.rand(K, B, *shape)
+        logits = net.forward(x.clone(), train=False)
+        ref = x.clone()
+        for layer in net.layers:
+            ref = layer.forward(ref, False)
+    bound = 64 * 2.0 ** -23 * float(ref.abs().max())
+    torch.testing.assert_close(logits, ref, rtol=0, atol=bound)
+    top2 = ref.topk(2, dim=-1).values
+    clear = (top2[..., 0] - top2[..., 1]) > 2 * bound  # a prediction can flip only within the bound of a tie
+    assert torch.equal(logits.argmax(-1)[clear], ref.argmax(-1)[clear])
+    y = torch.randint(0, 10, (K, B))
+    (a, _, hits_a), (b, _, hits_b) = (cross_entropy(z, y, with_grad=False) for z in (logits, ref))
+    torch.testing.assert_close(a, b, rtol=0, atol=2 * bound)
+    if clear.all():
+        assert torch.equal(hits_a, hits_b)

@@ -94,11 +94,10 @@ def test_heatmap_has_no_hole_numeric_order_and_the_dry_run_counts(grid, tmp_path
     assert r.exit_code == 0
     assert ("30 cells (2 variants with 10 sweep points × 3 seeds; 3 of them the same cell as another place "
             "(trained once)); 0 already finished, 27 to train") in r.output
-    assert "img/s measured" in r.output and "of training on this machine" in r.output
-    # the estimate is a median of 3 timings after a warm-up, with its range; each pack says why it is apart
-    assert re.search(r"about [\d.,]+ (s|min) of training on this machine \([\d.,]+ (s|min)–[\d.,]+ (s|min): the "
-                     r"fastest and slowest of 3 timings", r.output), r.output
-    assert re.search(r"img/s measured \([\d,]+–[\d,]+\) — its own pack: ", r.output), r.output
+    # the estimate: the whole run's time by part; each pack its measured rate and why it is apart
+    assert re.search(r"training images in all: about [\d.,]+ (s|min) \(start-up and packing [\d.,]+ (s|min), training "
+                     r"[\d.,]+ (s|min), evaluation [\d.,]+ (s|min), .*report [\d.,]+ (s|min)\) on this machine", r.output), r.output
+    assert re.search(r"~[\d,]+ img/s — its own pack: ", r.output), r.output
 
 
 def test_comparisons_inside_a_sweep(tmp_path):

@@ -72,6 +72,8 @@ def test_report_files_and_verdicts(study_dir):
     assert not re.search(r"(src|href)=['\"]https?:", html)  # self-contained: nothing fetched
     assert "inverted" in html and "worse" in html
     md = (rep / "report.md").read_text()
+    assert re.search(r"time: [0-9.]+ s over 1 run — training \d+ %, evaluation \d+ %, checkpoints \d+ %, start-up and "
+                     r"packing \d+ %, report \d+ %", md)
     assert "**mlp hidden=[16]** (12,730 parameters per member), used by: original, inverted, noise (p=0)" in md
     assert "| dense units=16 | 16 | 12,560 |" in md and "<td>dense units=10</td><td>10</td><td>170</td>" in html
     row = next(line for line in md.splitlines() if line.startswith("| inverted "))
@@ -134,7 +136,7 @@ def test_the_noise_figure_shows_each_shares_interval_and_the_test_set_on_its_own
     assert [list(line.get_xdata()) for line in intervals] == [pytest.approx(v) for v in ([1, 77], [2, 70], [20, 90])]
     marker = next(line for line in ax.get_lines() if line.get_marker() == "D")
     assert marker.get_ydata()[0] == 3 and marker.get_xdata()[0] == 100 * 1.2 / 9.5  # a row below the three parts
-    assert [t.get_text() for t in ax.get_yticklabels()][-1] == "test set alone (binomial)  13 %"
+    assert [t.get_text() for t in ax.get_yticklabels()][-1] == "test set alone (binomial bound)  13 %"
 
 
 def test_report_on_partial_study_says_what_is_missing(study_dir, tmp_path):
@@ -262,3 +264,34 @@ def test_preview_shows_each_variants_treated_images(tmp_path, capsys):
     assert main(["preview", str(f), "--variant", "nope"]) == 2
     assert "variant 'nope' is not in p; variants: plain, inv" in capsys.readouterr().err
     assert main(["preview", str(f), "--to", str(tmp_path / "missing" / "deeper" / "x.png")]) == 0  # folders made
+
+
+def test_eval_every_leaves_test_metrics_of_unevaluated_epochs_empty_and_curves_skip_them(tmp_path):
+    """recipe.eval_every = 2 over 3 epochs: epochs() has NaN test metrics at epoch 1 and numbers at 2 and 3
+    (the last epoch is always evaluated); the learning curves draw the test accuracy at evaluated epochs only."""
+    import petri
+    from petri.report import figures
+
+    text = """
+name = "sparse"
+data = "mnist"
+seeds = 2
+baseline = "plain"
+[recipe]
+model = { name = "mlp", hidden = [8] }
+epochs = 3
+eval_every = 2
+train_size = 500
+test_size = 200
+[variants.plain]
+"""
+    run_study(parse_study(text), tmp_path / "out")
+    epochs = petri.open_study(tmp_path / "out").epochs()
+    assert epochs.loc[epochs.epoch == 1, "test_acc"].isna().all() and epochs.loc[epochs.epoch == 1, "train_loss"].notna().all()
+    assert epochs.loc[epochs.epoch > 1, ["test_acc", "test_loss", "train_eval_acc"]].notna().all().all()
+    rows = [{"place": "p", **r} for r in epochs.to_dict("records")]
+    fig = figures.curves([{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+                          for r in rows], {"p": "plain"}, ["plain"])
+    test_axis = [ax for ax in fig.axes if ax.get_title().startswith("test accuracy")][0]
+    assert list(test_axis.lines[0].get_xdata()) == [2, 3]
+    assert list(fig.axes[0].lines[0].get_xdata()) == [1, 2, 3]  # the train loss: every epoch

@@ -393,3 +393,64 @@ def test_cells_compute_the_same_bits_in_packs_of_any_size_through_the_cli(tmp_pa
     assert {r[-1] for r in ledgers[0]} == {1} and {r[-1] for r in ledgers[2]} == {3}
     strip = [[r[:-1] for r in rows] for rows in ledgers]  # pack size aside
     assert strip[0] == strip[1] == strip[2]
+
+
+def test_epochs_record_the_time_split_and_show_prints_it(tmp_path):
+    """Each epoch row holds its cell's share of its pack's seconds training, evaluating and checkpointing
+    (the same share for every cell of a pack in an epoch); the study's split adds the runs' other time
+    (start-up and packing); `petri show` prints it."""
+    from petri.study.timing import time_split
+
+    out = tmp_path / "out"
+    run_study(parse_study(STUDY), out)
+    rows = _db(out).execute("SELECT epoch, train_seconds, eval_seconds, checkpoint_seconds FROM epochs").fetchall()
+    assert len(rows) == 8 and all(t > 0 and e > 0 and c >= 0 for _, t, e, c in rows)
+    by_epoch = {}
+    for epoch, *shares in rows:  # one pack of 4 cells: one share per epoch
+        by_epoch.setdefault(epoch, set()).add(tuple(shares))
+    assert all(len(s) == 1 for s in by_epoch.values())
+    assert all(c > 0 for epoch, _, _, c in rows)  # states kept at each epoch's end; epoch 1's files in epoch 2's
+    split = time_split(out)
+    wall = sum(f - s for s, f in _db(out).execute("SELECT started, finished FROM runs"))
+    assert split.training == pytest.approx(sum(r[1] for r in rows)) and split.startup > 0
+    assert split.total == pytest.approx(wall) and split.report is None
+    shown = runner.invoke(app, ["show", str(out)])
+    assert shown.exit_code == 0 and "time: " in shown.output and "training" in shown.output and "start-up" in shown.output
+
+
+def test_an_older_ledger_gains_the_time_columns(tmp_path):
+    """A ledger from before the time split: a run adds the columns (schema 2); its old rows read NULL."""
+    from petri.study.ledger import SCHEMA_VERSION, Ledger
+    from petri.study.timing import time_split
+
+    out = tmp_path / "out"
+    run_study(parse_study(STUDY), out)
+    db = _db(out)
+    for col in ("train_seconds", "eval_seconds", "checkpoint_seconds"):
+        db.execute(f"ALTER TABLE epochs DROP COLUMN {col}")
+    db.execute("UPDATE meta SET value='1' WHERE key='schema'")
+    db.commit()
+    assert time_split(out) is None  # a reader adds no columns: no split, no error
+    Ledger(out, create=True).close()
+    cols = {r[1] for r in db.execute("PRAGMA table_info(epochs)")}
+    assert {"train_seconds", "eval_seconds", "checkpoint_seconds"} <= cols
+    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == str(SCHEMA_VERSION)
+    assert time_split(out) is None  # its epochs were timed before the columns existed
+
+
+def test_the_dry_run_prices_every_part_and_remembers_this_machines_rates(tmp_path):
+    """The estimate covers start-up, training, evaluation, checkpoints and the report; a second dry run
+    takes its pack shapes' rates from this machine's cache (measures nothing); an adaptive study is priced
+    for its first round and for its most seeds."""
+    study = _write(tmp_path, STUDY)
+    args = ["run", str(study), "--out", str(tmp_path / "out"), "--dry-run"]
+    first, again = runner.invoke(app, args), runner.invoke(app, args)
+    assert first.exit_code == again.exit_code == 0, first.output
+    for part in ("start-up and packing", "training", "evaluation", "checkpoints", "report"):
+        assert part in first.output
+    assert "timed now: 1, from this machine's cache: 0" in first.output
+    assert "timed now: 0, from this machine's cache: 1" in again.output
+    adaptive = _write(tmp_path, STUDY.replace("seeds = 2", "seeds = { min = 2, max = 4 }"), "adaptive.toml")
+    r = runner.invoke(app, ["run", str(adaptive), "--out", str(tmp_path / "a"), "--dry-run"])
+    assert r.exit_code == 0 and "first round (2 seeds): about" in r.output
+    assert "at most 4 seeds (3 looks, each a run): about" in r.output

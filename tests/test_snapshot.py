@@ -127,3 +127,14 @@ def test_a_changed_plugin_trains_only_when_asked_and_the_report_says_what_is_not
                        data["y_test"])
     r = _petri("run", "study.toml", "--out", "out", cwd=lab)
     assert r.returncode == 2 and "data " in r.stderr and "changed since these cells ran" in r.stderr
+
+
+def test_the_dry_run_says_what_run_would_do_after_a_plugin_edit(lab):
+    """After the plugin's edit `petri run` refuses in one line; its dry run refuses with the same line
+    (and with --changed plans the changed study's cells, as the run would train them)."""
+    (lab / "tiny.py").write_text(PLUGIN + "\n# a comment added later\n")
+    run = _petri("run", "study.toml", "--out", "out", cwd=lab)
+    dry = _petri("run", "study.toml", "--out", "out", "--dry-run", cwd=lab)
+    assert run.returncode == dry.returncode == 2 and dry.stderr == run.stderr and dry.stdout == ""
+    dry = _petri("run", "study.toml", "--out", "out", "--dry-run", "--changed", cwd=lab)
+    assert dry.returncode == 0 and "4 to train" in dry.stdout

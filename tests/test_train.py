@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from petri.models import MLP, VGG, MnistCNN, build
+from petri.models import MLP, VGG, MnistCNN, build, parse_model
 from petri.train import SCHEDULES, SGD, Adam, AdamW, Constant, Cosine, EarlyStopping, Member, OneCycle, Recipe, RMSprop, StepDecay, train_pack
 from petri.train.early_stop import Stopper
 from petri.train.optim import Optimizer
@@ -52,8 +52,15 @@ def test_augmented_member_alone_equals_member_in_pack_bitwise(mnist):
             assert a[key] == b[key], key
 
 
+LAYERS_NET = parse_model([{"name": "conv2d", "filters": 6, "kernel": 5, "padding": "same"}, "tanh", {"name": "avg_pool"},
+                          {"name": "layer_norm"}, {"name": "residual", "layers": [
+                              {"name": "conv2d", "filters": 8, "stride": 2, "padding": 1}, {"name": "batch_norm"}, "relu"]},
+                          "global_avg_pool", {"name": "dense", "units": "classes"}])
+
+
 @pytest.mark.parametrize("model", [MnistCNN(), VGG(cfg=[8, "M", 16, "M"], fc=[32], bn=True, bn_noise=0.1, dropout=0.2),
-                                   MLP(hidden=[32], bn=True, dropout=0.1)], ids=["mnist_cnn", "vgg", "mlp"])
+                                   MLP(hidden=[32], bn=True, dropout=0.1), LAYERS_NET],
+                         ids=["mnist_cnn", "vgg", "mlp", "layers"])
 def test_member_alone_equals_member_in_packs_of_any_size_bitwise(mnist, model):
     """K = 1 trains on all threads, a member of a larger pack on its shard's one thread: the same bits
     (MKL's strict reproducibility for GEMMs, a lone member's convolution gradients on one thread, BN
@@ -259,8 +266,8 @@ def test_shards_change_where_members_run_not_their_numbers(mnist, monkeypatch, s
     for a, b in zip(whole, split):
         assert len(a.epochs) == len(b.epochs)
         for ea, eb in zip(a.epochs, b.epochs):
-            assert {k: v for k, v in ea.items() if k not in ("images_per_s", "seconds")} == \
-                   {k: v for k, v in eb.items() if k not in ("images_per_s", "seconds")}
+            timed = ("images_per_s", "seconds", "train_seconds", "eval_seconds", "checkpoint_seconds")
+            assert {k: v for k, v in ea.items() if k not in timed} == {k: v for k, v in eb.items() if k not in timed}
             assert eb["pack_size"] == len(members)
 
 
@@ -342,3 +349,41 @@ def test_recorded_metrics_carry_no_digits_beyond_float32(mnist):
         v = r.epochs[-1][key]
         assert repr(v) == str(np.float32(v)) and float(np.float32(v)) == pytest.approx(v, rel=1e-7), (key, v)
     assert r.epochs[-1]["test_acc"] * 500 == pytest.approx(round(r.epochs[-1]["test_acc"] * 500), abs=1e-9)
+
+
+def test_eval_every_evaluates_scheduled_last_and_best_epochs(mnist):
+    """eval_every = 3 over 7 epochs: the test split and the first training images are evaluated at epochs 3
+    and 6, at a member's last epoch and at each new best of early stopping (whose validation split is
+    evaluated every epoch); the other epochs record None. Training is unchanged, an evaluated epoch has the
+    numbers an every-epoch run has, and which epochs a member evaluates does not depend on its pack."""
+    es = EarlyStopping(monitor="val_loss", patience=2)
+    members = [Member(0), Member(1, lr=0.05), Member(2, lr=0.3)]
+    base = dict(model=MLP(hidden=[16]), epochs=7, val_size=300, early_stopping=es, **SMALL)
+    every = train_pack(mnist, Recipe(**base), members)
+    sparse = train_pack(mnist, Recipe(eval_every=3, **base), members)
+    alone = train_pack(mnist, Recipe(eval_every=3, **base), [members[2]])[0]
+    tested = ("test_loss", "test_acc", "train_eval_loss", "train_eval_acc")
+    stops, skipped = set(), set()
+    for a, b in zip(every, sparse):
+        assert a.status == b.status and len(a.epochs) == len(b.epochs)
+        stopper, best = Stopper(es), set()
+        for e in a.epochs:
+            stopper.update(e)
+            best |= {e["epoch"]} if stopper.since_best == 0 else set()
+        expected = {3, 6, a.epochs[-1]["epoch"]} & {e["epoch"] for e in a.epochs} | best
+        assert {e["epoch"] for e in b.epochs if e["test_acc"] is not None} == expected
+        skipped |= {len(expected) < len(b.epochs)}
+        for ea, eb in zip(a.epochs, b.epochs):
+            assert all(ea[k] == eb[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc"))
+            assert all(eb[k] == (ea[k] if eb["epoch"] in expected else None) for k in tested)
+        stops.add(a.status)
+    assert stops == {"done", "stopped-early"} and True in skipped  # both ends of a course; some epochs left out
+    for ea, eb in zip(alone.epochs, sparse[2].epochs):
+        assert {k: ea[k] for k in tested} == {k: eb[k] for k in tested}
+
+
+def test_eval_every_with_early_stopping_on_test_evaluates_every_epoch(mnist):
+    es = EarlyStopping(monitor="test_acc", on_test=True, patience=5)
+    r = train_pack(mnist, Recipe(model=MLP(hidden=[16]), epochs=3, eval_every=2, early_stopping=es, **SMALL),
+                   [Member(0)])[0]
+    assert all(e["test_acc"] is not None for e in r.epochs)

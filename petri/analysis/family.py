@@ -85,6 +85,8 @@ class Comparison:
     rho: float = math.nan  # correlation of the paired sides (two-term contrasts)
     detectable: float = math.nan  # smallest true difference detected with 80 % power at α'
     quantum: float | None = None  # the metric's step (1 / test images), where it has one
+    disagree: float = math.nan  # the share of test images the two sides' cells classify differently (mean over places)
+    p_mcnemar: float = math.nan  # one seed: McNemar's exact test on its cells' test images (a narrower question)
     verdict: str = ""
     reason: str = ""  # why there is no verdict, or what to keep in mind about it
 

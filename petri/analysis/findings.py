@@ -9,6 +9,8 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..train.metrics import higher_is_better, is_fraction
 from .design import Estimate
 from .family import ALPHA, Comparison, Design, analyse
@@ -122,7 +124,8 @@ def findings(snap: Snapshot, analysis=None) -> Findings:
             es = p.epochs
             if es:
                 on_val = es[-1]["val_acc"] is not None
-                bests.append(max(es, key=lambda e: e["val_acc"] if on_val else e["test_acc"])["test_acc"])
+                tested = [e for e in es if e["test_acc"] is not None]  # (recipe.eval_every: not every epoch)
+                bests.append(max(tested, key=lambda e: e["val_acc"] if on_val else e["test_acc"])["test_acc"])
                 losses.append(es[-1]["test_loss"])
                 lens.append(len(es))
                 if on_val:
@@ -147,6 +150,7 @@ def findings(snap: Snapshot, analysis=None) -> Findings:
         c.higher_better = higher_is_better(metric)
     m = analyse(family, {r.key: r.by_seed for r in rows}, ALPHA, analysis.looks, design=design, failed=failed,
                 chance=at_chance, withhold_failed=not chance)
+    agreement(family, {r.key: r for r in rows})
     for r in rows:
         if base is not None and r is not base and r.hashes == base.hashes:
             r.verdict = "same cells as the reference"  # a grid point equal to the baseline: nothing to test
@@ -157,6 +161,35 @@ def findings(snap: Snapshot, analysis=None) -> Findings:
     if base is not None:
         base.verdict = "baseline"
     return Findings(snap, rows, family, m, analysis, design)
+
+
+def agreement(family: list[Comparison], rows: dict) -> None:
+    """Per two-sided comparison, from the cells' kept test predictions: the share of test images the two
+    sides classify differently (Summers & Dinneen's measure of diversity), averaged over the paired places;
+    with one seed, McNemar's exact test of the two cells on the same test images — whether these two trained
+    models differ on this test set, a narrower question than whether the variants do."""
+    from scipy.stats import binomtest
+
+    for c in family:
+        if len(c.terms) != 2 or not c.diffs:
+            continue
+        (ka, _), (kb, _) = c.terms
+        pa = {p.seed: p for p in rows[ka].places}
+        pb = {p.seed: p for p in rows[kb].places}
+        pairs = [(pa[s].predictions(), pb[s].predictions()) for s in c.diffs if s in pa and s in pb]
+        pairs = [(x, y) for x, y in pairs if x and y and "test" in x and "test" in y and len(x["test"]) == len(y["test"])]
+        if not pairs:
+            continue
+        c.disagree = float(np.mean([np.mean(x["test"] != y["test"]) for x, y in pairs]))
+        if c.n == 1:
+            (x, y), = pairs
+            right_a, right_b = x["test"] == x["test.labels"], y["test"] == y["test.labels"]
+            only_a, only_b = int((right_a & ~right_b).sum()), int((~right_a & right_b).sum())
+            c.p_mcnemar = float(binomtest(only_a, only_a + only_b).pvalue) if only_a + only_b else 1.0
+            c.reason = "; ".join(x for x in (c.reason, f"one seed: McNemar's exact test on its cells' test images "
+                                             f"gives p = {c.p_mcnemar:.2g} ({only_a} images only A classifies right, "
+                                             f"{only_b} only B) — whether these two trained models differ on this test "
+                                             "set, not whether the variants do") if x)
 
 
 def _counts_images(metric: str) -> bool:

@@ -43,6 +43,8 @@ class Status(str, Enum):
         return self in (Status.DONE, Status.STOPPED_EARLY)
 
 
+_EPOCH_KNOWN = {"cell_hash", "epoch", "lr", "images_per_s", "seconds", "pack_size", "machine", "variant", "point",
+                "seed"}
 EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "train_eval_loss",
                  "train_eval_acc")  # the metrics of an epoch row, in the order tables show them
 
@@ -59,6 +61,7 @@ class Epoch:
     seconds: float | None = None
     pack_size: int | None = None
     machine: str | None = None
+    extra: dict = field(default_factory=dict)  # the ledger's other per-epoch columns (e.g. train_seconds)
 
     def __getitem__(self, name: str):  # epoch["test_acc"], as the figures read it
         return self.metrics.get(name) if name in EPOCH_COLUMNS or name in self.metrics else getattr(self, name)
@@ -89,8 +92,21 @@ class Place:
     n_test: int | None = None  # test images behind its test accuracy
     seconds: float | None = None
     started: float | None = None
+    finished: float | None = None
     run_id: int | None = None
     error: str | None = None
+    folder: Path | None = None  # the study folder its cell's files are in (None: a table of runs)
+    _predictions: dict | None = field(default=None, repr=False)
+
+    def predictions(self) -> dict | None:
+        """Its kept predicted classes and true labels (``study.cellstore``: "test", "test.labels", ...), as
+        numpy arrays, read on first use; None for a cell that kept none."""
+        if self._predictions is None and self.folder is not None and self.status.finished:
+            from ..study.cellstore import load_predictions
+
+            got = load_predictions(self.folder, self.hash)
+            self._predictions = {} if got is None else {n: t.numpy() for n, t in got.items()}
+        return self._predictions or None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -205,6 +221,20 @@ class Snapshot:
                 values["optimizer"] = cell.recipe.optimizer.name
         return out, ["swept", *(["optimizer"] if len(optimizers) > 1 else [])]
 
+    def time_split(self, report_seconds: float | None = None):
+        """Where the study's time went (``study.timing.TimeSplit``); None for a table of runs or a ledger from
+        before epochs recorded their seconds."""
+        from ..study.timing import split
+
+        cells = {p.hash: p for p in self.places}.values()
+        sums = [sum(e.extra.get(k) or 0.0 for p in cells for e in p.epochs) if any(
+            e.extra.get(k) is not None for p in cells for e in p.epochs) else None
+            for k in ("train_seconds", "eval_seconds", "checkpoint_seconds")]
+        runs = [(r["started"], r["finished"] or max((p.finished or p.started or r["started"] for p in cells
+                                                     if p.run_id == r["id"]), default=r["started"]))
+                for r in self.runs]
+        return split(tuple(sums), runs, report_seconds) if self.study is not None else None
+
     def levels(self) -> dict[int, dict[str, int]]:
         """Place number -> each crossed factor's seed."""
         return {p.seed: {f: p.sources[f] for f in self.factors} for p in self.places if p.sources}
@@ -254,9 +284,10 @@ def load(directory: str | Path) -> Snapshot:
     for e in epoch_rows:
         epochs.setdefault(e["cell_hash"], []).append(
             Epoch(e["cell_hash"], e["epoch"], {m: e.get(m) for m in EPOCH_COLUMNS}, e.get("lr"), e["images_per_s"],
-                  e["seconds"], e["pack_size"], e.get("machine")))
+                  e["seconds"], e["pack_size"], e.get("machine"),
+                  {k: v for k, v in e.items() if k not in _EPOCH_KNOWN}))
     gone = holder(directory) is None  # nobody trains here now: cells still marked running were interrupted
-    places = _places(study, stored, {h: tuple(es) for h, es in epochs.items()}, gone)
+    places = _places(study, stored, {h: tuple(es) for h, es in epochs.items()}, gone, Path(directory))
     mine = {p.hash for p in places}
     others = [c for c in stored.values() if c["status"] in FINISHED and c["hash"] not in mine]
     outside = None if not others else (
@@ -271,7 +302,7 @@ def load(directory: str | Path) -> Snapshot:
                     adaptive if study.adaptive else None, outside, list(study.warnings), study, Path(directory))
 
 
-def _places(study, stored: dict[str, dict], epochs: dict[str, tuple], gone: bool) -> list[Place]:
+def _places(study, stored: dict[str, dict], epochs: dict[str, tuple], gone: bool, folder: Path) -> list[Place]:
     """The study's places, each with its cell's ledger records (a cell not in the ledger is pending). A cell
     marked running while no run holds the folder's lock (its process was killed), or stopped by Ctrl-C or
     SIGTERM, is interrupted."""
@@ -281,7 +312,7 @@ def _places(study, stored: dict[str, dict], epochs: dict[str, tuple], gone: bool
     factors = varied(study.crossing)
     crossing = list(study.crossing or {})
     n_test = get_spec(study.data).n_test
-    out, configs = [], {}
+    out, configs, cells = [], {}, {}
     for c in study.cells:
         row = stored.get(c.hash) or {"status": "pending"}
         status = Status(row["status"])
@@ -295,5 +326,9 @@ def _places(study, stored: dict[str, dict], epochs: dict[str, tuple], gone: bool
                          {s: factor_seed(c.sources, s) for s in crossing} if c.sources else {},
                          frozenset(s for s in factors if s in used), epochs.get(c.hash, ()), final, configs[c.hash],
                          n_test=c.recipe.test_size or n_test, seconds=row.get("seconds"), started=row.get("started"),
-                         run_id=row.get("run_id"), error=row.get("error")))
+                         finished=row.get("finished"), run_id=row.get("run_id"), error=row.get("error"),
+                         folder=folder))
+        first = cells.setdefault(c.hash, out[-1])  # places of one cell share its predictions (read once)
+        if first is not out[-1]:
+            out[-1].predictions = first.predictions
     return out

@@ -71,6 +71,10 @@ COMPARISON_NUMBERS = [
     _c("p_better_high", "float64", "", _cmp("p_better_hi")),
     _c("detectable_diff", "float64", "the smallest true difference detected with 80 % power at α' (noncentral t)",
        _cmp("detectable")),
+    _c("disagree", "float64", "the share of test images the two sides' cells classify differently, mean over the "
+       "paired places (from the kept predictions)", _cmp("disagree")),
+    _c("p_mcnemar", "float64", "one seed only: McNemar's exact p on its two cells' test images (do these two models "
+       "differ on this test set; not the variants' verdict)", _cmp("p_mcnemar")),
     _c("se", "float64", "the difference's standard error under the design's model", _cmp("se")),
     _c("df", "float64", "its degrees of freedom (n − 1, or Satterthwaite's for crossed sources)", _cmp("df")),
     _c("method", "category", "paired t (independent seeds) or crossed random effects",
@@ -115,6 +119,7 @@ COMPARISON_SHOWN = [  # (header, text, terminal)
     ("P(A beats B)", lambda c, ctx: "—" if c is None else number(c.p_better), None),
     ("detectable Δ ({unit}, 80 % power)", lambda c, ctx: "—" if c is None else
      number(ctx.scale * c.detectable), True),
+    ("disagree (% of test images)", lambda c, ctx: "—" if c is None else number(100 * c.disagree, "{:.1f}"), False),
     ("failed cells (A / B)", _failed, False),
 ]
 
@@ -252,13 +257,18 @@ EPOCHS = Table(
         _c("variant", "category", "the variant", lambda r, ctx: r.place.variant),
         _c("seed", "int64", "the seed (place number)", lambda r, ctx: r.place.seed),
         _c("epoch", "int64", "the epoch (1-based)", lambda r, ctx: r.epoch.epoch),
-        *[_c(m, "float64", "" if m != "train_loss" else "the epoch's metrics (as in cells())",
+        *[_c(m, "float64", "" if m != "train_loss" else "the epoch's metrics (as in cells(); the test split's and "
+             "train_eval_* NaN in an epoch recipe.eval_every left out)",
              (lambda r, ctx, m=m: _nan(r.epoch[m]))) for m in EPOCH_COLUMNS],
         _c("learning_rate", "float64", "the learning rate of the epoch's last step (the member's rate times its "
            "schedule's factor)", lambda r, ctx: _nan(r.epoch.lr)),
         _c("images_per_s", "float64", "training images per second of the cell's pack", lambda r, ctx:
            _nan(r.epoch.images_per_s)),
-        _c("seconds", "float64", "the epoch's seconds", lambda r, ctx: _nan(r.epoch.seconds)),
+        _c("seconds", "float64", "the pack's seconds, from the epoch's start to the end of its evaluation",
+           lambda r, ctx: _nan(r.epoch.seconds)),
+        *[_c(f"{k}_seconds", "float64", "" if k != "train" else "the cell's share of its pack's wall time training, "
+             "evaluating and saving states (a study's rows sum to its packs' time; NaN for ledgers from before)",
+             (lambda r, ctx, k=k: _nan(r.epoch.extra.get(f"{k}_seconds")))) for k in ("train", "eval", "checkpoint")],
         _c("pack_size", "int64", "members trained together", lambda r, ctx: r.epoch.pack_size or 1),
         _c("machine", "category", "what computed the epoch (petri.machine)", lambda r, ctx: r.epoch.machine or ""),
         _c("hash", "string", "the cell's identity", lambda r, ctx: r.place.hash),

@@ -14,8 +14,12 @@ zero; on balanced data these equal statsmodels' REML ``MixedLM`` estimates whene
 MS · df / chi2(df) (the mean squares are independent on a balanced design) and the components (and
 shares) recomputed, 95 % percentile; simulated coverage is near 95 % from 4 seeds per source.
 
-The test set's own part: a model with accuracy p on n test images whose errors fall independently
-(Jordan, ICLR 2024) varies between runs by p (1 - p) / n by the sampling of its errors alone.
+The test set's own part (Jordan, ICLR 2024): under the independent-errors model each test image i has its own
+error rate p_i over runs, and a run's accuracy on the fixed test set varies by Σ p_i (1 - p_i) / n² from
+the sampling of its errors alone. petri measures it from the cells' kept per-example predictions (each
+image's error count k_i over m cells, k_i (m - k_i) / (m (m - 1)) the unbiased estimate of p_i (1 - p_i)),
+with a percentile interval from resampling the cells. p (1 - p) / n — every image equally hard — is its
+upper bound, shown labelled as such where predictions were not kept.
 
 Pairing: for two places compared seed by seed, the covariance each shared source carries is
 (s2_source(A + B) - s2_source(A - B)) / 4, the same decomposition on the sum and the difference; the
@@ -60,12 +64,22 @@ class Spread:
     total: float  # the model's total variance (sum of the parts)
     sd_all: float  # the sample SD of all its places (every source varying)
     parts: list[Part] = field(default_factory=list)
-    test_set: float = math.nan  # binomial variance p (1 - p) / n_test of a test accuracy
+    test_set: float = math.nan  # binomial variance p (1 - p) / n_test of a test accuracy: the upper bound
     note: str = ""  # why there are no parts (an incomplete crossing, ...)
+    test_examples: float = math.nan  # Jordan's Σ p_i (1 - p_i) / n², from the kept per-example predictions
+    test_examples_low: float = math.nan  # its 95 % interval (the cells resampled)
+    test_examples_high: float = math.nan
 
     @property
     def test_share(self) -> float:
-        return self.test_set / self.total if self.total > 0 else math.nan
+        """The test set's share of the model's total: measured per example where predictions were kept, else
+        the binomial bound's."""
+        v = self.test_set if math.isnan(self.test_examples) else self.test_examples
+        return v / self.total if self.total > 0 else math.nan
+
+    @property
+    def measured(self) -> bool:
+        return not math.isnan(self.test_examples)
 
 
 def components(table, factors: list[str], value: str = "y", draws: int = DRAWS, seed: int = 0,
@@ -160,8 +174,32 @@ def spreads(rows, places: dict[int, dict[str, int]], factors: dict[tuple, list[s
         n = n_test.get(r.key)
         if n and 0 <= mean <= 1:
             s.test_set = mean * (1 - mean) / n
+            s.test_examples, s.test_examples_low, s.test_examples_high = per_example(r.places)
         out.append(s)
     return out
+
+
+def per_example(places, draws: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Jordan's Σ p_i (1 - p_i) / n² over the finished cells among ``places`` that kept test predictions
+    (each cell once), and its 95 % interval from resampling the cells; nan without two such cells."""
+    cells = {p.hash: p for p in places if p.status.finished}.values()
+    kept = [pr for pr in (p.predictions() for p in cells) if pr and "test" in pr]
+    if len(kept) < 2:
+        return math.nan, math.nan, math.nan
+    wrong = np.stack([pr["test"] != pr["test.labels"] for pr in kept]).astype(np.float64)  # [m cells, n images]
+    m, n = wrong.shape
+
+    def estimate(k: np.ndarray) -> np.ndarray:  # error counts [..., n] out of m -> Σ p_i (1 - p_i) / n²
+        return (k * (m - k)).sum(-1) / (m * (m - 1)) / n ** 2
+
+    point = float(estimate(wrong.sum(0)))
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(0, draws, 250):  # multiplicities of a resample of the m cells, 250 at a time
+        picks = rng.multinomial(m, np.full(m, 1 / m), size=250)  # [250, m]
+        boots.append(estimate(picks @ wrong))
+    lo, hi = np.percentile(np.concatenate(boots), [2.5, 97.5])
+    return point, float(lo), float(hi)
 
 
 @dataclass
@@ -230,12 +268,14 @@ def noise(f) -> Noise | None:
     return Noise(factors, spreads(f.rows, places, used, n_test), shared, metric)
 
 
-TEST_SET = "test set (binomial)"
+TEST_SET = "test set (binomial bound)"
+TEST_EXAMPLES = "test set (per example)"
 
 
 def spread_records(n: Noise) -> list[dict]:
-    """One record per (variant, point) and part: each source, the residual, and the test set's binomial
-    variance (no interval: p and n are known), in the metric's units squared."""
+    """One record per (variant, point) and part: each source, the residual, the test set's part measured
+    from per-example predictions (with its interval) and its binomial upper bound (no interval: p and n are
+    known), in the metric's units squared; shares are of ``total``, the model's total variance."""
     out = []
     for s in n.spreads:
         base = {"variant": s.variant, **s.point, "n": s.n, "mean": s.mean, "sd_all": s.sd_all, "total": s.total}
@@ -243,8 +283,13 @@ def spread_records(n: Noise) -> list[dict]:
             out.append(base | {"source": p.source, "variance": p.variance, "low": p.low, "high": p.high,
                                "share": p.share, "share_low": p.share_low, "share_high": p.share_high,
                                "sd_alone": p.sd_alone})
+        t = s.total if s.total > 0 else math.nan
+        if s.measured:
+            out.append(base | {"source": TEST_EXAMPLES, "variance": s.test_examples, "low": s.test_examples_low,
+                               "high": s.test_examples_high, "share": s.test_examples / t,
+                               "share_low": s.test_examples_low / t, "share_high": s.test_examples_high / t})
         if not math.isnan(s.test_set):
-            out.append(base | {"source": TEST_SET, "variance": s.test_set, "share": s.test_share})
+            out.append(base | {"source": TEST_SET, "variance": s.test_set, "share": s.test_set / t})
     return out
 
 

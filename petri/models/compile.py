@@ -9,6 +9,7 @@ the layer before it returns a tensor nobody else keeps.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 
 from torch import nn
@@ -65,6 +66,8 @@ def compile_layers(specs: list[LayerSpec], shape: Shape, layout: str = "member")
             layers.append(ToImage())
             layout = "channels"
         layer = s.population(shape, layout)
+        layer.in_channels = layout == "channels"
+        layer.out_numel = math.prod(out)  # one member's output per image
         layer.spec_key = layer_key(s, i)
         layer.overwrite_input = bool(layers) and layers[-1].fresh_output
         layers.append(layer)

@@ -15,10 +15,12 @@ import torch
 
 from ..rng import derive_seed, seed_of
 from .compile import member_state, walk
-from .layers import Layer, ParamDecl
+from .layers import Layer, ParamDecl, ToImage
 from .layers.dense import Linear
 
 ROW_ALIGN = 256  # floats
+EVAL_CHUNK_BYTES = 2 << 20  # evaluation on CPU: a member's images go through its image layers in chunks whose
+# largest activation is about this size (cache-sized; the chunk depends on the layer shapes only, never on K)
 
 
 def _init_param(d: ParamDecl, scheme: str, g: torch.Generator) -> torch.Tensor:
@@ -51,6 +53,10 @@ class Network:
         self._bind(decls)
         self._init(decls, init)
         self.absorbed: dict[int, torch.Tensor] = {}  # member -> the pixel order its first layer took in
+        # (the ToImage switch, the end of the layers in the channels layout) or None: evaluated per member
+        entry = next((i for i, layer in enumerate(layers) if isinstance(layer, ToImage)), None)
+        self._image_run = None if entry is None else \
+            (entry, next(i for i in range(entry + 1, len(layers) + 1) if i == len(layers) or not layers[i].in_channels))
         first = next((i for i, layer in enumerate(layers) if layer.n_params()), len(layers))
         for i, layer in enumerate(layers):
             layer.need_input_grad = i > first  # nothing before the first parameter needs a gradient
@@ -79,8 +85,37 @@ class Network:
 
     def forward(self, x: torch.Tensor, train: bool) -> torch.Tensor:
         """x [K, B, C, H, W] float -> logits [K, B, classes]."""
+        if not train and self._image_run and not x.is_cuda:
+            return self._evaluate_per_member(x)
         for layer in self.layers:
             x = layer.forward(x, train)
+        return x
+
+    def _evaluate_per_member(self, x: torch.Tensor) -> torch.Tensor:
+        """Evaluation on CPU: the layers in the channels layout run member by member, each member's
+        images ``[B, C, H, W]`` channels last (oneDNN's convolutions and ATen's pooling run vectorised
+        over channels there, and no member's activations are interleaved with another's: no copies
+        into ``[B, K*C, H, W]``); the dense layers after them run as one population. A member computes
+        what it computes alone."""
+        a, b = self._image_run
+        for layer in self.layers[:a]:
+            x = layer.forward(x, False)
+        run = self.layers[a + 1:b]
+        chunk = max(1, EVAL_CHUNK_BYTES // (4 * max(layer.out_numel for layer in walk(run))))  # images
+        features = []
+        for k in range(self.K):
+            parts = []
+            for x_k in x[k].split(chunk):
+                h = x_k.contiguous(memory_format=torch.channels_last)  # [b, C, H, W]
+                for layer in run:
+                    h = layer.member_forward(h, k)
+                parts.append(h)
+            features.append(torch.cat(parts))  # [B, F]
+        if features[0].dim() == 4:  # a list that ends in the channels layout: [B, K*C, H, W], as in training
+            return torch.cat(features, dim=1)
+        x = torch.stack(features)  # [K, B, F]
+        for layer in self.layers[b:]:
+            x = layer.forward(x, False)
         return x
 
     def backward(self, g_logits: torch.Tensor) -> None:

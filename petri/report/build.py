@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import time
 from pathlib import Path
 
 from ..analysis import tables as T
@@ -55,6 +56,7 @@ def _epoch_dicts(places) -> list[dict]:
 
 
 def _write(v, out: Path) -> Path:
+    began = time.perf_counter()
     snap, found = v.snapshot, v.findings
     figdir = out / "figures"
     rows = by_effect(found.rows)
@@ -174,6 +176,8 @@ def _write(v, out: Path) -> Path:
     info["looks"] = text.looks_line(snap)
     info["outside"] = snap.outside
     info["noise"] = spread
+    split = snap.time_split(report_seconds=time.perf_counter() - began)  # (the report: up to here)
+    info["time"] = split.line() + "." if split else None
     nets = networks(study) if study is not None else []
     (out / "report.md").write_text(pages.markdown(v, info, figs, nets))
     (out / "index.html").write_text(pages.page(v, info, figs, nets))

@@ -1,4 +1,5 @@
-"""Export the ledger's cell-level and epoch-level tables as CSV, Parquet or JSON.
+"""Export the ledger's cell-level and epoch-level tables, and the cells' kept per-example predictions, as
+CSV, Parquet or JSON.
 
 In CSV and Parquet a cell's sweep point is one column per axis right after ``variant``, its values
 typed (numbers as numbers), as ``Results.cells()`` and ``epochs()`` have them; an epoch's learning
@@ -25,6 +26,9 @@ def export(directory: str | Path, fmt: str, to: str | Path | None = None) -> lis
         tables = {"cells": ledger.cells(), "epochs": ledger.epochs()}
     finally:
         ledger.close()
+    predictions = _predictions(directory, tables["cells"])
+    if predictions:
+        tables["predictions"] = predictions
     out = Path(to) if to else Path(directory) / "export"
     try:
         if out.exists() and not out.is_dir():
@@ -33,6 +37,24 @@ def export(directory: str | Path, fmt: str, to: str | Path | None = None) -> lis
         return _write(out, fmt, tables) + _subsets(directory, out)
     except OSError as e:
         raise PlaceError(f"{out}: cannot write the export ({e.strerror}); choose a writable folder with --to") from None
+
+
+def _predictions(directory, cells: list[dict]) -> list[dict]:
+    """One row per kept prediction: the cell (hash, variant, point, seed), the ``split`` ("test", "val", or
+    the best epoch's "best.test", "best.val"), the image's ``position`` in the split's images (``image`` in
+    subsets.json), its ``label`` and the ``predicted`` class."""
+    from ..study.cellstore import load_predictions
+
+    rows = []
+    for c in cells:
+        got = load_predictions(directory, c["hash"])
+        for split, pred in (got or {}).items():
+            if split.endswith(".labels"):
+                continue
+            labels = got[f"{split.removeprefix('best.')}.labels"].tolist()
+            rows += [{"hash": c["hash"], "variant": c["variant"], "point": c["point"], "seed": c["seed"], "split": split,
+                      "position": i, "label": y, "predicted": x} for i, (y, x) in enumerate(zip(labels, pred.tolist()))]
+    return rows
 
 
 def _subsets(directory, out: Path) -> list[Path]:

@@ -62,7 +62,7 @@ def curves(epochs: list[dict], labels: dict[str, str], order: list[str], noisy_l
     for ax, (metric, title) in zip(axes, metrics):
         for label in [x for x in order if x in series]:
             per_epoch = series[label]
-            xs = sorted(per_epoch)
+            xs = [x for x in sorted(per_epoch) if per_epoch[x][metric]]  # evaluated epochs only (recipe.eval_every)
             stats = [t_interval(per_epoch[x][metric]) for x in xs]
             mean = np.array([s[0] for s in stats])
             hw = np.nan_to_num(np.array([s[1] for s in stats]))
@@ -308,14 +308,20 @@ def noise(spreads, factors: list[str], scale: float = 100, unit: str = "pp"):
             i = len(s.parts)
             ax.axhline(i - 0.5, color="0.75", lw=0.8)
             over = s.test_share > 1
+            if s.measured:  # per example, with its interval (the cells resampled)
+                lo, hi = (100 * v / s.total for v in (s.test_examples_low, s.test_examples_high))
+                ax.plot([lo, min(hi, 100)], [i, i], color="black", lw=2.5, solid_capstyle="butt", alpha=0.4)
+                labels.append(f"test set, per example  {100 * s.test_share:.0f} % [{lo:.0f}, {hi:.0f}]")
+            else:
+                labels.append(f"test set alone (binomial bound)  {100 * s.test_share:.0f} %")
             ax.plot(min(100 * s.test_share, 100), i, ">" if over else "D", color="black", ms=6)
-            labels.append(f"test set alone (binomial)  {100 * s.test_share:.0f} %")
         ax.set_yticks(range(len(labels)), labels, fontsize=8)
         ax.set_ylim(len(labels) - 0.5, -0.5)
         ax.set_xlim(-1, 101)
         ax.grid(alpha=0.3, axis="x")
         point = f" ({', '.join(f'{k}={v}' for k, v in s.point.items())})" if s.point else ""
-        ax.set_title(f"{s.variant}{point}: SD {scale * s.sd_all:.3g} {unit} over {s.n} places", fontsize=9, loc="left")
+        ax.set_title(f"{s.variant}{point}: SD {scale * np.sqrt(s.total):.3g} {unit} (model total) over {s.n} places",
+                     fontsize=9, loc="left")
     axes[-1, 0].set_xlabel("share of the variance between seeds (%); line: generalized 95 % interval")
     fig.tight_layout()
     return fig

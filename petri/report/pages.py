@@ -34,6 +34,8 @@ def _warnings(facts) -> list[tuple[str, str]]:
             out.append((kind, label + facts[key]))
     if not facts.get("mixed") and facts["machines"]:
         out.append(("facts", f"Computed on {facts['machines'][0]}."))
+    if facts.get("time"):
+        out.append(("facts", facts["time"]))
     return out
 
 

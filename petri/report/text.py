@@ -134,9 +134,12 @@ def noise_tables(spread: Noise | None, percent: bool) -> list[tuple[str, str, li
     if spread is None:
         return []
     out = [("Where the noise comes from", f"Crossed random sources: {', '.join(spread.factors)}. Each source's share "
-            "of the variance between seeds (generalized 95 % intervals), the residual (interactions and the rest), the "
-            "share a finite test set explains by itself (binomial), and the spread (pooled SD) when only one source "
-            "is reseeded and the others are held fixed.", noise_head(spread, percent), noise_rows(spread, percent))]
+            "of the model's total variance between seeds (crossed random effects; generalized 95 % intervals; the "
+            "SD column is that total's square root), the residual (interactions and the rest), the share the finite "
+            "test set gives by itself — measured from the cells' per-example predictions as Jordan's Σ pᵢ(1 − pᵢ)/n² "
+            "(95 % interval: the cells resampled), and its binomial upper bound p(1 − p)/n (every image equally hard) "
+            "— and the spread (pooled SD) when only one source is reseeded and the others are held fixed.",
+            noise_head(spread, percent), noise_rows(spread, percent))]
     if spread.pairing:
         out.append(("What pairing gains, source by source", "For each comparison: how correlated its two sides are "
                     "under each shared source, and how much of the unpaired difference's variance sharing that source "
@@ -146,8 +149,9 @@ def noise_tables(spread: Noise | None, percent: bool) -> list[tuple[str, str, li
 
 def noise_head(noise: Noise, percent: bool) -> list[str]:
     unit = "pp" if percent else noise.metric
-    return ["variant", "n", f"SD, all seeds ({unit})", *[f"{f} % [95 % CI]" for f in noise.factors],
-            "residual % [95 % CI]", "test set alone %", f"SD with one source varying ({unit})"]
+    return ["variant", "n", f"SD, model total ({unit})", *[f"{f} % [95 % CI]" for f in noise.factors],
+            "residual % [95 % CI]", "test set, per example % [95 % CI]", "test set, binomial bound %",
+            f"SD with one source varying ({unit})"]
 
 
 def noise_rows(noise: Noise, percent: bool) -> list[list[str]]:
@@ -161,8 +165,12 @@ def noise_rows(noise: Noise, percent: bool) -> list[list[str]]:
                  for p in (parts.get(f) for f in [*noise.factors, RESIDUAL])]
         alone = ", ".join(f"{f} {scale * parts[f].sd_alone:.3g}" for f in noise.factors
                           if f in parts and not math.isnan(parts[f].sd_alone))
-        out.append([cell_label(s.variant, s.point), str(s.n), number(scale * s.sd_all, "{:.3g}"),
-                    *share, number(100 * s.test_share, "{:.0f}"), alone or s.note or "—"])
+        t = s.total if s.total > 0 else math.nan
+        measured = "—" if not s.measured else (f"{100 * s.test_examples / t:.0f} [{100 * s.test_examples_low / t:.0f}, "
+                                               f"{100 * s.test_examples_high / t:.0f}]")
+        out.append([cell_label(s.variant, s.point), str(s.n), number(scale * math.sqrt(t), "{:.3g}") if t == t else
+                    number(scale * s.sd_all, "{:.3g}"), *share, measured, number(100 * s.test_set / t, "{:.0f}"),
+                    alone or s.note or "—"])
     return out
 
 

@@ -8,6 +8,10 @@ Layout (``DIR/cells/<cell hash>/``):
   — ``step`` steps into the next epoch (a long epoch's checkpoint). The latest two are kept.
 * ``weights.safetensors`` — the final weights as the ``torch.nn`` form's state_dict;
   ``best.safetensors`` — the best epoch's, when early stopping monitors a metric.
+* ``predictions.safetensors`` — each finished cell's predicted class for every test image (``test``) and
+  validation image (``val``) at its final epoch, and at its best epoch where early stopping chose one
+  (``best.test``, ``best.val``), beside the true labels (``test.labels``, ``val.labels``): one byte an
+  image (two beyond 256 classes), in the order of the split's images (``Results.subsets``).
 
 Every file has a ``.json`` beside it with its sha256 and size. Both are written atomically
 (temporary file, fsync, rename, fsync of the folder): a file is complete or absent. A file whose
@@ -98,6 +102,8 @@ def save_checkpoint(root, cell_hash: str, state: CellState) -> int:
     tensors = dict(state.tensors)
     if state.best is not None:
         tensors |= {f"best.{n}": t for n, t in state.best.items()}
+    if state.best_predictions is not None:
+        tensors |= {f"bestpred.{n}": t for n, t in state.best_predictions.items()}
     name = f"checkpoint-{state.epoch:05d}" + (f"-{state.inner:07d}" if state.inner else "") + ".safetensors"
     size = save(cell_dir(root, cell_hash) / name, tensors, state.to_meta())
     for old in _checkpoints(root, cell_hash)[KEEP:]:
@@ -115,9 +121,10 @@ def latest_checkpoint(root, cell_hash: str, epochs: int | None = None) -> CellSt
         if epochs is not None and meta["epoch"] >= epochs:
             continue
         best = {n[5:]: t for n, t in tensors.items() if n.startswith("best.")}
-        state = {n: t for n, t in tensors.items() if not n.startswith("best.")}
+        preds = {n[9:]: t for n, t in tensors.items() if n.startswith("bestpred.")}
+        state = {n: t for n, t in tensors.items() if not n.startswith(("best.", "bestpred."))}
         return CellState(meta["epoch"], meta["step"], state, meta.get("stopper"), best or None, meta.get("best_epoch"),
-                         inner=meta.get("inner", 0))
+                         inner=meta.get("inner", 0), best_predictions=preds or None)
     return None
 
 
@@ -138,6 +145,21 @@ def save_weights(root, cell_hash: str, weights: dict[str, torch.Tensor], meta: d
     if best is not None:
         size += save(folder / "best.safetensors", best, meta | {"epoch": best_epoch})
     return size
+
+
+PREDICTIONS = "predictions.safetensors"
+
+
+def save_predictions(root, cell_hash: str, predictions: dict[str, torch.Tensor], meta: dict) -> int:
+    """A finished cell's predicted classes and the true labels (see the module's layout)."""
+    return save(cell_dir(root, cell_hash) / PREDICTIONS, predictions, meta)
+
+
+def load_predictions(root, cell_hash: str) -> dict[str, torch.Tensor] | None:
+    """A cell's kept predictions; None for a cell that kept none (trained before petri kept them), or
+    whose file does not verify."""
+    got = load(cell_dir(root, cell_hash) / PREDICTIONS)
+    return None if got is None else got[0]
 
 
 def weights_path(root, cell_hash: str, best: bool = False) -> Path:

@@ -14,11 +14,18 @@ Schema (query it with any SQLite client):
   run_id, error)``: status is pending / running / done / failed / diverged /
   stopped-early / interrupted (Ctrl-C or SIGTERM); ``point`` and ``config`` are JSON.
 * ``epochs(cell_hash, epoch, train_loss, train_acc, val_loss, val_acc, test_loss,
-  test_acc, images_per_s, seconds, pack_size, machine, train_eval_loss, train_eval_acc, lr)``:
+  test_acc, images_per_s, seconds, pack_size, machine, train_eval_loss, train_eval_acc, lr,
+  train_seconds, eval_seconds, checkpoint_seconds)``:
   ``train_*`` are running means over the epoch's batches (train mode), ``train_eval_*`` the first
-  2,000 training images evaluated as the test set is (eval mode); ``machine`` names what computed the
+  2,000 training images evaluated as the test set is (eval mode; NULL with ``test_*`` in an epoch the
+  recipe's ``eval_every`` leaves out); ``machine`` names what computed the
   epoch (``petri.machine``: CPU model, vector capability, GPU, torch / MKL / oneDNN / CUDA); ``lr`` the
-  learning rate of the epoch's last step (the member's rate times its schedule's factor).
+  learning rate of the epoch's last step (the member's rate times its schedule's factor);
+  ``seconds`` the pack's wall time from the epoch's start to the end of its evaluation;
+  ``train_seconds``, ``eval_seconds``, ``checkpoint_seconds`` the cell's share of its pack's wall time
+  training, evaluating and saving states (within the epoch, at its end, and the previous epoch's
+  checkpoint files): the pack's seconds divided evenly over the cells that recorded the epoch, so
+  that the rows of a study sum to its packs' time (``study.timing``).
 
 Every write is one transaction, so a kill -9 loses at most the epoch in flight.
 """
@@ -33,11 +40,13 @@ from pathlib import Path
 
 from ..errors import PetriError, PlaceError, StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: epochs' train_seconds, eval_seconds, checkpoint_seconds
 FINISHED = ("done", "diverged", "stopped-early")
 EPOCH_FIELDS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
-                "images_per_s", "seconds", "pack_size", "machine", "train_eval_loss", "train_eval_acc", "lr")
-ADDED = {"epochs": {"machine": "TEXT", "train_eval_loss": "REAL", "train_eval_acc": "REAL", "lr": "REAL"},  # columns newer than
+                "images_per_s", "seconds", "pack_size", "machine", "train_eval_loss", "train_eval_acc", "lr",
+                "train_seconds", "eval_seconds", "checkpoint_seconds")
+ADDED = {"epochs": {"machine": "TEXT", "train_eval_loss": "REAL", "train_eval_acc": "REAL", "lr": "REAL",  # columns newer than
+                    "train_seconds": "REAL", "eval_seconds": "REAL", "checkpoint_seconds": "REAL"},
          "runs": {"study_path": "TEXT", "seeds": "TEXT", "frozen": "TEXT"}}  # the first ledgers: added when a run opens an older one
 
 SCHEMA = """
@@ -54,7 +63,7 @@ CREATE TABLE IF NOT EXISTS epochs (
   cell_hash TEXT NOT NULL REFERENCES cells(hash), epoch INTEGER NOT NULL,
   train_loss REAL, train_acc REAL, val_loss REAL, val_acc REAL, test_loss REAL, test_acc REAL,
   images_per_s REAL, seconds REAL, pack_size INTEGER, machine TEXT, train_eval_loss REAL, train_eval_acc REAL,
-  lr REAL, PRIMARY KEY (cell_hash, epoch));
+  lr REAL, train_seconds REAL, eval_seconds REAL, checkpoint_seconds REAL, PRIMARY KEY (cell_hash, epoch));
 CREATE TABLE IF NOT EXISTS finals (cell_hash TEXT PRIMARY KEY REFERENCES cells(hash), metrics TEXT NOT NULL);
 """
 
@@ -87,11 +96,15 @@ class Ledger:
                 self.db.close()
                 raise StoreError(f"{self.path}: the ledger holds no runs yet; nothing to show or report")
             elif create and app_id in (0, APPLICATION_ID) and {"meta", "runs", "cells", "epochs"} <= tables:
+                migrated = False
                 for table, added in ADDED.items():
                     columns = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
                     for name, kind in added.items():
                         if name not in columns:
                             self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+                            migrated = True
+                if migrated and self.db.execute("SELECT 1 FROM meta WHERE key='schema'").fetchone():
+                    self.db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
                 self.db.execute("CREATE TABLE IF NOT EXISTS finals (cell_hash TEXT PRIMARY KEY REFERENCES cells(hash),"
                                 " metrics TEXT NOT NULL)")
                 if app_id == 0:

@@ -7,9 +7,10 @@ import math
 import platform
 import signal
 import subprocess
+import time
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -33,8 +34,9 @@ from . import cellstore
 from .executors import run_local, run_ray
 from .ledger import FINISHED, Ledger
 from .lock import RunLock
-from .packing import Pack, make_packs, member_bytes, pack_key, split_by
+from .packing import Pack, make_packs, member_bytes, split_by
 from .spec import Study
+from .timing import duration
 
 
 @dataclass
@@ -133,7 +135,7 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
          console: Console, checkpoint_every: float, changed: bool = False) -> dict:
     ledger = Ledger(out, create=True)
     ledger.claim(study.name)
-    _check_changes(study, ledger, changed)
+    check_changes(study, ledger, changed)
     frozen = freeze(study.plugin_entries, study.plugins, get_spec(study.data), out)
     ledger.register(study.cells)
     p = plan(study, ledger, max_members)
@@ -174,10 +176,14 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
         with polite.writing():
             _write(pack, results, epoch)
 
+    carried: dict[int, float] = {}  # per pack: seconds writing checkpoint files after its latest rows
+
     def _write(pack, results, epoch=None):
         """Weights of cells that finished, then the ledger (epoch rows and statuses, one transaction),
         then checkpoints of cells still running: a kill between any two steps loses at most the epoch
-        in flight, and a cell the ledger calls done has its weights on disk."""
+        in flight, and a cell the ledger calls done has its weights on disk. The seconds spent writing
+        these files go to the rows' ``checkpoint_seconds`` (a checkpoint's to the pack's next rows)."""
+        t = time.perf_counter()
         rows, finished, finals = [], [], {}
         for cell, r in zip(pack.cells, results):
             for m in r.epochs if epoch is None else r.epochs[-1:]:
@@ -187,13 +193,23 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
                 if r.weights is not None and study.keep_weights:
                     cellstore.save_weights(ledger.dir, cell.hash, r.weights, {"epoch": r.epochs[-1]["epoch"] if
                                            r.epochs else None, **network_meta(cell)}, r.best, r.best_epoch)
+                if r.predictions is not None:  # (kept whatever keep_weights says: a byte an image)
+                    cellstore.save_predictions(ledger.dir, cell.hash, r.predictions,
+                                               {"epoch": r.epochs[-1]["epoch"] if r.epochs else None,
+                                                "best_epoch": r.best_epoch})
                 finished.append((cell.hash, r.status))
                 if r.final is not None:
                     finals[cell.hash] = r.final
                 written[cell.hash] = r.status
+        spent = time.perf_counter() - t + carried.pop(id(pack), 0.0)
+        if epoch is not None and rows:  # (the pack's last write repeats every row: nothing is added there)
+            for _, m in rows:
+                m["checkpoint_seconds"] = (m.get("checkpoint_seconds") or 0.0) + spent / len(rows)
         ledger.record_epoch(rows, finished, finals)
         if epoch is not None:
+            t = time.perf_counter()
             _save_states(pack, results)
+            carried[id(pack)] = time.perf_counter() - t
         for cell, r in zip(pack.cells, results):
             if r.status != "running":
                 cellstore.remove_checkpoints(ledger.dir, cell.hash)
@@ -215,10 +231,11 @@ def _run(study: Study, out: Path, executor: str, address: str | None, max_member
         write(pack, results, epoch)
         if not console.is_terminal:  # a log, CI, nohup: a line per finished epoch (no live bar there)
             done = [r.epochs[-1] for r in results if r.epochs and r.epochs[-1]["epoch"] == epoch]
-            if done:
+            tested = [m["test_acc"] for m in done if m["test_acc"] is not None]  # (recipe.eval_every: not every epoch)
+            if tested:
                 console.print(f"pack {pack_no[id(pack)]}/{len(p.packs)} epoch {epoch}/{pack.recipe.epochs}: "
-                              f"mean test accuracy {100 * sum(m['test_acc'] for m in done) / len(done):.2f} % over "
-                              f"{plural(len(done), 'cell')}", markup=False, highlight=False, soft_wrap=True)
+                              f"mean test accuracy {100 * sum(tested) / len(tested):.2f} % over "
+                              f"{plural(len(tested), 'cell')}", markup=False, highlight=False, soft_wrap=True)
         ips = sum(r.epochs[-1]["images_per_s"] for r in results if r.epochs and r.epochs[-1]["epoch"] == epoch)
         progress.update(task, description=f"pack {pack_no[id(pack)]}/{len(p.packs)} (K={len(pack.cells)}) "
                                           f"epoch {epoch}/{pack.recipe.epochs} {ips:,.0f} img/s")
@@ -297,7 +314,7 @@ def network_meta(cell) -> dict:
     return meta
 
 
-def _check_changes(study: Study, ledger: Ledger, allowed: bool) -> None:
+def check_changes(study: Study, ledger: Ledger, allowed: bool) -> None:
     """One line, and no training, when a plugin or data file differs from what the folder's finished
     cells ran with (unless ``allowed``): those cells keep their numbers, the changed file makes new ones."""
     last = ledger.query("SELECT frozen FROM runs WHERE frozen IS NOT NULL ORDER BY id DESC LIMIT 1")
@@ -332,39 +349,51 @@ def shape_text(study: Study) -> str:
     return f"{len(study.cells)} cells ({what}{shared})"
 
 
-def describe_plan(study: Study, p: Plan, measure: bool = True) -> list[str]:
-    """Lines for --dry-run: cells, packs, memory, disk, and a time estimate from a few timed steps of
-    each distinct pack shape on this machine (``measure``; the data set must be present)."""
+def describe_plan(study: Study, p: Plan, out: Path, worst: tuple[Study, Plan] | None = None) -> list[str]:
+    """Lines for --dry-run: cells, packs, memory, disk, and the time this machine will take
+    (``study.estimate``: measured rates of each pack shape, cached per machine). ``worst``: an adaptive
+    study at its most seeds, priced beside its first round."""
+    from .estimate import estimate
+
     lines = [f"{study.name}: {shape_text(study)}; {p.skipped} already finished, {len(p.todo)} to train in "
-             f"{len(p.packs)} packs"]
-    total_images, seconds, fastest, slowest, rates = 0, 0.0, 0.0, 0.0, {}
+             f"{plural(len(p.packs), 'pack')}"]
+    est = estimate(study, p.packs, out) if p.packs else None
+    total_images = 0
     reasons = split_by(p.packs)
     for i, pack in enumerate(p.packs, 1):
         r = pack.recipe
         mem = member_bytes(r, pack.cells[0].data) * len(pack.cells)
-        n = r.epoch_images(get_spec(pack.cells[0].data).n_train)
-        images = n * (r.epochs - pack.start) * len(pack.cells)
+        images = r.epoch_images(get_spec(pack.cells[0].data).n_train) * (r.epochs - pack.start) * len(pack.cells)
         total_images += images
-        key = (pack_key(pack.cells[0]), len(pack.cells))
-        if measure and key not in rates:
-            rates[key] = measured_rate(pack)
-        if rates.get(key):
-            median, lo, hi = rates[key]
-            seconds, fastest, slowest = seconds + images / median, fastest + images / hi, slowest + images / lo
+        rate = est.rates.get(id(pack)) if est else None
         lines.append(f"  pack {i}: K={len(pack.cells)} {r.model.name} batch {r.batch_size} × {r.epochs - pack.start} "
                      f"epochs, ~{mem / 2**20:,.0f} MiB, variants {', '.join(sorted({c.variant for c in pack.cells}))}"
-                     + (f", ~{rates[key][0]:,.0f} img/s measured ({rates[key][1]:,.0f}–{rates[key][2]:,.0f})"
-                        if rates.get(key) else "") + (f" — its own pack: {reasons[i - 1]}" if reasons[i - 1] else ""))
-    if measure and all(rates.values()) and rates:
-        lines.append(f"  {total_images:,} training images in all: about {_duration(seconds)} of training on this "
-                     f"machine ({_duration(fastest)}–{_duration(slowest)}: the fastest and slowest of 3 timings of a "
-                     "few steps of each pack shape, after a warm-up; evaluation not included)")
-    else:
+                     + (f", ~{rate:,.0f} img/s" if rate else "") + (f" — its own pack: {reasons[i - 1]}" if reasons[i - 1] else ""))
+    if est is not None:
+        stops = " (the epoch budget: early stopping may end cells sooner)" if any(
+            pk.recipe.early_stopping for pk in p.packs) else ""
+        head = f"first round ({len(study.seeds)} seeds)" if worst else f"{total_images:,} training images in all"
+        lines.append(f"  {head}: about {_split_text(est)} on this machine{stops}")
+        if worst:
+            w = estimate(worst[0], worst[1].packs, out)
+            looks = len(study.adaptive.rounds())
+            if w is not None:
+                lines.append(f"  at most {len(worst[0].seeds)} seeds ({looks} looks, each a run): about {_split_text(w)}")
+        lines.append(f"  (pack shapes timed now: {est.measured}, from this machine's cache: {est.cached})")
+    elif p.packs:
         lines.append(f"  {total_images:,} training images in all (no time estimate: the data set is not here)")
     weights, peak = disk_needed(study, p)
+    kept = predictions_needed(p)
     lines.append(f"  disk: {human_bytes(weights)} of trained weights" + (" (keep_weights = false: none)" if not
-                 study.keep_weights else "") + f", up to {human_bytes(peak)} of checkpoints while a pack trains")
+                 study.keep_weights else "") + f", {human_bytes(kept)} of per-example predictions, up to "
+                 f"{human_bytes(peak)} of checkpoints while a pack trains")
     return lines
+
+
+def _split_text(est) -> str:
+    """ "3.2 min (training 1.9 min, evaluation 40 s, ...)" """
+    parts = ", ".join(f"{name} {duration(s)}" for name, s in est.parts.items())
+    return f"{duration(est.total)} ({parts})"
 
 
 def disk_needed(study: Study, p: Plan) -> tuple[int, int]:
@@ -384,6 +413,24 @@ def disk_needed(study: Study, p: Plan) -> tuple[int, int]:
     return weights, peak
 
 
+def predictions_needed(p: Plan) -> int:
+    """Bytes of the per-example predictions the cells to train will keep: a byte an image (two beyond 256
+    classes) of the test and validation splits, predicted and true, and again at the best epoch with early
+    stopping (cellstore)."""
+    total = 0
+    for pack in p.packs:
+        spec = get_spec(pack.cells[0].data)
+        r = pack.recipe
+        images = (r.test_size or spec.n_test) + (r.val_size or 0)
+        width = 1 if len(spec.classes) <= 256 else 2
+        splits = 2 * (1 + bool(r.val_size)) + 2 * (r.early_stopping is not None)  # tensors in a cell's file
+        total += (width * images * (2 + (r.early_stopping is not None)) + HEADER * splits) * len(pack.cells)
+    return total
+
+
+HEADER = 100  # bytes of a safetensors header per tensor (its name, dtype, shape, offsets, the metadata), about
+
+
 def human_bytes(n: int) -> str:
     """1234567 -> "1.2 MB" (decimal units, as disk sizes are sold)."""
     for unit in ("B", "kB", "MB", "GB"):
@@ -391,32 +438,3 @@ def human_bytes(n: int) -> str:
             return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
         n /= 1000
     return f"{n:,.1f} GB"
-
-
-def measured_rate(pack: Pack, steps: int = 6, timings: int = 3) -> tuple[float, float, float] | None:
-    """Training images/s of the whole pack (median, lowest, highest of ``timings`` epochs of ``steps``
-    steps each, after one untimed epoch that warms up allocations and kernels), on a slice of the data:
-    what this machine does with this pack shape. None without the data."""
-    from ..data import load
-    from ..train.loop import train_pack
-
-    try:
-        ds = load(pack.cells[0].data, allow_download=False)
-    except PetriError:
-        return None
-    r = pack.recipe
-    n = min(steps * r.batch_size, r.epoch_images(ds.spec.n_train))
-    quick = r.model_copy(update={"epochs": 1 + timings, "train_size": n, "val_size": 0, "early_stopping": None, "data_sample": None,
-                                 "test_size": min(r.batch_size, ds.spec.n_test)})
-    members = [replace(m, state=None) for m in pack.members()]  # from epoch 0 (the rate is all we want)
-    out = train_pack(ds, quick, members)
-    rates = sorted(e["images_per_s"] * len(members) for e in out[0].epochs[1:])
-    return (rates[len(rates) // 2], rates[0], rates[-1]) if rates else None
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:,.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:,.1f} min"
-    return f"{seconds / 3600:,.1f} h"

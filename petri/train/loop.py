@@ -59,6 +59,8 @@ class Result:
     best: dict[str, torch.Tensor] | None = None  # ... and the best epoch's (early stopping on a metric)
     best_epoch: int | None = None
     final: dict | None = None  # once finished: train.metrics.final_metrics of its test logits
+    predictions: dict[str, torch.Tensor] | None = None  # once finished: predicted classes and true labels
+    # ("test", "val", "best.test", "best.val", "test.labels", "val.labels"; uint8, int16 beyond 256 classes)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -68,26 +70,33 @@ def resolve_device(name: str) -> torch.device:
 
 
 TRAIN_EVAL = 2000  # training images evaluated in eval mode at each epoch's end: the first of the split, every cell
+UNTESTED = ("test_loss", "test_acc", "train_eval_loss", "train_eval_acc")  # None in an epoch not evaluated
 
 
-@torch.no_grad()
-def evaluate(net, pipe: Pipeline, split: Split, batch_size: int, logits: list | None = None
-             ) -> tuple[torch.Tensor, torch.Tensor]:
+def evaluate(net, pipe: Pipeline, split: Split, batch_size: int, logits: list | None = None,
+             buffer: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean loss [K] and accuracy [K] on a split (evaluation-time treatments, BN in eval mode, no
-    dropout); the logits [K, b, C] of each batch are appended to ``logits`` if given."""
-    loss_sum = torch.zeros(net.K, device=net.device)
-    hits = torch.zeros(net.K, device=net.device)
-    for i in range(0, len(split.y), batch_size):
-        x = pipe.images(split.x[i:i + batch_size], split.ids[i:i + batch_size], "test", 0)
-        y = split.y[i:i + batch_size].expand(net.K, -1)
-        out = net.forward(x, train=False)
-        if logits is not None:
-            logits.append(out.detach().clone())
-        loss, _, correct = cross_entropy(out, y, with_grad=False)
-        loss_sum += loss * len(y[0])
-        hits += correct
-    n = len(split.y)
-    return loss_sum / n, hits / n
+    dropout); the logits [K, b, C] of each batch are appended to ``logits`` if given. ``buffer``: at
+    least ``batch_size`` images' floats to convert each batch into (fresh multi-MB tensors cost page faults).
+
+    Inference mode (no autograd state), the members at once; on CPU a network's image layers run member
+    by member in channels-last layout (``Network.forward``). A member computes what it computes alone."""
+    with torch.inference_mode():
+        loss_sum = torch.zeros(net.K, device=net.device)
+        hits = torch.zeros(net.K, device=net.device)
+        for i in range(0, len(split.y), batch_size):
+            images = split.x[i:i + batch_size]
+            into = None if buffer is None else buffer[:images.numel()]
+            x = pipe.images(images, split.ids[i:i + batch_size], "test", 0, into)
+            y = split.y[i:i + batch_size].expand(net.K, -1)
+            out = net.forward(x, train=False)
+            if logits is not None:
+                logits.append(out.clone())
+            loss, _, correct = cross_entropy(out, y, with_grad=False)
+            loss_sum += loss * len(y[0])
+            hits += correct
+        n = len(split.y)
+        return loss_sum / n, hits / n
 
 
 READ_BYTES = 4 << 20  # training images are read several steps at a time, up to this many bytes
@@ -177,6 +186,7 @@ class _Shard:
         self.inner = 0  # steps of the next epoch already taken (resumed from a checkpoint within it)
         self.partial: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # ... and each member's losses, hits
         self.best: list[tuple[int, dict] | None] = [None] * self.K  # (epoch, weights) with early stopping
+        self.best_pred: list[dict | None] = [None] * self.K  # ... and that epoch's predicted classes
         for k, m in enumerate(members):
             if m.state is not None:
                 self._resume(k, m.state)
@@ -185,6 +195,7 @@ class _Shard:
         self.raw_buf = torch.empty(max(self.K * recipe.batch_size * self.pipe.reader.image_bytes, READ_BYTES),
                                    dtype=torch.uint8, device=device)
         self.x_buf = torch.empty(self.K * recipe.batch_size * math.prod(data.spec.shape), device=device)  # reused
+        self.eval_buf: torch.Tensor | None = None
 
     def _resume(self, k: int, state: CellState) -> None:
         """Member k exactly as it was after ``state.epoch`` epochs (and ``state.inner`` steps of the next)."""
@@ -199,6 +210,7 @@ class _Shard:
             self.stoppers[k].load(state.stopper)
         if state.best is not None:
             self.best[k] = (state.best_epoch, state.best)
+        self.best_pred[k] = state.best_predictions
 
     def _lr_factor(self, step: int) -> float:
         """The schedule's multiplier of the base rate at optimiser step ``step`` (0-based)."""
@@ -249,24 +261,41 @@ class _Shard:
             self.at = s + 1
             yield
 
+    def _evaluate(self, split: Split, logits: list | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.eval_buf is None:  # kept for the pack's life: one batch of images shared by the members
+            self.eval_buf = torch.empty(self.recipe.eval_batch_size * math.prod(split.x.shape[1:]),
+                                        device=self.x_buf.device)
+        return evaluate(self.net, self.pipe, split, self.recipe.eval_batch_size, logits, self.eval_buf)
+
     @torch.no_grad()
-    def end_epoch(self, epoch: int, t0: float, train_seconds: float, keep_state: bool = False) -> None:
-        """Evaluate, record each running member's epoch, and apply divergence and early stopping."""
+    def end_epoch(self, epoch: int, t0: float, train_seconds: float) -> None:
+        """Evaluate, record each running member's epoch, and apply divergence and early stopping.
+
+        The validation split (what early stopping monitors) is evaluated every epoch; the test split and
+        the first ``TRAIN_EVAL`` training images every ``recipe.eval_every`` epochs and at a member's last
+        and best epochs (early stopping's). A member's other epochs record no test numbers (None); which
+        epochs a member evaluates depends on its own course only, never on its pack's."""
         if not any(self.live):
             return
-        recipe, N = self.recipe, self.N
+        recipe, N, val, es = self.recipe, self.N, self.val, self.recipe.early_stopping
         # Exploded, or NaN (NaN compares False), at any step? Then diverged: frozen from here on, its NaNs
         # stay in its own rows, and its last good epoch is what counts. One host sync per epoch.
-        alive = (self.losses <= recipe.diverge_loss).all(dim=1).tolist()
-        chunks: list[torch.Tensor] = []
-        test_loss, test_acc = evaluate(self.net, self.pipe, self.test, recipe.eval_batch_size, chunks)
-        # The training images as the test images are seen (eval mode, no augmentation, true labels), so that
-        # train and test accuracy compare: the running mean over the epoch has dropout on and lags the weights.
-        fit_loss, fit_acc = evaluate(self.net, self.pipe, self.train_eval, recipe.eval_batch_size)
-        val = self.val
-        val_loss, val_acc = evaluate(self.net, self.pipe, val, recipe.eval_batch_size) if val else (None, None)
-        seconds = time.perf_counter() - t0
+        self.alive = alive = (self.losses <= recipe.diverge_loss).all(dim=1).tolist()
+        val_logits: list[torch.Tensor] = []
+        val_loss, val_acc = self._evaluate(val, val_logits) if val else (None, None)
+        scheduled = epoch % recipe.eval_every == 0 or epoch == recipe.epochs or bool(es and es.monitor.startswith("test"))
+        tested: dict | None = None
+
+        def test():  # the test split (logits kept for members that finish) and the training images seen as test ones
+            logits: list[torch.Tensor] = []
+            # The training images as the test images are seen (eval mode, no augmentation, true labels), so that
+            # train and test accuracy compare: the running mean over the epoch has dropout on and lags the weights.
+            return {"test": self._evaluate(self.test, logits), "logits": logits, "fit": self._evaluate(self.train_eval)}
+
+        if scheduled:
+            tested = test()
         factor = self._lr_factor(self.step - 1)  # the epoch's last step's
+        rows: dict[int, dict] = {}
         for k, r in enumerate(self.results):
             if r.status != "running":
                 continue
@@ -277,24 +306,68 @@ class _Shard:
                  "train_loss": _f32(float(self.losses[k].sum()) / self.losses.shape[1]),
                  "train_acc": float(self.hits[k]) / N,
                  "val_loss": _f32(val_loss[k]) if val else None, "val_acc": _f32(val_acc[k]) if val else None,
-                 "test_loss": _f32(test_loss[k]), "test_acc": _f32(test_acc[k]),
-                 "train_eval_loss": _f32(fit_loss[k]), "train_eval_acc": _f32(fit_acc[k]),
-                 "images_per_s": self.epoch_images / train_seconds, "seconds": seconds, "pack_size": self.pack_size,
+                 **(self._tested(tested, k) if tested else dict.fromkeys(UNTESTED)),
+                 "images_per_s": self.epoch_images / train_seconds, "seconds": None, "pack_size": self.pack_size,
                  "machine": self.machine, "lr": self.lrs[k] * factor}
-            r.epochs.append(m)
             if self.stoppers[k] and self.stoppers[k].update(m):
                 r.status = "stopped-early"
             elif epoch == recipe.epochs:
                 r.status = "done"  # the epoch budget is spent
+            rows[k] = m
+        best = {k for k in rows if self.stoppers[k] and self.stoppers[k].since_best == 0}
+        due = {k for k in rows if scheduled or k in best or self.results[k].status != "running"}
+        if due and tested is None:
+            tested = test()
+        seconds = time.perf_counter() - t0
+        for k, m in rows.items():
+            r = self.results[k]
+            m |= self._tested(tested, k) if k in due else dict.fromkeys(UNTESTED)
+            m["seconds"] = seconds
+            r.epochs.append(m)
+            if k in due:  # this epoch's predicted classes: kept at a new best epoch and at the last
+                preds = {"test": self._classes(torch.cat([c[k] for c in tested["logits"]]))}
+                if val_logits:
+                    preds["val"] = self._classes(torch.cat([c[k] for c in val_logits]))
+                if k in best:
+                    self.best_pred[k] = {n: t.clone() for n, t in preds.items()}  # (not the final's tensors)
             if r.status != "running":  # finished: the numbers of its test logits (calibration, per class, users')
-                r.final = final_metrics(torch.cat([c[k] for c in chunks]), self.test.y, self.n_classes,
+                r.final = final_metrics(torch.cat([c[k] for c in tested["logits"]]), self.test.y, self.n_classes,
                                         self.own_metrics[k])
-            if keep_state and self.stoppers[k] and self.stoppers[k].since_best == 0:  # a new best epoch
+                r.predictions = {**preds, "test.labels": self._classes(self.test.y, labels=True),
+                                 **({"val.labels": self._classes(val.y, labels=True)} if val_logits else {}),
+                                 **{f"best.{n}": t for n, t in (self.best_pred[k] or {}).items()}}
+
+    def _classes(self, x: torch.Tensor, labels: bool = False) -> torch.Tensor:
+        """Predicted classes of logits [n, C] (or labels [n]) as compact CPU integers: one byte an image."""
+        y = x if labels else x.argmax(-1)
+        return y.to("cpu", torch.uint8 if self.n_classes <= 256 else torch.int16).contiguous()
+
+    @staticmethod
+    def _tested(tested: dict, k: int) -> dict:
+        (test_loss, test_acc), (fit_loss, fit_acc) = tested["test"], tested["fit"]
+        return {"test_loss": _f32(test_loss[k]), "test_acc": _f32(test_acc[k]),
+                "train_eval_loss": _f32(fit_loss[k]), "train_eval_acc": _f32(fit_acc[k])}
+
+    @torch.no_grad()
+    def keep_states(self, epoch: int) -> None:
+        """After ``end_epoch``: each member's state for a checkpoint, a new best epoch's weights, a
+        finished member's final weights (see ``_keep``)."""
+        if not any(self.live):
+            return
+        for k, r in enumerate(self.results):
+            recorded = bool(r.epochs) and r.epochs[-1]["epoch"] == epoch
+            if recorded and self.stoppers[k] and self.stoppers[k].since_best == 0:  # a new best epoch
                 self.best[k] = (epoch, cpu_copies(self.net.member_state(k)))
-        if keep_state:
-            for k, r in enumerate(self.results):
-                if r.epochs and r.epochs[-1]["epoch"] == epoch or not alive[k]:
-                    self._keep(k, r, epoch)
+            if recorded or not self.alive[k]:
+                self._keep(k, r, epoch)
+
+    def close_epoch(self, epoch: int, seconds: dict[str, float]) -> None:
+        """Each member that recorded ``epoch`` gets its share of the pack's ``seconds`` (training,
+        evaluation, checkpoints; the pack's divided evenly over the members that recorded the epoch, so
+        that a study's rows sum to its packs' time); then only running members go on."""
+        for r in self.results:
+            if r.epochs and r.epochs[-1]["epoch"] == epoch:
+                r.epochs[-1] |= seconds
         self.live = tuple(r.status == "running" for r in self.results)
 
     def _keep(self, k: int, r: Result, epoch: int) -> None:
@@ -324,7 +397,7 @@ class _Shard:
         best, stopper = self.best[k], self.stoppers[k]
         tensors = capture(self.net, self.opt, k, {"order": order}) | cpu_copies(extra or {})
         return CellState(epoch, self.step, tensors, stopper.state() if stopper else None, best[1] if best else None,
-                         best[0] if best else None, inner=inner)
+                         best[0] if best else None, inner=inner, best_predictions=self.best_pred[k])
 
 
 SHARD_BYTES = 8 << 20  # per shard: parameters, gradients, Adam moments and the float batch (cache-sized)
@@ -393,6 +466,17 @@ class _Within:
         return paused
 
 
+def build_shards(data: Dataset, recipe: Recipe, members: list[Member], results: list[Result]) -> list[_Shard]:
+    """The pack as shards (``shard_count``), sharing its splits and padded image copies."""
+    device = resolve_device(recipe.device)
+    train, val, test = make_splits(data, recipe, device)
+    n = shard_count(len(members), device, _member_bytes(recipe, data.spec.shape, len(data.spec.classes)))
+    bounds = [round(i * len(members) / n) for i in range(n + 1)]
+    shared: dict = {}  # the pack's padded copies of the training images, if a leading crop / flip needs them
+    return [_Shard(data, recipe, members[a:b], results[a:b], train, val, test, device, len(members), shared)
+            for a, b in zip(bounds, bounds[1:])]
+
+
 @torch.no_grad()
 def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
                on_epoch: Callable[[int, list[Result]], None] | None = None, keep_state: bool = False,
@@ -403,20 +487,14 @@ def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
     member's final (and best) weights, as ``torch.nn`` state_dicts, are on its ``Result``.
     ``on_checkpoint``: within an epoch, whenever ``checkpoint_every`` seconds have passed since the
     last epoch's end or checkpoint, it gets the results with every running member's state on them."""
-    device = resolve_device(recipe.device)
     starts = {(m.state.epoch, m.state.inner) if m.state else (0, 0) for m in members}
     if len(starts) != 1:
         raise ValueError(f"a pack's members resume from one point (epoch, step); got {sorted(starts)}")
     start = starts.pop()[0]
-    train, val, test = make_splits(data, recipe, device)
     results = [Result() for _ in members]
-    n = shard_count(len(members), device, _member_bytes(recipe, data.spec.shape, len(data.spec.classes)))
-    bounds = [round(i * len(members) / n) for i in range(n + 1)]
-    shared: dict = {}  # the pack's padded copies of the training images, if a leading crop / flip needs them
-    shards = [_Shard(data, recipe, members[a:b], results[a:b], train, val, test, device, len(members), shared)
-              for a, b in zip(bounds, bounds[1:])]
+    shards = build_shards(data, recipe, members, results)
     within = _Within(on_checkpoint, checkpoint_every) if on_checkpoint else None
-    with _runner(n) as run:
+    with _runner(len(shards)) as run:
         try:
             for epoch in range(start + 1, recipe.epochs + 1):
                 t0 = time.perf_counter()
@@ -427,8 +505,17 @@ def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
                     paused = within.train(run, shards, epoch, results)
                 else:
                     run(lambda s: s.advance(None), shards)
-                train_seconds = time.perf_counter() - t0 - paused  # the pack's training time, evaluation excluded
-                run(lambda s: s.end_epoch(epoch, t0, train_seconds, keep_state), shards)
+                t1 = time.perf_counter()
+                train_seconds = t1 - t0 - paused  # the pack's training time, evaluation excluded
+                run(lambda s: s.end_epoch(epoch, t0, train_seconds), shards)
+                t2 = time.perf_counter()
+                if keep_state:
+                    run(lambda s: s.keep_states(epoch), shards)
+                t3 = time.perf_counter()
+                recorded = sum(1 for r in results if r.epochs and r.epochs[-1]["epoch"] == epoch) or 1
+                seconds = {"train_seconds": train_seconds, "eval_seconds": t2 - t1, "checkpoint_seconds": paused + t3 - t2}
+                for s in shards:
+                    s.close_epoch(epoch, {k: v / recorded for k, v in seconds.items()})
                 if within and keep_state:
                     within.last = time.perf_counter()  # an epoch's end is a checkpoint too
                 if on_epoch:

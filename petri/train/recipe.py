@@ -205,6 +205,9 @@ class Recipe(_Spec):
     diverge_loss: PositiveFloat = Field(
         default=1000.0, description="a batch loss above this many nats (or NaN/inf) marks a member diverged")
     eval_batch_size: PositiveInt = Field(default=1000, description="images per evaluation step")
+    eval_every: PositiveInt = Field(default=1, description="evaluate the test split (and the first 2,000 training "
+                                    "images) every this many epochs; a cell's last epoch and early stopping's best "
+                                    "epochs always; the validation split (what early stopping monitors) every epoch")
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     @model_validator(mode="after")

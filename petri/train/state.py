@@ -25,6 +25,7 @@ class CellState:
     best_epoch: int | None = None
     meta: dict = field(default_factory=dict)
     inner: int = 0  # steps of epoch ``epoch + 1`` taken (a checkpoint within it), else 0
+    best_predictions: dict[str, torch.Tensor] | None = None  # the best epoch's predicted classes ("test", "val")
 
     def to_meta(self) -> dict:
         return {"epoch": self.epoch, "step": self.step, "stopper": self.stopper, "best_epoch": self.best_epoch,

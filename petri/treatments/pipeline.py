@@ -168,14 +168,14 @@ class Pipeline:
                buffer: torch.Tensor | None = None) -> torch.Tensor:
         """uint8 [K, B, C, H, W] (or [B, C, H, W] shared by all members) -> float [K, B, C, H, W].
 
-        ``buffer``: a float tensor shaped like ``x`` to convert into, instead of a fresh allocation
-        (the training loop reuses one per pack: fresh multi-MB allocations cost page faults).
+        ``buffer``: a float tensor with ``x``'s shape (or elements) to convert into, instead of a fresh
+        allocation (the loop reuses one per shard: fresh multi-MB allocations cost page faults).
         """
         if x.dim() == len(self.shape) + 1:  # one batch for every member (evaluation)
             x, idx = x.unsqueeze(0), idx.unsqueeze(0).expand(self.K, -1)
         scale, shift = self.scale[split], self.shift[split]
         # Convert, then scale in place: a mixed-dtype multiply (uint8 * float) is 2-4x slower, even into a buffer.
-        out = x.float() if buffer is None else buffer.copy_(x)
+        out = x.float() if buffer is None else buffer.view(x.shape).copy_(x)
         if isinstance(scale, torch.Tensor) and out.shape[0] != self.K:  # per-member scale: [K, 1, C, H, W]
             out = out.expand(self.K, *out.shape[1:]).contiguous()
         out.mul_(scale)  # conversion to [0, 1] and the folded treatments

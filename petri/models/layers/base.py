@@ -54,6 +54,8 @@ class Layer:
     feature_wise = False  # treats each dense input feature alone: a reordering of the features passes through
     fresh_output = False  # returns a new tensor nobody else keeps: the next activation may work in place
     overwrite_input = False  # set by the compiler when the input may be overwritten (see fresh_output)
+    in_channels = False  # set by the compiler: takes the channels layout [B, K*C, H, W]
+    out_numel = 0  # set by the compiler: one member's output elements per image
     K = 1  # members, set by the network
 
     def params(self) -> list[ParamDecl]:
@@ -79,6 +81,12 @@ class Layer:
 
     def backward(self, gy: torch.Tensor) -> torch.Tensor | None:
         raise NotImplementedError
+
+    def member_forward(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """Member k alone, in evaluation, on its own images ``[B, C, H, W]`` (on CPU, channels last):
+        what the network computes between entering and leaving the channels layout when it evaluates
+        (``Network.forward``). The default suits layers whose evaluation is one op for any K."""
+        return self.forward(x, False)
 
     def reorder_inputs(self, k: int, order: torch.Tensor) -> None:
         """Reindex member k's per-feature parameters so that, given x, it computes what it computed

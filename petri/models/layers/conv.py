@@ -45,6 +45,13 @@ class Conv2d(Layer):
         return torch.cat([F.conv2d(xs[:, k], self.p["weight"][k], self._bias(k), stride=self.stride,
                                    padding=self.padding) for k in range(K)], dim=1)
 
+    def member_forward(self, x, k):
+        # The weight in channels-last layout makes oneDNN's output channels last even for a one-channel input
+        # (whose layout is ambiguous), so that pooling after it runs vectorised over channels.
+        w = self.p["weight"][k].contiguous(memory_format=torch.channels_last)
+        y = F.conv2d(x, w, self._bias(k), stride=self.stride, padding=self.padding)
+        return y.contiguous(memory_format=torch.channels_last)
+
     def backward(self, gy):
         K = self.p["weight"].shape[0]
         mask = [self.need_input_grad, True, self.bias]

@@ -102,6 +102,9 @@ class Flatten(Layer):
             return x.reshape(x.shape[0], self.K, -1).transpose(0, 1).contiguous()
         return x.reshape(x.shape[0], x.shape[1], -1)
 
+    def member_forward(self, x, k):  # [B, C, H, W] -> [B, C*H*W] (channel-major, whatever the memory layout)
+        return x.reshape(x.shape[0], -1)
+
     def backward(self, gy):
         if self.channels:
             return gy.transpose(0, 1).reshape(self.shape)

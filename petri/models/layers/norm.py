@@ -71,6 +71,11 @@ class BatchNorm(Layer):
                 y = y + self.noise * self._noise(y, K)
         return self._from_channels(y, K)
 
+    def member_forward(self, x, k):  # member k's running statistics, scale and shift
+        f = slice(k * self.features, (k + 1) * self.features)
+        return aten.native_batch_norm(x, self.p["weight"][k], self.p["bias"][k], self.running_mean[f],
+                                      self.running_var[f], False, self.momentum, self.eps)[0]
+
     def _noise(self, y, K):
         if self.channels:  # member k owns channels [k*F, (k+1)*F)
             parts = [torch.randn(y.shape[0], self.features, *y.shape[2:], generator=g, device=y.device)
@@ -138,6 +143,10 @@ class LayerNorm(Layer):
         if train:
             self.xv, self.xhat, self.mean, self.rstd, self.in_shape = xv, xhat, mean, rstd, x.shape
         return (xhat * self._affine("weight") + self._affine("bias")).view(x.shape)
+
+    def member_forward(self, x, k):
+        xhat = aten.native_layer_norm(x.reshape(x.shape[0], self.D), [self.D], None, None, self.eps)[0]
+        return (xhat * self.p["weight"][k] + self.p["bias"][k]).view(x.shape)
 
     def backward(self, gy):
         gyv = gy.reshape(self.xv.shape)

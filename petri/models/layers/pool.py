@@ -24,9 +24,10 @@ class MaxPool2d(Layer):
         self.k, self.stride, self.padding = k, stride, padding
 
     def forward(self, x, train):
+        if not train:  # no indices to keep
+            return F.max_pool2d(x, self.k, self.stride, self.padding)
         y, idx = F.max_pool2d_with_indices(x, self.k, self.stride, self.padding)
-        if train:
-            self.x, self.idx = x, idx
+        self.x, self.idx = x, idx
         return y
 
     def backward(self, gy):
@@ -111,6 +112,9 @@ class GlobalAvgPool2d(Layer):
         self.shape = x.shape
         B = x.shape[0]
         return x.mean(dim=(2, 3)).view(B, self.K, -1).transpose(0, 1).contiguous()
+
+    def member_forward(self, x, k):  # [B, C, H, W] -> [B, C]
+        return x.mean(dim=(2, 3))
 
     def backward(self, gy):
         B, KC, H, W = self.shape

@@ -24,14 +24,21 @@ class Residual(Layer):
     def children(self):
         return [*self.body, *self.shortcut]
 
-    def forward(self, x, train):
+    def _sum(self, x, apply):
+        """body(x) + shortcut(x), each layer applied as ``apply(layer, input)``."""
         s = x
         for layer in self.shortcut:
-            s = layer.forward(s, train)
+            s = apply(layer, s)
         y = x
         for layer in self.body:
-            y = layer.forward(y, train)
+            y = apply(layer, y)
         return y + s
+
+    def forward(self, x, train):
+        return self._sum(x, lambda layer, h: layer.forward(h, train))
+
+    def member_forward(self, x, k):
+        return self._sum(x, lambda layer, h: layer.member_forward(h, k))
 
     def backward(self, gy):
         g = gy

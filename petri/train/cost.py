@@ -1,0 +1,66 @@
+"""What one pack costs on this machine, in seconds: the raw material of a dry run's estimate.
+
+``measure`` builds the pack as ``train_pack`` does (its start-up: splits, networks, treatments),
+takes two warm-up steps (allocations, oneDNN's kernels), then times training steps in doubling
+chunks until about ``seconds`` have passed, one warmed-up batch of evaluation, and the capture of
+every member's state (a checkpoint's part in memory). The training images are the recipe's (a
+slice would sit in the caches and time too fast), but only a few steps of one epoch are taken.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+
+from ..data import Dataset
+from .loop import Member, Result, _runner, build_shards
+from .recipe import Recipe
+from .splits import Split
+
+
+@dataclass(frozen=True)
+class PackCost:
+    startup: float  # s: building the pack
+    step: float  # s per optimiser step of the whole pack (all its members)
+    eval_image: float  # s per image evaluated by the whole pack (all its members at once)
+    capture: float  # s to copy every member's state out (each epoch's checkpoint, before its files)
+    state_bytes: int  # bytes of every member's state: what one epoch's checkpoint files hold
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@torch.no_grad()
+def measure(data: Dataset, recipe: Recipe, members: list[Member], seconds: float = 0.5) -> PackCost:
+    t0 = time.perf_counter()
+    members = [Member(m.seed, m.treatments, m.lr, m.weight_decay) for m in members]  # from epoch 0
+    shards = build_shards(data, recipe, members, [Result() for _ in members])
+    startup = time.perf_counter() - t0
+    with _runner(len(shards)) as run:
+        for s in shards:
+            s.begin_epoch(1)
+        run(lambda s: s.advance(2), shards)
+        steps, timed, chunk = 0, 0.0, 1
+        while timed < seconds and not shards[0].epoch_over:
+            before = shards[0].at
+            t = time.perf_counter()
+            run(lambda s: s.advance(chunk), shards)
+            timed += time.perf_counter() - t
+            steps += shards[0].at - before
+            chunk *= 2
+        step = timed / steps if steps else timed  # (an epoch of at most two steps: its time is small anyway)
+        test = shards[0].test
+        n = min(recipe.eval_batch_size, len(test.y))
+        warm, batch = (Split(test.x[a:b], test.y[a:b], test.ids[a:b]) for a, b in ((0, min(n, 16)), (0, n)))
+        run(lambda s: s._evaluate(warm), shards)
+        t = time.perf_counter()
+        run(lambda s: s._evaluate(batch), shards)
+        eval_image = (time.perf_counter() - t) / n
+        t = time.perf_counter()
+        states: list = []
+        run(lambda s: states.extend(s._state(k, 1, s.orders[k]) for k in range(s.K)), shards)
+        capture = time.perf_counter() - t
+    state_bytes = sum(v.numel() * v.element_size() for st in states for v in st.tensors.values())
+    return PackCost(startup, step, eval_image, capture, state_bytes)
