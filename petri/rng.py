@@ -29,6 +29,8 @@ SOURCES = {
     "dropout": "dropout masks and BatchNorm noise",
     "augment": "treatments' random draws (crop, flip, label noise, pixel permutations, ...)",
     "perturb": "which weight's bit is flipped (with recipe.perturb_init)",
+    "test": "which resample of the test set a place is scored on (no training draws from it: the analysis "
+            "resamples the cells' kept predictions, [analysis] test_sample)",
 }
 
 

@@ -96,3 +96,25 @@ def test_export_has_the_predictions_and_old_cells_say_they_have_none(results, tm
         f.unlink()  # a folder from before petri kept predictions
     with pytest.raises(SpecError, match="trained before petri kept predictions"):
         petri.open_study(copy).predictions("a", 0)
+
+
+def test_a_test_source_resamples_the_test_set_without_retraining(tmp_path):
+    """seeds = { init = 2, test = 3 }: 6 places per variant from 2 trained cells; each place's accuracy is its
+    cell's on the subsample its test seed draws (from the kept predictions), and the test set's part is a
+    component of the decomposition like any source's."""
+    from petri.rng import derive_seed
+
+    study = {**STUDY, "seeds": {"init": 2, "order": 2, "test": 3}, "recipe": {**STUDY["recipe"], "early_stopping": None},
+             "analysis": {"test_sample": {"size": 200, "replace": False}}}
+    r = petri.run(petri.load_study(study), tmp_path / "t", report=False)
+    cells = r.cells()
+    assert len(cells) == 24 and cells["hash"].nunique() == 8  # trained once per (init, order) and variant
+    place = cells[(cells["variant"] == "a")].iloc[5]
+    p = r.predictions("a", int(place["seed"]))
+    rng = np.random.default_rng(derive_seed(int(place["seed_test"]), "test"))
+    assert place["test_acc"] == pytest.approx(p["correct"].to_numpy()[rng.choice(500, 200, replace=False)].mean())
+    assert "test" in set(r.noise()["source"])
+    for bad, message in [({"size": 1}, "test_sample.size: an integer >= 2"), ({"replace": False}, "give a size"),
+                         ({"sise": 3}, "unknown field 'sise'")]:
+        with pytest.raises(SpecError, match=message):
+            petri.load_study({**study, "analysis": {"test_sample": bad}})

@@ -19,6 +19,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import StoreError
 from ..train.metrics import metric_value
 
@@ -96,6 +98,7 @@ class Place:
     run_id: int | None = None
     error: str | None = None
     folder: Path | None = None  # the study folder its cell's files are in (None: a table of runs)
+    resample: tuple[int, int | None, bool] | None = None  # the test source: (its seed, size, with replacement)
     _predictions: dict | None = field(default=None, repr=False)
 
     def predictions(self) -> dict | None:
@@ -128,7 +131,23 @@ class Place:
             return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
         if not self.epochs:
             return None
+        if self.resample is not None and metric == "test_acc":
+            return self.resampled_accuracy()
         return metric_value(metric, self.last.metrics, self.final or None)
+
+    def resampled_accuracy(self) -> float | None:
+        """Its cell's test accuracy on the resample of the test set its test seed draws (``resample``): from
+        the kept predictions, without retraining; None without them."""
+        got = self.predictions()
+        if not got or "test" not in got:
+            return None
+        from ..rng import derive_seed
+
+        seed, size, replace = self.resample
+        right = got["test"] == got["test.labels"]
+        rng = np.random.default_rng(derive_seed(seed, "test"))
+        idx = rng.integers(0, len(right), size or len(right)) if replace else rng.choice(len(right), size, replace=False)
+        return float(right[idx].mean())
 
     @property
     def on_test(self) -> bool:
@@ -311,6 +330,8 @@ def _places(study, stored: dict[str, dict], epochs: dict[str, tuple], gone: bool
 
     factors = varied(study.crossing)
     crossing = list(study.crossing or {})
+    size, replace = study.analysis.test_sample
+    resampled = "test" in crossing  # each place scored on its own resample of the test set
     n_test = get_spec(study.data).n_test
     out, configs, cells = [], {}, {}
     for c in study.cells:
@@ -320,14 +341,14 @@ def _places(study, stored: dict[str, dict], epochs: dict[str, tuple], gone: bool
             status = Status.INTERRUPTED  # (older ledgers kept a polite stop as failed with the error 'interrupted')
         if c.hash not in configs:
             configs[c.hash] = json.loads(c.config)
-        used = c.recipe.random_sources() | {"rest"}
+        used = c.recipe.random_sources() | {"rest"} | ({"test"} if resampled else set())
         final = json.loads(row["final"]) if row.get("final") else {}
         out.append(Place(c.variant, dict(c.point), c.seed, c.hash, status,
                          {s: factor_seed(c.sources, s) for s in crossing} if c.sources else {},
                          frozenset(s for s in factors if s in used), epochs.get(c.hash, ()), final, configs[c.hash],
                          n_test=c.recipe.test_size or n_test, seconds=row.get("seconds"), started=row.get("started"),
                          finished=row.get("finished"), run_id=row.get("run_id"), error=row.get("error"),
-                         folder=folder))
+                         folder=folder, resample=(factor_seed(c.sources, "test"), size, replace) if resampled else None))
         first = cells.setdefault(c.hash, out[-1])  # places of one cell share its predictions (read once)
         if first is not out[-1]:
             out[-1].predictions = first.predictions

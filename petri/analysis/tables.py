@@ -244,7 +244,8 @@ CELLS = Table(
         _c("epochs", "int64", "epochs finished", lambda p, ctx: len(p.epochs)),
         *[_c(m, "float64", "" if m != "train_loss" else "the last finished epoch's metrics: train_* running means "
              "over its batches (train mode); train_eval_* the first 2,000 training images evaluated as the test "
-             "set is", (lambda p, ctx, m=m: _nan(p.value(m)))) for m in EPOCH_COLUMNS],
+             "set is; with a test source (seeds = { test = N }), test_acc is the place's own resample's",
+             (lambda p, ctx, m=m: _nan(p.value(m)))) for m in EPOCH_COLUMNS],
         _c("gap", "float64", "train_eval_acc − test_acc: the generalisation gap", lambda p, ctx: _nan(p.value("gap"))),
         _c("seconds", "float64", "the cell's training time", lambda p, ctx: _nan(p.seconds)),
         _c("hash", "string", "the cell's identity", _of("hash")),

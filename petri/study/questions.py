@@ -8,6 +8,8 @@ metric = "test_acc"                 # the per-cell number compared: its final ep
 margin = 0.5                        # smallest difference that matters (pp for accuracies): equivalence
 failed = "withhold"                 # a comparison with a diverged cell gets no verdict; "chance": the
                                     # diverged cell counts at chance accuracy (accuracies only)
+test_sample = { size = 5000, replace = false }   # with seeds = { ..., test = 8 }: each place scored on a
+                                    # resample of the test set (default: a bootstrap of its full size)
 # compare = [{ compare = "bn - plain", margin = 0.2 }]   # a margin for one comparison
 ```
 
@@ -22,7 +24,7 @@ from ..errors import SpecError
 from ..specs import echo
 from ..train.metrics import check_metric, is_fraction
 
-KEYS = {"compare", "metric", "margin", "failed"}
+KEYS = {"compare", "metric", "margin", "failed", "test_sample"}
 FAILED = ("withhold", "chance")
 
 
@@ -40,6 +42,7 @@ class Analysis:
     margin: float | None = None  # metric units
     looks: int = 1  # looks an adaptive study may take: the family's α is split over them
     failed: str = "withhold"  # diverged cells: withhold the comparison's verdict, or count them at chance
+    test_sample: tuple[int | None, bool] = (None, True)  # a test-source place's resample: (size, with replacement)
 
     @property
     def percent(self) -> bool:
@@ -73,6 +76,8 @@ def parse_analysis(raw, variants: dict, where: str, n_classes: int = 10, metric_
         raise SpecError(f"{where}.failed: \"chance\" counts a diverged cell at chance accuracy, so the metric must be "
                         f"an accuracy (it is {out.metric!r}); use \"withhold\"")
     out.failed = failed
+    if "test_sample" in raw:
+        out.test_sample = _test_sample(raw["test_sample"], f"{where}.test_sample")
     if "margin" in raw:
         out.margin = _margin(raw["margin"], f"{where}.margin", out.percent)
     items = raw.get("compare", [])
@@ -99,6 +104,23 @@ def parse_analysis(raw, variants: dict, where: str, n_classes: int = 10, metric_
             raise SpecError(f"{iw}: compares {a!r} with itself; name two variants")
         out.compare.append(Question(a, b, margin))
     return out
+
+
+def _test_sample(v, where: str) -> tuple[int | None, bool]:
+    """{ size = N, replace = false }: a place of the test source scores its cell on N test images drawn by its
+    test seed (without replacement: a subsample); the default { replace = true } a bootstrap of every image."""
+    if not isinstance(v, dict) or set(v) - {"size", "replace"}:
+        raise SpecError(f"{where}: a table {{ size = 5000, replace = false }} (size: test images per resample, default "
+                        f"all; replace: with replacement, default true)" + (f"; got {echo(v)}" if not isinstance(v, dict)
+                                                                           else f"; unknown field {echo(sorted(set(v) - {'size', 'replace'})[0])}"))
+    size, replace = v.get("size"), v.get("replace", True)
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 2):
+        raise SpecError(f"{where}.size: an integer >= 2 (test images per resample; got {echo(size)})")
+    if not isinstance(replace, bool):
+        raise SpecError(f"{where}.replace: true or false (got {echo(replace)})")
+    if size is None and not replace:
+        raise SpecError(f"{where}: without replacement every resample of the full test set is the same set; give a size")
+    return size, replace
 
 
 @dataclass(frozen=True)

@@ -224,10 +224,11 @@ class Recipe(_Spec):
         return self
 
     def random_sources(self) -> set[str]:
-        """The random sources (rng.SOURCES) this recipe draws from: data and perturb only when asked for."""
+        """The random sources (rng.SOURCES) this recipe's training draws from: data and perturb only when asked
+        for; never test (a place's test resample is drawn by the analysis, from the cell's kept predictions)."""
         from ..rng import SOURCES
 
-        return set(SOURCES) - ({"data"} if self.data_sample is None else set()) \
+        return set(SOURCES) - {"test"} - ({"data"} if self.data_sample is None else set()) \
             - ({"perturb"} if self.perturb_init is None else set())
 
     def epoch_images(self, n_train: int) -> int:
