@@ -163,8 +163,8 @@ def noise_rows(noise: Noise, percent: bool) -> list[list[str]]:
         parts = {p.source: p for p in s.parts}
         share = [f"{100 * p.share:.0f} [{100 * p.share_low:.0f}, {100 * p.share_high:.0f}]" if p else "—"
                  for p in (parts.get(f) for f in [*noise.factors, RESIDUAL])]
-        alone = ", ".join(f"{f} {scale * parts[f].sd_alone:.3g}" for f in noise.factors
-                          if f in parts and not math.isnan(parts[f].sd_alone))
+        alone = ", ".join(f"{f} {scale * parts[f].sd_alone:.3f}" for f in noise.factors
+                          if f in parts and not math.isnan(parts[f].sd_alone))  # (fixed decimals: 1e-15 reads 0.000)
         t = s.total if s.total > 0 else math.nan
         measured = "—" if not s.measured else (f"{100 * s.test_examples / t:.0f} [{100 * s.test_examples_low / t:.0f}, "
                                                f"{100 * s.test_examples_high / t:.0f}]")
