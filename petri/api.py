@@ -148,12 +148,17 @@ def dry_run(study: Study | str | Path | dict, out: str | Path | None = None, max
                              f"{study.name!r}; use another --out directory")
         if ledger:
             check_changes(study, ledger, changed)
+        first = plan(study, ledger, max_members)
         worst = None
-        if study.adaptive:
-            most = parse_study(study.text, study.path, study.data_override, study.profile,
-                               Path(study.path).parent if Path(study.path).is_file() else None, study.adaptive.max)
-            worst = (most, plan(most, ledger, max_members))
-        lines = describe_plan(study, plan(study, ledger, max_members), out, worst)
+        if study.adaptive:  # every round a run of its own, training the seeds it adds
+            packs, seen, most = list(first.packs), {c.hash for c in study.cells}, study
+            for n in study.adaptive.rounds()[1:]:
+                most = parse_study(study.text, study.path, study.data_override, study.profile,
+                                   Path(study.path).parent if Path(study.path).is_file() else None, n)
+                packs += plan(most, ledger, max_members, exclude=seen).packs
+                seen |= {c.hash for c in most.cells}
+            worst = (most, packs)
+        lines = describe_plan(study, first, out, worst)
     finally:
         if ledger:
             ledger.close()

@@ -48,11 +48,12 @@ class Plan:
     within: int = 0  # ... of them from one taken within an epoch
 
 
-def plan(study: Study, ledger: Ledger | None, max_members: int | None) -> Plan:
-    """What is left to train, packed; an interrupted cell continues from its latest valid checkpoint."""
+def plan(study: Study, ledger: Ledger | None, max_members: int | None, exclude: set[str] = frozenset()) -> Plan:
+    """What is left to train, packed; an interrupted cell continues from its latest valid checkpoint.
+    ``exclude``: cells to count as finished (an adaptive study's earlier rounds, in a dry run)."""
     statuses = ledger.statuses() if ledger else {}
     distinct = list({c.hash: c for c in reversed(study.cells)}.values())[::-1]  # a cell in several places: once
-    todo = [c for c in distinct if statuses.get(c.hash) not in FINISHED]
+    todo = [c for c in distinct if statuses.get(c.hash) not in FINISHED and c.hash not in exclude]
     states = resume_points(ledger.dir, [c for c in todo if statuses.get(c.hash) in ("running", "failed", "interrupted")]) \
         if ledger else {}
     return Plan(todo, make_packs(todo, max_members, states=states), len(distinct) - len(todo), len(states),
@@ -349,10 +350,10 @@ def shape_text(study: Study) -> str:
     return f"{len(study.cells)} cells ({what}{shared})"
 
 
-def describe_plan(study: Study, p: Plan, out: Path, worst: tuple[Study, Plan] | None = None) -> list[str]:
+def describe_plan(study: Study, p: Plan, out: Path, worst: tuple[Study, list[Pack]] | None = None) -> list[str]:
     """Lines for --dry-run: cells, packs, memory, disk, and the time this machine will take
     (``study.estimate``: measured rates of each pack shape, cached per machine). ``worst``: an adaptive
-    study at its most seeds, priced beside its first round."""
+    study at its most seeds and the packs of all its rounds, priced beside its first round."""
     from .estimate import estimate
 
     lines = [f"{study.name}: {shape_text(study)}; {p.skipped} already finished, {len(p.todo)} to train in "
@@ -375,9 +376,10 @@ def describe_plan(study: Study, p: Plan, out: Path, worst: tuple[Study, Plan] | 
         head = f"first round ({len(study.seeds)} seeds)" if worst else f"{total_images:,} training images in all"
         lines.append(f"  {head}: about {_split_text(est)} on this machine{stops}")
         if worst:
-            w = estimate(worst[0], worst[1].packs, out)
+            w = estimate(worst[0], worst[1], out)
             looks = len(study.adaptive.rounds())
             if w is not None:
+                w.add("start-up and packing", (looks - 1) * LOOK_SECONDS)
                 lines.append(f"  at most {len(worst[0].seeds)} seeds ({looks} looks, each a run): about {_split_text(w)}")
         lines.append(f"  (pack shapes timed now: {est.measured}, from this machine's cache: {est.cached})")
     elif p.packs:
@@ -388,6 +390,9 @@ def describe_plan(study: Study, p: Plan, out: Path, worst: tuple[Study, Plan] | 
                  study.keep_weights else "") + f", {human_bytes(kept)} of per-example predictions, up to "
                  f"{human_bytes(peak)} of checkpoints while a pack trains")
     return lines
+
+
+LOOK_SECONDS = 1.0  # an adaptive study's look after a round: the ledger read, the family analysed (this machine class)
 
 
 def _split_text(est) -> str:
