@@ -29,7 +29,7 @@ def effects_text(v, terminal: bool = False) -> tuple[list[str], list[list[str]]]
         records.sort(key=lambda rec: order[id(rec.obj)])
     head, rows = T.EFFECTS.text(records, ctx, terminal)
     if not any(r.effect for r in f.rows):  # nothing against the reference (a noise study: its spread instead)
-        keep = [i for i, h in enumerate(head) if not (h.startswith(("Δ", "95 %", "p (", "P(A", "detectable"))
+        keep = [i for i, h in enumerate(head) if not (h.startswith(("Δ", "95 %", "p (", "P(A", "detectable", "disagree"))
                                                        or h in ("p", "verdict"))]
         sd = [number(v.context.scale * r.sd) for r in (rec.obj for rec in records)]
         head = [head[i] for i in keep] + [f"SD between seeds ({v.context.unit})"]
