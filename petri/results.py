@@ -254,12 +254,21 @@ class Results:
         if not got or name not in got:
             why = ("it has not finished" if not mine[0].status.finished else
                    "no best epoch (early stopping chose none)" if best and got else
-                   f"no {split} split" if got else "it was trained before petri kept predictions")
+                   f"no {split} split" if got else "it was trained before petri kept predictions; "
+                   "Results.refill_predictions() computes them from its kept weights")
             raise SpecError(f"predictions: {variant!r} seed {seed} has no {name} predictions: {why}")
         ids = self.subsets(variant, mine[0].point or None)[split] if self.directory is not None else None
         pred, label = got[name].astype("int64"), got[f"{split}.labels"].astype("int64")
         return pd.DataFrame({"image": ids if ids is not None and len(ids) == len(pred) else range(len(pred)),
                              "label": label, "predicted": pred, "correct": pred == label})
+
+    def refill_predictions(self) -> dict[str, int]:
+        """Compute the per-example predictions of cells trained before petri kept them, from their kept
+        weights (the data set must be here), and write them into the study folder as a run would
+        (marked as refilled). Returns counts: refilled, kept (had them), without weights."""
+        from .study.refill import refill
+
+        return refill(self._folder("refill_predictions"))
 
     def adaptive(self) -> dict | None:
         """An adaptive study's looks (seeds, undecided comparisons, widest interval, target met, and each
