@@ -64,7 +64,7 @@ def test_crossed_seeds_number_places_and_pair_them():
     ("{ init = 0 }", "seeds.init: must be a count 1..10,000 or a list of integers"),
     ("{ init = 2, min = 3 }", "seeds: 'init' is not allowed here; a table of seeds either crosses random sources "
                               "{ init = 5, order = 5 } (sources: init, order, data"),
-    ("{ initt = 3 }", "(sources: init, order, data, dropout, augment, perturb, rest)"),
+    ("{ initt = 3 }", "(sources: init, order, data, dropout, augment, perturb, test, rest)"),
     ('{ order = [1, "2"] }', "seeds.order: must be a count"),
     ("{ init = 200, order = 200 }", "40,000 combinations of seeds; at most 10,000 per variant"),
 ])
