@@ -101,6 +101,20 @@ def quantised(n: int, lam: float = 1.0):
     return make
 
 
+def quantised_crossed(levels: int = 4, lam: float = 1.0):
+    """init × order crossed, every difference a whole number of test images: each side's init and order
+    effects are whole images (rounded normal, SD 1 image), its residual a Poisson(λ) count."""
+    def make(rng, effect):
+        rows = []
+        for v, shift in (("a", 0.0), ("b", effect)):
+            ia, oa = np.round(rng.normal(0, 1, levels)), np.round(rng.normal(0, 1, levels))
+            for i in range(levels):
+                for o in range(levels):
+                    rows.append((v, i, o, 0.9 + shift + (ia[i] + oa[o] + rng.poisson(lam)) / N_TEST))
+        return pd.DataFrame(rows, columns=["variant", "seed_init", "seed_order", "test_acc"])
+    return make
+
+
 def failing(n: int = 6, diverge: int = 3):
     """b has a's distribution, but diverges on the seeds where its run goes worst (so its survivors are
     its best runs): comparing survivors alone favours it."""
@@ -127,6 +141,8 @@ def designs() -> list[Design]:
                    "0.3 pp, its 3 test resamples shared; effect 2 pp", resampled(), 2.0 * PP)]
     out += [Design(f"quantised, seeds = {n}", "difference of two Poisson(1) image counts (±1-2 images)",
                    quantised(n), 3 / N_TEST) for n in (3, 5, 8)]
+    out += [Design("quantised, init 4 × order 4", "whole-image init, order and residual parts (≈ 1 image "
+                   "each); effect 3 images", quantised_crossed(), 3 / N_TEST)]
     out += [Design("failed cells: 3 of 6 diverge", "the diverging side's worst seeds; no true difference",
                    failing(), 0.0)]
     out += [Design("equivalence, seeds = 10", "margin 0.5 pp; false positive: 'equivalent' at Δ = margin; power: "
