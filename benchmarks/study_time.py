@@ -82,7 +82,10 @@ def measure(name: str, args: list[str], out: Path, dry: bool) -> dict:
     shutil.rmtree(folder, ignore_errors=True)
     petri = [sys.executable, "-m", "petri.cli", "run", str(ROOT / "studies" / f"{name}.toml"), *args, "--out", str(folder)]
     row: dict = {"study": name, "args": " ".join(args)}
-    if dry:
+    if dry:  # as the first dry run on a machine: an empty rate cache (one filled under another load misleads)
+        from petri.study.estimate import cache_file
+
+        cache_file().unlink(missing_ok=True)
         row["dry_run_s"], text = timed([*petri, "--dry-run"])
         row["estimate"] = [line.strip() for line in text.splitlines() if re.search(r"\babout\b|\bestimate", line)]
     row["run_s"], _ = timed(petri)
