@@ -13,31 +13,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from conftest import SMALL_STUDY
+
 from petri.cli import app
 from petri.errors import StoreError
 from petri.study.runner import run_study
 from petri.study.spec import parse_study
 
 ROOT = Path(__file__).resolve().parent.parent
-STUDY = """
-name = "small"
-data = "mnist"
-seeds = 2
-baseline = "original"
-
-[recipe]
-model = { name = "mlp", hidden = [16] }
-optimizer = { name = "adam", lr = 1e-3 }
-batch_size = 100
-epochs = 2
-train_size = 1000
-test_size = 500
-
-[variants.original]
-
-[variants.inverted]
-treatments = [{ name = "invert" }]
-"""
+STUDY = SMALL_STUDY
 runner = CliRunner()
 
 
@@ -418,26 +402,6 @@ def test_epochs_record_the_time_split_and_show_prints_it(tmp_path):
     assert shown.exit_code == 0 and "time: " in shown.output and "training" in shown.output and "start-up" in shown.output
 
 
-def test_an_older_ledger_gains_the_time_columns(tmp_path):
-    """A ledger from before the time split: a run adds the columns (schema 2); its old rows read NULL."""
-    from petri.study.ledger import SCHEMA_VERSION, Ledger
-    from petri.study.timing import time_split
-
-    out = tmp_path / "out"
-    run_study(parse_study(STUDY), out)
-    db = _db(out)
-    for col in ("train_seconds", "eval_seconds", "checkpoint_seconds"):
-        db.execute(f"ALTER TABLE epochs DROP COLUMN {col}")
-    db.execute("UPDATE meta SET value='1' WHERE key='schema'")
-    db.commit()
-    assert time_split(out) is None  # a reader adds no columns: no split, no error
-    Ledger(out, create=True).close()
-    cols = {r[1] for r in db.execute("PRAGMA table_info(epochs)")}
-    assert {"train_seconds", "eval_seconds", "checkpoint_seconds"} <= cols
-    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == str(SCHEMA_VERSION)
-    assert time_split(out) is None  # its epochs were timed before the columns existed
-
-
 def test_the_dry_run_prices_every_part_and_remembers_this_machines_rates(tmp_path):
     """The estimate covers start-up, training, evaluation, checkpoints and the report; a second dry run
     takes its pack shapes' rates from this machine's cache (measures nothing); an adaptive study is priced
@@ -454,3 +418,32 @@ def test_the_dry_run_prices_every_part_and_remembers_this_machines_rates(tmp_pat
     r = runner.invoke(app, ["run", str(adaptive), "--out", str(tmp_path / "a"), "--dry-run"])
     assert r.exit_code == 0 and "first round (2 seeds): about" in r.output
     assert "at most 4 seeds (3 looks, each a run): about" in r.output
+
+
+def test_a_killed_run_shows_as_interrupted_and_a_second_run_is_refused(tmp_path, shared_data):
+    slow = STUDY.replace("epochs = 2", "epochs = 400")
+    f = tmp_path / "slow.toml"
+    f.write_text(slow)
+    out = tmp_path / "out"
+    env = {**os.environ, "PETRI_DATA": str(shared_data.resolve())}
+    proc = subprocess.Popen([sys.executable, "-m", "petri.cli", "run", str(f), "--out", str(out), "--no-report"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            time.sleep(0.2)
+            try:
+                if sqlite3.connect(out / "petri.sqlite").execute("SELECT COUNT(*) FROM epochs").fetchone()[0]:
+                    break
+            except sqlite3.Error:
+                pass
+        r = runner.invoke(app, ["run", str(f), "--out", str(out)])
+        assert r.exit_code == 2 and "another petri run (pid" in r.stderr and "is training this study" in r.stderr
+        assert r.stderr.count("\n") == 1
+        r = runner.invoke(app, ["show", str(out)])
+        assert "4 running" in r.output
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    r = runner.invoke(app, ["show", str(out)])
+    assert "4 interrupted" in r.output and "running" not in r.output

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import resource
+import subprocess
+import sys
+import time
 import tomllib
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from conftest import SMALL_STUDY, one_line
 
 from petri.errors import PetriError, SpecError
 from petri.study.packing import make_packs
@@ -17,22 +25,8 @@ from petri.train.recipe import Recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 
-BASE = """
-name = "t"
-data = "mnist"
-seeds = 2
-baseline = "original"
-
-[recipe]
-model = { name = "mlp", hidden = [16] }
-optimizer = { name = "adam", lr = 1e-3 }
-batch_size = 100
-epochs = 1
-train_size = 1000
-test_size = 500
-
-[variants.original]
-"""
+# the small study with one variant and one epoch
+BASE = SMALL_STUDY.replace('name = "small"', 'name = "t"').replace("epochs = 2", "epochs = 1").split("[variants.inverted]")[0]
 
 
 def test_shipped_inverted_mnist_study():
@@ -201,6 +195,46 @@ def test_every_shipped_study_validates(path):
         data = "fashion-mnist" if raw["data"] == "cifar-10" else None  # CIFAR-10 is not on these machines
         s = load_study(path, data, profile)
         assert s.cells and make_packs(s.cells, max_members=64)
+
+
+# Each shipped study's cell hashes (per profile), as sha256 of the hashes in order: a ledger made by any
+# earlier petri keeps its cells. A change meant to re-key cells bumps spec.SEMANTICS and these pins with it.
+SHIPPED_HASHES = {
+    "activations": "93301ec50bc40396",
+    "adaptive": "243d43a318c126a8",
+    "bn-lr": "a99ca1e009b3bcf9",
+    "calibration": "094b458ca845539f",
+    "cifar-augment": "113d74e323c2cf5a",
+    "cifar-augment@cpu": "43922ef0957bf95d",
+    "cifar-bn-lr": "f8590f99fbd4db01",
+    "cifar-bn-lr@cpu": "478135cc7b2ac4c0",
+    "cifar-corruptions": "0704e545fec1ff96",
+    "cifar-corruptions@cpu": "d9e7a493dfcf5cf4",
+    "cifar-label-noise": "99f31175a05a4abc",
+    "cifar-label-noise@cpu": "5ff0ac26f20ad03b",
+    "cross-sampling": "3fd69f1f494553c8",
+    "cross-sampling@cpu": "94d99c75616afe20",
+    "crossed-seeds": "f8f6b7c6515d267f",
+    "equivalence": "851255f9bfa02412",
+    "equivalence@few": "97e2103ee6cc4659",
+    "inverted-mnist-bn": "ddeb88db07148658",
+    "inverted-mnist": "aa49b7191040be41",
+    "lenet5": "a3e7e70dcedf78f5",
+    "lenet5@cpu": "858b7c45d78dff84",
+    "mlp-log": "cb1c8eb7c650698e",
+    "noise-sources": "cee0fad272b418de",
+}
+
+
+@pytest.mark.parametrize("key", sorted(SHIPPED_HASHES))
+def test_shipped_studies_keep_their_cell_hashes(key):
+    import hashlib
+
+    name, _, profile = key.partition("@")
+    path = ROOT / "studies" / f"{name}.toml"
+    data = "fashion-mnist" if tomllib.loads(path.read_text())["data"] == "cifar-10" else None
+    cells = load_study(path, data, profile or None).cells
+    assert hashlib.sha256(" ".join(c.hash for c in cells).encode()).hexdigest()[:16] == SHIPPED_HASHES[key]
 
 
 def test_val_monitor_needs_a_validation_split():
@@ -453,3 +487,133 @@ def test_bad_networks_are_one_line(edit, message):
     with pytest.raises(SpecError) as e:
         parse_study(NETS.replace(*edit))
     assert message in str(e.value) and "\n" not in str(e.value)
+
+
+# --- hostile study files: one line, no hang, bounded memory -----------------------------------
+
+@pytest.mark.parametrize("content,needle", [
+    (b"name = \"x\"\n\xff\xfe garbage", "not UTF-8 text (byte 11)"),
+    (bytes(range(256)) * 4, "not UTF-8 text"),
+    (b"name = \"a\x00b\"\n", "holds a NUL byte"),
+    (b"x = " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested too deeply"),
+    (b"x = " + b"{a = " * 3000 + b"1" + b"}" * 3000 + b"\n", "nested too deeply"),
+])
+def test_files_that_are_not_a_study(tmp_path, cli, content, needle):
+    f = tmp_path / "s.toml"
+    f.write_bytes(content)
+    code, _, err = cli("run", f, "--dry-run")
+    one_line(code, err, 2, needle)
+
+
+def test_a_huge_value_is_not_echoed_back(tmp_path, cli):
+    f = tmp_path / "s.toml"
+    f.write_text(SMALL_STUDY.replace("batch_size = 100", f'batch_size = "{"9" * 10_000_000}"'))
+    t = time.perf_counter()
+    code, _, err = cli("run", f, "--dry-run")
+    one_line(code, err, 2, "s.toml: recipe.batch_size: must be an integer (got '99999")  # the [recipe] line
+    assert len(err) < 300 and time.perf_counter() - t < 30
+
+
+@pytest.mark.parametrize("old,new,needle", [
+    ("batch_size = 100", 'batch_size = "100"', "batch_size: must be an integer (got '100')"),
+    ("epochs = 2", "epochs = true", "epochs: must be an integer (got True)"),
+    ("lr = 1e-3", 'lr = "0.001"', "lr: must be a number (got '0.001')"),
+    ("hidden = [16]", "hidden = [16.0]", "hidden[0]: must be an integer (got 16.0)"),
+    ("lr = 1e-3", "lr = inf", "lr: must be a finite number (got inf)"),
+    ("lr = 1e-3", "lr = nan", "lr: must be a finite number (got nan)"),
+    ('treatments = ["invert"]', 'treatments = [{ name = "standardize", mean = nan }]', "mean: must be a finite number"),
+    ('treatments = ["invert"]', 'treatments = [{ name = "standardize", std = inf }]', "std: must be a finite number"),
+    ("hidden = [16]", "hidden = [100000000]", "parameters per member need about"),
+    ("seeds = 2", "seeds = 1000000000", "seeds: must be a count 1..10,000"),
+    ("seeds = 2", "seeds = 100000000000000000000", "seeds: must be a count"),
+    ("seeds = 2", "seeds = [0, 1000000000000000000000000000000]", "integers 0..2147483647"),
+    ("[variants.original]", '[variants.original]\nrecipe = { batch_size = { range = [1, 100000000] } }',
+     "the study has over 100,000 cells"),
+    ("[variants.original]", '[variants.original]\nrecipe = { optimizer = { name = "adam", lr = { range = [0.0, 1.0, 1e-9] } } }',
+     "the study has over 100,000 cells"),
+    ('name = "small"', 'name = "a/../../b"', "name: 'a/../../b' is not allowed"),
+    ('name = "small"', 'name = "a\\u0000b"', "name: 'a\\x00b' is not allowed"),
+    ("epochs = 2", 'epochs = 2\ndevice = "cuda"', 'device: "cuda", but this machine has no CUDA device'),
+    ("[variants.inverted]", '[variants.inverted]\nrecipe = "lr = 0.1"', "variants.inverted.recipe: must be a table"),
+    ("[recipe]", "recipe = 3\n[variants.dummy]", "recipe: missing or not a table"),
+])
+def test_bad_values_are_refused_at_parse_time(tmp_path, cli, old, new, needle):
+    f = tmp_path / "s.toml"
+    f.write_text(SMALL_STUDY.replace(old, new, 1))
+    t = time.perf_counter()
+    code, _, err = cli("run", f, "--dry-run", "--out", tmp_path / "out")
+    one_line(code, err, 2, needle, "s.toml")
+    assert time.perf_counter() - t < 20 and not (tmp_path / "out").exists()
+
+
+def _limited(seconds: int, gib: int):
+    def limit():
+        resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds))
+        resource.setrlimit(resource.RLIMIT_DATA, (gib << 30, gib << 30))
+    return limit
+
+
+@pytest.mark.parametrize("old,new", [
+    ("seeds = 2", "seeds = 1000000000"),
+    ("[variants.original]", '[variants.original]\nrecipe = { epochs = { range = [1, 10000000] }, batch_size = { range = [1, 10000000] } }'),
+])
+def test_sizes_neither_hang_nor_eat_memory(tmp_path, old, new, shared_data):
+    """In a real process with a CPU-time and a memory limit: refused in seconds, in bounded memory."""
+    f = tmp_path / "s.toml"
+    f.write_text(SMALL_STUDY.replace(old, new, 1))
+    r = subprocess.run([sys.executable, "-m", "petri.cli", "run", str(f), "--dry-run"], capture_output=True, text=True,
+                       timeout=120, preexec_fn=_limited(60, 6),
+                       env={**os.environ, "PETRI_DATA": str(shared_data.resolve())})
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+
+
+_leaf = st.one_of(st.integers(-10**30, 10**30), st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
+                  st.text(max_size=30), st.just([]), st.lists(st.integers(-5, 5), max_size=4), st.just({}),
+                  st.just({"values": []}), st.just({"range": [5, 1]}), st.just({"range": [0, 1e300, 1e-300]}),
+                  st.just("\x00"), st.just("../../etc"), st.just({"name": "conv2d", "filters": -1}))
+
+
+def _paths(node, prefix=()):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield prefix + (k,)
+            yield from _paths(v, prefix + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield prefix + (i,)
+            yield from _paths(v, prefix + (i,))
+
+
+MUTABLE = json.loads(json.dumps({
+    "name": "h", "data": "mnist", "seeds": 2, "baseline": "a",
+    "recipe": {"model": {"name": "mlp", "hidden": [8]}, "optimizer": {"name": "sgd", "lr": 0.1}, "batch_size": 50,
+               "epochs": 1, "train_size": 500, "early_stopping": {"monitor": "test_acc", "patience": 2, "on_test": True},
+               "schedule": "cosine"},
+    "variants": {"a": {}, "b": {"treatments": [{"name": "window_keep", "size": 9, "row": 3, "col": 3}],
+                                "recipe": {"model": [{"name": "conv2d", "filters": 2}, "relu", "flatten",
+                                                     {"name": "dense", "units": "classes"}]}}},
+}))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_mutation_of_a_study_is_a_study_or_one_line(data):
+    """Generated: a valid study with one value anywhere replaced by a hostile one is parsed or refused in
+    one short line, never a traceback, never a hang."""
+    study = json.loads(json.dumps(MUTABLE))
+    paths = list(_paths(study))
+    path = data.draw(st.sampled_from(paths))
+    node = study
+    for p in path[:-1]:
+        node = node[p]
+    node[path[-1]] = data.draw(_leaf)
+    text = json.dumps(study, allow_nan=True)
+    t = time.perf_counter()
+    try:
+        parse_study(text, "gen.toml")
+    except SpecError as e:
+        msg = str(e)
+        assert "\n" not in msg and len(msg) < 1500 and msg.startswith("gen.toml"), msg
+    except PetriError as e:  # data errors surface as SpecError at parse time; nothing else may escape
+        raise AssertionError(f"{type(e).__name__}: {e}") from None
+    assert time.perf_counter() - t < 10

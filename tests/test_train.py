@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from petri.models import MLP, VGG, MnistCNN, build, parse_model
-from petri.train import SCHEDULES, SGD, Adam, AdamW, Constant, Cosine, EarlyStopping, Member, OneCycle, Recipe, RMSprop, StepDecay, train_pack
+from petri.train import SGD, Adam, AdamW, Constant, Cosine, EarlyStopping, Member, OneCycle, Recipe, RMSprop, StepDecay, train_pack
 from petri.train.early_stop import Stopper
 from petri.train.optim import Optimizer
 from petri.treatments import parse_treatment
