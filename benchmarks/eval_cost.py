@@ -1,7 +1,7 @@
 """Evaluation against training, per image: a pack of the `mlp` [64] (K = 32), LeNet-5 as a layer list
 (K = 8) and the Keras `mnist_cnn` (K = 8) trains a few epochs on an MNIST subset; each epoch's
 training seconds per member-image (training images / its images/s) and evaluation seconds per
-member-image (the rest of the epoch's seconds over the test and training images it evaluates) are
+member-image (the rest of the pack's epoch seconds over the test and training images it evaluates) are
 compared. Medians over the epochs after the first and over ``--rounds`` rounds.
 
     PETRI_DATA=../shared/datasets .venv/bin/python benchmarks/eval_cost.py [--rounds 3] [--nets mlp lenet5 mnist_cnn]
@@ -34,11 +34,13 @@ def per_image(mnist, name: str, epochs: int = 3) -> list[tuple[float, float]]:
     model, K, batch, n, n_test = NETS[name]
     recipe = Recipe(model=parse_model(model), epochs=epochs, batch_size=batch, train_size=n, test_size=n_test,
                     device="cpu")
-    first = train_pack(mnist, recipe, [Member(s) for s in range(K)])[0]
+    results = train_pack(mnist, recipe, [Member(s) for s in range(K)])
     out = []
-    for e in first.epochs[1:]:
-        train = n / e["images_per_s"]  # the pack's training seconds
-        out.append((train / (K * n), (e["seconds"] - train) / (K * (n_test + TRAIN_EVAL))))
+    for epoch in range(1, epochs):
+        rows = [r.epochs[epoch] for r in results]
+        train = n / rows[0]["images_per_s"]  # the pack's training seconds
+        whole = max(e["seconds"] for e in rows)  # (each shard's row: its own end; the pack's is the last)
+        out.append((train / (K * n), (whole - train) / (K * (n_test + TRAIN_EVAL))))
     return out
 
 

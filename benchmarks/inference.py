@@ -198,11 +198,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--studies", type=int, default=4000, help="simulated studies per design and truth")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--only", nargs="*", help="designs whose names start with these (default: every design)")
     args = ap.parse_args()
     t0 = time.time()
     rows = []
     with Pool(args.workers) as pool:
         for i, d in enumerate(DESIGNS):
+            if args.only and not any(d.name.startswith(o) for o in args.only):
+                continue
             jobs = [(i, e, 1_000_003 * i + 7 * k + (e != d.null)) for e in dict.fromkeys((d.null, d.effect))
                     for k in range(args.studies)]
             res = pool.map(one, jobs, chunksize=50)

@@ -99,8 +99,8 @@ def test_dataframes_have_documented_typed_columns(results):
         "variant", "lr", "row", "n", "cells", "test_acc", "test_acc_ci95", "best_test_acc", "test_loss", "epochs",
         "diverged", "at_chance", "missing", "diff", "diff_fw_low", "diff_fw_high", "diff_eq_low", "diff_eq_high",
         "diff_ci95_low", "diff_ci95_high", "p_t", "p_wilcoxon", "p_signflip", "p_holm", "p_bonferroni", "p_tost",
-        "p_better", "p_better_low", "p_better_high", "detectable_diff", "se", "df", "method", "verdict", "reason",
-        "reference", "swept"]
+        "p_better", "p_better_low", "p_better_high", "detectable_diff", "disagree", "p_mcnemar", "se", "df", "method",
+        "verdict", "reason", "reference", "swept"]
     assert len(effects) == 6 and effects.loc[0, "verdict"] == "baseline"
     inv = effects[effects["variant"] == "inverted"].iloc[0]
     assert inv["diff"] < 0 and inv["diff_ci95_low"] < inv["diff"] < inv["diff_ci95_high"] and 0 < inv["p_holm"] <= 1

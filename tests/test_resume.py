@@ -129,7 +129,7 @@ def test_finished_cells_keep_weights_not_checkpoints(nets):
     out, study = nets
     for c in study.cells:
         files = sorted(p.name for p in cellstore.cell_dir(out, c.hash).iterdir())
-        assert files == ["weights.json", "weights.safetensors"], files
+        assert files == ["predictions.json", "predictions.safetensors", "weights.json", "weights.safetensors"], files
 
 
 def _state(epoch: int) -> CellState:

@@ -159,13 +159,16 @@ def test_a_crossed_study_runs_and_says_where_its_noise_comes_from(tmp_path, caps
     assert list(cells.columns[:5]) == ["variant", "seed", "seed_init", "seed_order", "seed_rest"]
     assert sorted(zip(cells["seed_init"], cells["seed_order"]))[:3] == [(0, 0), (0, 0), (0, 1)]
     noise = res.noise()
-    assert set(noise["source"]) == {"init", "order", "residual", "test set (binomial)"}
+    test_parts = {"test set (per example)", "test set (binomial bound)"}
+    assert set(noise["source"]) == {"init", "order", "residual"} | test_parts
     for _, g in noise.groupby("variant", observed=True):
-        parts = g[g["source"] != "test set (binomial)"]
+        parts = g[~g["source"].isin(test_parts)]
         assert parts["share"].sum() == pytest.approx(1.0)
         assert (parts["low"] <= parts["variance"]).all() and (parts["variance"] <= parts["high"]).all()
-        test = g[g["source"] == "test set (binomial)"].iloc[0]
-        assert test["variance"] == pytest.approx(test["mean"] * (1 - test["mean"]) / 500)
+        bound = g[g["source"] == "test set (binomial bound)"].iloc[0]
+        assert bound["variance"] == pytest.approx(bound["mean"] * (1 - bound["mean"]) / 500)
+        measured = g[g["source"] == "test set (per example)"].iloc[0]  # Jordan's Σ p(1 − p) / n² is under the bound
+        assert 0 < measured["variance"] <= bound["variance"] and measured["low"] <= measured["variance"] <= measured["high"]
     pairing = res.pairing()
     assert list(pairing["source"]) == ["init", "order", "residual"] and list(pairing["comparison"]) == ["fast − plain"] * 3
     report = out / "report"

@@ -29,7 +29,7 @@ def effects_text(v, terminal: bool = False) -> tuple[list[str], list[list[str]]]
         records.sort(key=lambda rec: order[id(rec.obj)])
     head, rows = T.EFFECTS.text(records, ctx, terminal)
     if not any(r.effect for r in f.rows):  # nothing against the reference (a noise study: its spread instead)
-        keep = [i for i, h in enumerate(head) if not (h.startswith(("Δ", "95 %", "p (", "P(A", "detectable"))
+        keep = [i for i, h in enumerate(head) if not (h.startswith(("Δ", "95 %", "p (", "P(A", "detectable", "disagree"))
                                                        or h in ("p", "verdict"))]
         sd = [number(v.context.scale * r.sd) for r in (rec.obj for rec in records)]
         head = [head[i] for i in keep] + [f"SD between seeds ({v.context.unit})"]
@@ -163,8 +163,8 @@ def noise_rows(noise: Noise, percent: bool) -> list[list[str]]:
         parts = {p.source: p for p in s.parts}
         share = [f"{100 * p.share:.0f} [{100 * p.share_low:.0f}, {100 * p.share_high:.0f}]" if p else "—"
                  for p in (parts.get(f) for f in [*noise.factors, RESIDUAL])]
-        alone = ", ".join(f"{f} {scale * parts[f].sd_alone:.3g}" for f in noise.factors
-                          if f in parts and not math.isnan(parts[f].sd_alone))
+        alone = ", ".join(f"{f} {scale * parts[f].sd_alone:.3f}" for f in noise.factors
+                          if f in parts and not math.isnan(parts[f].sd_alone))  # (fixed decimals: 1e-15 reads 0.000)
         t = s.total if s.total > 0 else math.nan
         measured = "—" if not s.measured else (f"{100 * s.test_examples / t:.0f} [{100 * s.test_examples_low / t:.0f}, "
                                                f"{100 * s.test_examples_high / t:.0f}]")

@@ -9,7 +9,7 @@ cells sooner: the estimate is for the epoch budget. An adaptive study is priced 
 and for its most seeds (each round a run of its own).
 
 Measurements are cached per machine (``rates.json`` in petri's cache folder, keyed by
-``machine.machine()``, the threads, the pack's shape and size and its members' treatments), so a
+``machine.machine()``, the threads, the pack's shape and size and its members' kinds of treatment), so a
 second dry run of a study measures nothing; entries older than ``MAX_AGE`` are measured again.
 """
 
@@ -20,7 +20,7 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -33,6 +33,7 @@ from ..train.loop import TRAIN_EVAL
 from .packing import Pack, pack_key
 
 MAX_AGE = 30 * 86400  # s: a cached measurement older than this is taken again
+MEASURED_BATCH = 512  # images per member: larger batches are timed at this size, their step scaled
 # The report: figures and tables, measured on this machine class (benchmarks/README.md) as a fixed part
 # and a part per place (variant, point, seed).
 REPORT_FIXED, REPORT_PER_PLACE = 4.0, 0.01  # s, s
@@ -62,8 +63,7 @@ def cache_file() -> Path:
 
 
 def _key(pack: Pack) -> str:
-    treatments = sorted({json.dumps([t.model_dump(mode="json") for t in c.treatments], sort_keys=True)
-                         for c in pack.cells})
+    treatments = sorted({json.dumps([t.name for t in c.treatments]) for c in pack.cells})  # kinds, not parameters
     return json.dumps([machine(), torch.get_num_threads(), pack_key(pack.cells[0]), len(pack.cells), treatments])
 
 
@@ -93,7 +93,13 @@ def pack_cost(pack: Pack, ds, cache: dict) -> tuple[PackCost, bool]:
     hit = cache.get(key)
     if hit and time.time() - hit["at"] < MAX_AGE:
         return PackCost(**hit["cost"]), False
-    cost = measure(ds, pack.recipe, pack.members())
+    r = pack.recipe
+    # A batch above MEASURED_BATCH images is timed at that size and its step scaled by the batch's ratio
+    # (at batch 5,000 two warm-up steps of a CNN pack alone would take most of a minute).
+    small = r.model_copy(update={"batch_size": MEASURED_BATCH}) if r.batch_size > MEASURED_BATCH else r
+    cost = measure(ds, small, pack.members())
+    if small is not r:
+        cost = replace(cost, step=cost.step * r.batch_size / MEASURED_BATCH)
     cache[key] = {"at": time.time(), "cost": cost.to_json()}
     return cost, True
 

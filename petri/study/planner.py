@@ -30,11 +30,12 @@ class Plan:
     within: int = 0  # ... of them from one taken within an epoch
 
 
-def plan(study: Study, ledger: Ledger | None, max_members: int | None) -> Plan:
-    """What is left to train, packed; an interrupted cell continues from its latest valid checkpoint."""
+def plan(study: Study, ledger: Ledger | None, max_members: int | None, exclude: set[str] = frozenset()) -> Plan:
+    """What is left to train, packed; an interrupted cell continues from its latest valid checkpoint.
+    ``exclude``: cells to count as finished (an adaptive study's earlier rounds, in a dry run)."""
     statuses = ledger.statuses() if ledger else {}
     distinct = list({c.hash: c for c in reversed(study.cells)}.values())[::-1]  # a cell in several places: once
-    todo = [c for c in distinct if statuses.get(c.hash) not in FINISHED]
+    todo = [c for c in distinct if statuses.get(c.hash) not in FINISHED and c.hash not in exclude]
     states = resume_points(ledger.dir, [c for c in todo if statuses.get(c.hash) in ("running", "failed", "interrupted")]) \
         if ledger else {}
     return Plan(todo, make_packs(todo, max_members, states=states), len(distinct) - len(todo), len(states),
@@ -64,11 +65,16 @@ def dry_run(study: Study, out: Path, max_members: int | None = None, changed: bo
                              f"{study.name!r}; use another --out directory")
         if ledger:
             check_changes(study, ledger, changed)
+        first = plan(study, ledger, max_members)
         worst = None
-        if study.adaptive:
-            most = at_round(study, study.adaptive.max)
-            worst = (most, plan(most, ledger, max_members))
-        lines = describe(study, plan(study, ledger, max_members), out, worst)
+        if study.adaptive:  # every round a run of its own, training the seeds it adds
+            packs, seen, most = list(first.packs), {c.hash for c in study.cells}, study
+            for n in study.adaptive.rounds()[1:]:
+                most = at_round(study, n)
+                packs += plan(most, ledger, max_members, exclude=seen).packs
+                seen |= {c.hash for c in most.cells}
+            worst = (most, packs)
+        lines = describe(study, first, out, worst)
     finally:
         if ledger:
             ledger.close()
@@ -90,10 +96,10 @@ def shape_text(study: Study) -> str:
     return f"{len(study.cells)} cells ({what}{shared})"
 
 
-def describe(study: Study, p: Plan, out: Path, worst: tuple[Study, Plan] | None = None) -> list[str]:
+def describe(study: Study, p: Plan, out: Path, worst: tuple[Study, list[Pack]] | None = None) -> list[str]:
     """Lines for --dry-run: cells, packs, memory, disk, and the time this machine will take
     (``study.estimate``: measured rates of each pack shape, cached per machine). ``worst``: an adaptive
-    study at its most seeds, priced beside its first round."""
+    study at its most seeds and the packs of all its rounds, priced beside its first round."""
     from .estimate import estimate
 
     lines = [f"{study.name}: {shape_text(study)}; {p.skipped} already finished, {len(p.todo)} to train in "
@@ -117,9 +123,10 @@ def describe(study: Study, p: Plan, out: Path, worst: tuple[Study, Plan] | None 
         head = f"first round ({len(study.seeds)} seeds)" if worst else f"{total_images:,} training images in all"
         lines.append(f"  {head}: about {_split_text(est)} on this machine{stops}")
         if worst:
-            w = estimate(worst[0], worst[1].packs, out)
+            w = estimate(worst[0], worst[1], out)
             looks = len(study.adaptive.rounds())
             if w is not None:
+                w.add("start-up and packing", (looks - 1) * LOOK_SECONDS)
                 lines.append(f"  at most {len(worst[0].seeds)} seeds ({looks} looks, each a run): about {_split_text(w)}")
         lines.append(f"  (pack shapes timed now: {est.measured}, from this machine's cache: {est.cached})")
     elif p.packs:
@@ -130,6 +137,9 @@ def describe(study: Study, p: Plan, out: Path, worst: tuple[Study, Plan] | None 
                  study.keep_weights else "") + f", {human_bytes(kept)} of per-example predictions, up to "
                  f"{human_bytes(peak)} of checkpoints while a pack trains")
     return lines
+
+
+LOOK_SECONDS = 1.0  # an adaptive study's look after a round: the ledger read, the family analysed (this machine class)
 
 
 def _split_text(est) -> str:
