@@ -59,6 +59,19 @@ treatments = ["invert"]
 """
 
 
+# A two-variant study with places to fill: SCHED (recipe lines) and VARIANT (variant b's lines).
+BASE_ERR = """
+name = "x"
+data = "mnist"
+[recipe]
+model = { name = "mlp", hidden = [16] }
+SCHED
+[variants.a]
+[variants.b]
+VARIANT
+"""
+
+
 @pytest.fixture
 def small_study() -> str:
     """The small study's text (``SMALL_STUDY``)."""

@@ -29,7 +29,7 @@ def mounted(path: Path, *how: str):
         subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
-def test_a_small_study_run_study_is_readable_from_a_read_only_place(tmp_path, cli, small_study_run):
+def test_a_finished_study_is_readable_from_a_read_only_place(tmp_path, cli, small_study_run):
     ro = copy_study(small_study_run, tmp_path / "ro")
     before = (ro / "petri.sqlite").read_bytes()
     with mounted(ro, "ro"):

@@ -15,7 +15,7 @@ from petri.models import MLP
 from petri.rng import SOURCES, Seeds
 from petri.study.spec import load_study, parse_study
 from petri.train import Member, Recipe
-from petri.train.loop import _Shard, flip_bit
+from petri.train.shard import Shard, flip_bit
 from petri.train.recipe import DataSample, PerturbInit
 from petri.train.splits import make_splits
 from petri.treatments import parse_treatment
@@ -64,7 +64,7 @@ def test_crossed_seeds_number_places_and_pair_them():
     ("{ init = 0 }", "seeds.init: must be a count 1..10,000 or a list of integers"),
     ("{ init = 2, min = 3 }", "seeds: 'init' is not allowed here; a table of seeds either crosses random sources "
                               "{ init = 5, order = 5 } (sources: init, order, data"),
-    ("{ initt = 3 }", "(sources: init, order, data, dropout, augment, perturb, rest)"),
+    ("{ initt = 3 }", "(sources: init, order, data, dropout, augment, perturb, test, rest)"),
     ('{ order = [1, "2"] }', "seeds.order: must be a count"),
     ("{ init = 200, order = 200 }", "40,000 combinations of seeds; at most 10,000 per variant"),
 ])
@@ -93,7 +93,7 @@ def _draws(mnist, seeds: list[Seeds]) -> list[dict]:
     noisy = [parse_treatment({"name": "label_noise", "p": 0.5})]
     members = [Member(s, noisy) for s in seeds]
     train, val, test = make_splits(mnist, recipe, torch.device("cpu"))
-    shard = _Shard(mnist, recipe, members, [None] * len(members), train, val, test, torch.device("cpu"),
+    shard = Shard(mnist, recipe, members, [None] * len(members), train, val, test, torch.device("cpu"),
                    len(members), {})
     labels = shard.pipe.labels(train.y.expand(len(members), -1), train.ids.expand(len(members), -1))
     return [{"theta": shard.net.theta[k].clone(), "order": shard.orders[k].get_state(), "data": shard.samples[k],

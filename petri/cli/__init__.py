@@ -4,10 +4,15 @@ export, weights, plan, analyse, report)."""
 
 from __future__ import annotations
 
+from importlib import import_module
+
 import typer
 
 from ..errors import PetriError
-from . import explore, study, data  # noqa: F401,I001  (they add their commands, in the order --help lists them)
+
+# first: each adds its commands, in --help's order
+for _module in ('explore', 'study', 'data'):
+    import_module(f".{_module}", __name__)
 from .base import app, console, err_console
 
 __all__ = ["app", "main"]
