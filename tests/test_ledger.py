@@ -180,3 +180,9 @@ def test_a_foreign_database_is_refused_and_left_alone(tmp_path, cli):
     code, _, err = cli("run", f, "--out", tmp_path / "other")
     one_line(code, err, 2, "its application id is 0x4d2")
     assert (out / "petri.sqlite").read_bytes() == before
+
+
+def test_a_file_that_is_no_database_is_one_line(tmp_path, cli):
+    (tmp_path / "petri.sqlite").write_bytes(b"this is not sqlite at all" * 100)
+    code, _, err = cli("show", tmp_path)
+    one_line(code, err, 2, "not a petri ledger")

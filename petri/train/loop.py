@@ -24,6 +24,7 @@ import torch
 from ..data import Dataset
 from ..rng import Seeds
 from ..treatments.base import Treatment
+from .memory import working_set_bytes
 from .recipe import Recipe
 from .shard import Shard
 from .splits import make_splits
@@ -74,10 +75,6 @@ def shard_count(K: int, device: torch.device, member_bytes: int) -> int:
     threads = torch.get_num_threads()
     per_shard = max(1, SHARD_BYTES // member_bytes)
     return min(K, threads * math.ceil(K / (threads * per_shard)))
-
-
-def _member_bytes(recipe: Recipe, shape: tuple[int, ...], n_classes: int) -> int:
-    return 4 * (4 * recipe.model.n_params(shape, n_classes) + recipe.batch_size * math.prod(shape))
 
 
 @contextmanager
@@ -131,7 +128,7 @@ def build_shards(data: Dataset, recipe: Recipe, members: list[Member], results: 
     """The pack as shards (``shard_count``), sharing its splits and padded image copies."""
     device = resolve_device(recipe.device)
     train, val, test = make_splits(data, recipe, device)
-    n = shard_count(len(members), device, _member_bytes(recipe, data.spec.shape, len(data.spec.classes)))
+    n = shard_count(len(members), device, working_set_bytes(recipe, data.spec))
     bounds = [round(i * len(members) / n) for i in range(n + 1)]
     shared: dict = {}  # the pack's padded copies of the training images, if a leading crop / flip needs them
     return [Shard(data, recipe, members[a:b], results[a:b], train, val, test, device, len(members), shared)

@@ -1,4 +1,5 @@
-"""What a member costs in bytes: one model for the study's parse-time check, packing and the dry run.
+"""What a member costs in bytes: one model for the study's parse-time check, packing, the dry run and
+the loop's shards.
 
 A member holds float32 weights, their gradients and its optimiser's per-parameter state
 (``OptimizerSpec.state_names``: Adam's two moments, a momentum buffer, ...), all as large as the
@@ -8,6 +9,8 @@ weights, optimiser state and best weights.
 """
 
 from __future__ import annotations
+
+import math
 
 from .recipe import Recipe
 
@@ -47,3 +50,11 @@ def checkpoint_bytes(recipe: Recipe, dspec) -> int:
     is removed), each its weights, optimiser state and best weights so far."""
     extra = len(recipe.optimizer.state_names()) + (recipe.early_stopping is not None)
     return 2 * FLOAT * _params(recipe, dspec) * (1 + extra)
+
+
+def working_set_bytes(recipe: Recipe, dspec) -> int:
+    """What one training step of a member touches, for sizing the loop's shards (``loop.shard_count``: a
+    shard's working set near the caches): its weights, gradients and two optimiser moments, and a batch
+    of float images (a fixed four copies, whatever the optimiser: shards change where members run,
+    never their numbers)."""
+    return FLOAT * (4 * _params(recipe, dspec) + recipe.batch_size * math.prod(dspec.shape))
