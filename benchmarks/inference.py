@@ -74,6 +74,23 @@ def crossed(levels: int, per_source: float = 0.003, resid: float = 0.002):
     return make
 
 
+def resampled(levels: int = 3, init: float = 0.006, cell: float = 0.003, test: float = 0.0003):
+    """noise-sources' shape: init × order × data trained cells, each scored on ``levels`` resamples of the
+    test set (a ``test`` source). Each variant's init dominates and each trained cell has its own effect,
+    which its resamples share; the resamples move both sides alike (paired on the same test images)."""
+    def make(rng, effect):
+        rows = []
+        t = rng.normal(0, test, levels)
+        for v, shift in (("a", 0.0), ("b", effect)):
+            a, c = rng.normal(0, init, levels), rng.normal(0, cell, (levels,) * 3)
+            for i, o, d, k in np.ndindex(*(levels,) * 4):
+                rows.append((v, i, o, d, k, 0.9 + shift + a[i] + c[i, o, d] + t[k] + rng.normal(0, 0.0002)))
+        df = pd.DataFrame(rows, columns=["variant", "seed_init", "seed_order", "seed_data", "seed_test", "test_acc"])
+        df["test_acc"] = quantise(df["test_acc"])
+        return df
+    return make
+
+
 def quantised(n: int, lam: float = 1.0):
     """The difference of two cells on one test set is a whole number of images: here the difference of
     two Poisson(λ) counts of images, a spread of about √(2λ) images."""
@@ -81,6 +98,20 @@ def quantised(n: int, lam: float = 1.0):
         d = (rng.poisson(lam, n) - rng.poisson(lam, n)) / N_TEST + effect
         return pd.DataFrame({"variant": ["a"] * n + ["b"] * n, "seed": [*range(n), *range(n)],
                              "test_acc": np.concatenate([np.full(n, 0.9), 0.9 + d])})
+    return make
+
+
+def quantised_crossed(levels: int = 4, lam: float = 1.0):
+    """init × order crossed, every difference a whole number of test images: each side's init and order
+    effects are whole images (rounded normal, SD 1 image), its residual a Poisson(λ) count."""
+    def make(rng, effect):
+        rows = []
+        for v, shift in (("a", 0.0), ("b", effect)):
+            ia, oa = np.round(rng.normal(0, 1, levels)), np.round(rng.normal(0, 1, levels))
+            for i in range(levels):
+                for o in range(levels):
+                    rows.append((v, i, o, 0.9 + shift + (ia[i] + oa[o] + rng.poisson(lam)) / N_TEST))
+        return pd.DataFrame(rows, columns=["variant", "seed_init", "seed_order", "test_acc"])
     return make
 
 
@@ -106,8 +137,12 @@ def designs() -> list[Design]:
                    crossed(k), 1.0 * PP) for k in (3, 4, 5)]
     out += [Design("init 4 × order 4, residual only", "no per-source part in the difference, effect 0.3 pp",
                    crossed(4, per_source=0.0, resid=0.004), 0.3 * PP)]
+    out += [Design("init 3 × order 3 × data 3, test 3", "a cell term: init dominant (0.6 pp), each trained cell "
+                   "0.3 pp, its 3 test resamples shared; effect 2 pp", resampled(), 2.0 * PP)]
     out += [Design(f"quantised, seeds = {n}", "difference of two Poisson(1) image counts (±1-2 images)",
                    quantised(n), 3 / N_TEST) for n in (3, 5, 8)]
+    out += [Design("quantised, init 4 × order 4", "whole-image init, order and residual parts (≈ 1 image "
+                   "each); effect 3 images", quantised_crossed(), 3 / N_TEST)]
     out += [Design("failed cells: 3 of 6 diverge", "the diverging side's worst seeds; no true difference",
                    failing(), 0.0)]
     out += [Design("equivalence, seeds = 10", "margin 0.5 pp; false positive: 'equivalent' at Δ = margin; power: "

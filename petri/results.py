@@ -37,6 +37,26 @@ class View:
         ctx = replace(self.context, extra={**self.context.extra, "detect": detect})
         return T.COMPARISONS.frame(self.findings.family, ctx)
 
+    def metrics(self):
+        """Every recorded metric per (variant, point) (``Results.metrics``): each one's mean over the
+        finished places and its 95 % half-width from the design's model (crossed sources included)."""
+        import pandas as pd
+
+        f, ctx = self.findings, self.context
+        names = ["test_acc", "test_loss", "train_eval_acc", "gap", *ctx.extra["finals"]]
+        rows = []
+        for r in f.rows:
+            for m in dict.fromkeys(names):
+                vals = {p.seed: p.value(m) for p in r.places if p.status.finished}
+                vals = {s: x for s, x in vals.items() if x is not None}
+                if not vals:
+                    continue
+                e = f.design.estimate(vals, [r.key])
+                rows.append({"variant": r.variant, **self.axes.get(r.key, r.point), "metric": m, "n": e.n,
+                             "mean": e.mean, "ci95": e.half_width(0.95) if e.n >= 2 else math.nan})
+        df = pd.DataFrame(rows, columns=["variant", *ctx.axes, "metric", "n", "mean", "ci95"])
+        return df.astype({"variant": "category", "metric": "category", "n": "int64"})
+
 
 def context(f: Findings, axes_extra: list[str]) -> Context:
     snap = f.snapshot
@@ -153,25 +173,9 @@ class Results:
         return self._units(v.comparisons(detect), v)
 
     def metrics(self):
-        """Every recorded metric per (variant, point): mean and 95 % half-width under the design's model."""
-        import pandas as pd
-
-        v = self.view()
-        f, ctx = v.findings, v.context
-        names = ["test_acc", "test_loss", "train_eval_acc", "gap", *ctx.extra["finals"]]
-        rows = []
-        for r in f.rows:
-            for m in dict.fromkeys(names):
-                vals = {p.seed: p.value(m) for p in r.places if p.status.finished}
-                vals = {s: x for s, x in vals.items() if x is not None}
-                if not vals:
-                    continue
-                e = f.design.estimate(vals, [r.key])
-                rows.append({"variant": r.variant, **v.axes.get(r.key, r.point), "metric": m, "n": e.n,
-                             "mean": e.mean, "ci95": e.half_width(0.95) if e.n >= 2 else math.nan})
-        cols = ["variant", *ctx.axes, "metric", "n", "mean", "ci95"]
-        df = pd.DataFrame(rows, columns=cols)
-        return df.astype({"variant": "category", "metric": "category", "n": "int64"})
+        """Every recorded metric per (variant, point): mean and 95 % half-width under the design's model
+        (one row per metric; fractions as fractions, like ``cells()``)."""
+        return self.view().metrics()
 
     def noise(self):
         """A crossed study's spread (seeds = { init = 5, order = 5 }): one row per (variant, point) and
@@ -250,12 +254,21 @@ class Results:
         if not got or name not in got:
             why = ("it has not finished" if not mine[0].status.finished else
                    "no best epoch (early stopping chose none)" if best and got else
-                   f"no {split} split" if got else "it was trained before petri kept predictions")
+                   f"no {split} split" if got else "it was trained before petri kept predictions; "
+                   "Results.refill_predictions() computes them from its kept weights")
             raise SpecError(f"predictions: {variant!r} seed {seed} has no {name} predictions: {why}")
         ids = self.subsets(variant, mine[0].point or None)[split] if self.directory is not None else None
         pred, label = got[name].astype("int64"), got[f"{split}.labels"].astype("int64")
         return pd.DataFrame({"image": ids if ids is not None and len(ids) == len(pred) else range(len(pred)),
                              "label": label, "predicted": pred, "correct": pred == label})
+
+    def refill_predictions(self) -> dict[str, int]:
+        """Compute the per-example predictions of cells trained before petri kept them, from their kept
+        weights (the data set must be here), and write them into the study folder as a run would
+        (marked as refilled). Returns counts: refilled, kept (had them), without weights."""
+        from .study.refill import refill
+
+        return refill(self._folder("refill_predictions"))
 
     def adaptive(self) -> dict | None:
         """An adaptive study's looks (seeds, undecided comparisons, widest interval, target met, and each

@@ -33,6 +33,8 @@ SOURCES = {
             "resamples the cells' kept predictions, [analysis] test_sample)",
 }
 
+EVALUATION = ("test",)  # sources no training draws from: places across their seeds share one trained cell
+
 
 @dataclass(frozen=True)
 class Seeds:

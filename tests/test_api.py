@@ -71,6 +71,28 @@ def test_a_study_from_a_dict_a_toml_string_or_a_file_is_the_same(tmp_path):
     assert issubclass(SpecError, petri.PetriError)
 
 
+def test_every_recorded_metric_is_summarised_per_variant_and_point(results, tmp_path):
+    """Results.metrics(), metrics.csv and the report's tables: each metric's mean ± 95 % half-width."""
+    from scipy import stats
+
+    metrics, cells = results.metrics(), results.cells()
+    assert list(metrics.columns) == ["variant", "lr", "row", "metric", "n", "mean", "ci95"]
+    assert {"test_acc", "test_loss", "train_eval_acc", "gap", "ece", "class_acc:0", "class_acc:9"} <= set(metrics["metric"])
+    assert len(metrics) == 6 * len(set(metrics["metric"]))  # original, inverted and the 2 × 2 points of the lr sweep
+    ece = cells.loc[cells["variant"] == "inverted", "ece"]
+    row = metrics[(metrics["variant"] == "inverted") & (metrics["metric"] == "ece")].iloc[0]
+    assert row["n"] == 3 and row["mean"] == pytest.approx(ece.mean())
+    assert row["ci95"] == pytest.approx(stats.t.ppf(0.975, 2) * ece.std() / math.sqrt(3))  # plain seeds: the t
+    report = results.report(tmp_path / "r").parent
+    assert len(pd.read_csv(report / "metrics.csv")) == len(metrics)
+    md = (report / "report.md").read_text()
+    table = md.split("## Every metric")[1].split("\n## ")[0]
+    line = next(x for x in table.splitlines() if x.startswith("| inverted |"))
+    assert line.split(" | ")[-1] == f"{100 * row['mean']:.2f} ± {100 * row['ci95']:.2f} |"  # ECE %: the last column
+    per_class = md.split("## Test accuracy per class (%)")[1].split("\n## ")[0]
+    assert "| variant | 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 |" in per_class  # MNIST's class names
+
+
 def test_dataframes_have_documented_typed_columns(results):
     cells = results.cells()
     assert list(cells.columns[:4]) == ["variant", "lr", "row", "seed"]

@@ -65,6 +65,30 @@ def test_crossed_seed_columns_are_analysed_as_crossed_sources(tmp_path):
     assert (index.parent / "comparisons.csv").is_file() and "Recipes" not in md  # nothing of a study to show
 
 
+def test_a_source_that_left_every_run_unchanged_is_one_cell_seen_again():
+    """A one-bit perturbation an MLP's training does not feel: every run is bitwise the same across the
+    perturb seeds (losses included), so its 4 × 3 places are 4 trainings — the t over the init seeds —
+    not 12 draws; where the runs do differ across perturb, it stays a source."""
+    rng = np.random.default_rng(4)
+    rows = []
+    for v in ("a", "b"):
+        init = rng.normal(0, 0.01, 4)
+        for i in range(4):
+            loss = float(rng.normal(0.3, 0.01))
+            for p in range(3):
+                rows.append({"variant": v, "seed_init": i, "seed_perturb": p, "test_acc": 0.9 + init[i],
+                             "train_loss": loss, "test_loss": loss + 0.01})
+    table = pd.DataFrame(rows)
+    r = petri.analyse(table, test_size=10000)
+    c = r.comparisons().iloc[0]
+    d = table[table["seed_perturb"] == 0].set_index("seed_init")
+    diffs = d[d["variant"] == "b"]["test_acc"] - d[d["variant"] == "a"]["test_acc"]
+    assert c["df"] == 3 and c["se"] == pytest.approx(diffs.std() / 2) and r.view().findings.family[0].est.n == 4
+    assert set(r.view().snapshot.uses().values()) == {frozenset({"init"})}
+    table.loc[table["seed_perturb"] == 1, "train_loss"] += 1e-7  # the runs differ: perturb is drawn from
+    assert set(petri.analyse(table, test_size=10000).view().snapshot.uses().values()) == {frozenset({"init", "perturb"})}
+
+
 def test_sweep_axes_status_and_failed_runs():
     df = _runs()
     df["lr"] = 0.1

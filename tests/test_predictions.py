@@ -94,8 +94,29 @@ def test_export_has_the_predictions_and_old_cells_say_they_have_none(results, tm
     shutil.copytree(results.directory, copy)
     for f in copy.rglob("predictions.*"):
         f.unlink()  # a folder from before petri kept predictions
-    with pytest.raises(SpecError, match="trained before petri kept predictions"):
+    with pytest.raises(SpecError, match="trained before petri kept predictions; Results.refill_predictions"):
         petri.open_study(copy).predictions("a", 0)
+
+
+def test_old_cells_predictions_are_refilled_from_their_kept_weights(results, tmp_path):
+    """Predictions recomputed from the weights equal those the run kept, final and best epoch, byte for byte."""
+    from petri.study import cellstore
+
+    copy = tmp_path / "old"
+    shutil.copytree(results.directory, copy)
+    for f in copy.rglob("predictions.*"):
+        f.unlink()
+    hashes = results.cells()["hash"].tolist()
+    cellstore.weights_path(copy, hashes[0]).unlink()  # a cell whose weights were not kept: it cannot be refilled
+    old = petri.open_study(copy)
+    assert old.refill_predictions() == {"refilled": 11, "kept": 0, "without weights": 1}
+    for h in hashes[1:]:
+        got, kept = cellstore.load_predictions(copy, h), cellstore.load_predictions(results.directory, h)
+        assert sorted(got) == sorted(kept) == ["best.test", "best.val", "test", "test.labels", "val", "val.labels"]
+        for name in kept:
+            assert got[name].dtype == kept[name].dtype and (got[name] == kept[name]).all(), (h, name)
+    assert cellstore.load(cellstore.cell_dir(copy, hashes[1]) / cellstore.PREDICTIONS)[1] == {"refilled": True}
+    assert old.refill_predictions() == {"refilled": 0, "kept": 11, "without weights": 1}
 
 
 def test_a_test_source_resamples_the_test_set_without_retraining(tmp_path):

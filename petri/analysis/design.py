@@ -20,7 +20,13 @@ were drawn:
   (ν = V² / Σ (c_i MS_i)² / df_i). With one varied source this is exactly the t over its seeds.
 
 Places that differ only in sources the quantity does not draw from hold the same cells: they are
-counted once (a variant that does not use dropout has one value per combination of its other sources).
+counted once (a variant that does not use dropout has one value per combination of its other sources;
+so does one whose cells a source left bitwise unchanged, ``records.Snapshot.uses``). A source no training draws from (``test``: each place scores the same trained cell on another
+resample of the test set, ``rng.EVALUATION``) adds a term: places that share a trained cell share its
+interactions, so the model gains the cell's own random effect c (one per combination of the training
+sources), E[MS_cell] = σ²_e + (N / C) σ²_c, and the training sources are judged against it,
+E[MS_f] = σ²_e + (N / C) σ²_c + (N / L_f) σ²_f (C cells, N places); without it the residual would count
+each cell's resamples as independent trainings.
 An incomplete crossing (a place without a value) gets no estimate: the decomposition needs every
 combination, and the note says how many are missing. ``benchmarks/inference.py`` checks by simulation
 that intervals built this way cover the truth and tests keep their level.
@@ -29,18 +35,24 @@ that intervals built this way cover the truth and tests keep their level.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import stats as st
 
+from ..rng import EVALUATION
+
 RESIDUAL = "residual"
+
+
+CELL = "cell"  # the trained cell's own effect, when places resample its evaluation (``rng.EVALUATION``)
 
 
 @dataclass(frozen=True)
 class MeanSquares:
     """The additive model's ANOVA table on a balanced crossing: each factor's mean square and degrees
-    of freedom, the residual's, and each factor's number of levels."""
+    of freedom, the residual's, and each factor's number of levels. With a cell term (``cell_df`` > 0),
+    ``training`` marks the factors judged against it."""
 
     factors: tuple[str, ...]
     ms: tuple[float, ...]
@@ -49,6 +61,16 @@ class MeanSquares:
     ms_resid: float
     df_resid: int
     n: int  # places (combinations)
+    ms_cell: float = 0.0
+    df_cell: int = 0
+    training: tuple[bool, ...] = ()
+
+    def error(self, i: int) -> tuple[float, int, str]:
+        """Factor ``i``'s error term: (mean square, df, name): the cell's for a training source when the
+        table has a cell term, else the residual's."""
+        if self.df_cell > 0 and self.training[i]:
+            return self.ms_cell, self.df_cell, CELL
+        return self.ms_resid, self.df_resid, RESIDUAL
 
 
 def mean_squares(y: np.ndarray, codes: np.ndarray, factors: list[str]) -> MeanSquares:
@@ -70,6 +92,25 @@ def mean_squares(y: np.ndarray, codes: np.ndarray, factors: list[str]) -> MeanSq
     ss_e = max(float(((y - grand) ** 2).sum()) - ss_sum, 0.0)
     return MeanSquares(tuple(factors), tuple(ms), tuple(dfs), tuple(levels), ss_e / df_e if df_e > 0 else 0.0,
                        df_e, n)
+
+
+def with_cell(t: MeanSquares, y: np.ndarray, codes: np.ndarray, training: list[bool]) -> MeanSquares:
+    """``t`` with the trained cell's term split off the residual: the cells are the combinations of the
+    ``training`` factors; their means' sum of squares less the training factors' main effects is the
+    cell term's (df C − 1 − Σ (L_f − 1)). No term when at most one training factor varies (the cell is
+    then that factor)."""
+    tr = [j for j, x in enumerate(training) if x]
+    if len(tr) < 2 or len(tr) == len(training):
+        return t
+    cell = np.ravel_multi_index(tuple(codes[:, j] for j in tr), tuple(t.levels[j] for j in tr))
+    k = math.prod(t.levels[j] for j in tr)
+    means = np.bincount(cell, weights=y, minlength=k) / np.bincount(cell, minlength=k)
+    ss_cells = float((t.n / k) * ((means - y.mean()) ** 2).sum())
+    ss = max(ss_cells - sum(t.ms[j] * t.df[j] for j in tr), 0.0)
+    df = k - 1 - sum(t.df[j] for j in tr)
+    ss_e, df_e = max(t.ms_resid * t.df_resid - ss, 0.0), t.df_resid - df
+    return replace(t, ms_resid=ss_e / df_e if df_e > 0 else 0.0, df_resid=df_e, ms_cell=ss / df, df_cell=df,
+                   training=tuple(training))
 
 
 @dataclass(frozen=True)
@@ -138,9 +179,13 @@ def _crossed(values: dict[int, float], levels: dict[int, dict[str, int]], factor
         return Estimate(e.mean, e.se, e.df, e.n, "crossed", e.note, levels={factors[j]: len(seeds[j]) for j in keep})
     names = [factors[j] for j in keep]
     codes = np.array([[seeds[j].index(c[j]) for j in keep] for c in combos], dtype=np.int64)
-    table = mean_squares(y, codes, names)
+    table = with_cell(mean_squares(y, codes, names), y, codes, [f not in EVALUATION for f in names])
     var, df = mean_variance(table)
-    comps = {f: max(ms - table.ms_resid, 0.0) * lv / n for f, ms, lv in zip(names, table.ms, table.levels)}
+    comps = {f: max(ms - table.error(i)[0], 0.0) * lv / n
+             for i, (f, ms, lv) in enumerate(zip(names, table.ms, table.levels))}
+    if table.df_cell:
+        comps[CELL] = max(table.ms_cell - table.ms_resid, 0.0) * math.prod(
+            lv for lv, tr in zip(table.levels, table.training) if tr) / n
     comps[RESIDUAL] = table.ms_resid
     return Estimate(float(y.mean()), math.sqrt(var), df, n, "crossed", "", comps,
                     dict(zip(names, table.levels)))
@@ -148,9 +193,19 @@ def _crossed(values: dict[int, float], levels: dict[int, dict[str, int]], factor
 
 def mean_variance(t: MeanSquares) -> tuple[float, float]:
     """Var(ȳ) under the crossed model with components clipped at zero, and its Satterthwaite degrees of
-    freedom: V = Σ_{f: MS_f > MS_e} (MS_f − MS_e) / N + MS_e / N."""
-    pos = [i for i, ms in enumerate(t.ms) if ms > t.ms_resid]
-    terms = [(1 / t.n, t.ms[i], t.df[i]) for i in pos] + [((1 - len(pos)) / t.n, t.ms_resid, t.df_resid)]
-    var = sum(c * ms for c, ms, _ in terms)
-    den = sum((c * ms) ** 2 / df for c, ms, df in terms if df > 0 and c != 0)
+    freedom: V = Σ_{f: MS_f > MS_err(f)} (MS_f − MS_err(f)) / N (+ the cell term's (MS_cell − MS_e) / N
+    where positive) + MS_e / N, each factor against its error term (``MeanSquares.error``)."""
+    coef = {RESIDUAL: 1.0, CELL: 0.0}
+    ms = {RESIDUAL: (t.ms_resid, t.df_resid), CELL: (t.ms_cell, t.df_cell)}
+    for i, m in enumerate(t.ms):
+        err, _, name = t.error(i)
+        if m > err:
+            coef[i], ms[i] = 1.0, (m, t.df[i])
+            coef[name] -= 1.0
+    if t.df_cell and t.ms_cell > t.ms_resid:
+        coef[CELL] += 1.0
+        coef[RESIDUAL] -= 1.0
+    terms = [(c / t.n, *ms[k]) for k, c in coef.items() if c != 0]
+    var = sum(c * m for c, m, _ in terms)
+    den = sum((c * m) ** 2 / df for c, m, df in terms if df > 0)
     return var, (var * var / den if den > 0 else math.inf)

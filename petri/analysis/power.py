@@ -79,12 +79,19 @@ def tost_seeds(sd: float, margin: float, alpha: float, target: float = POWER) ->
 def crossed_variance(components: dict[str, float], factors: list[str], levels: int) -> tuple[float, float]:
     """Var(ȳ) and its Satterthwaite df for a crossing of ``levels`` seeds per factor, from variance
     components (``design.Estimate.components``): expected mean squares E[MS_f] = σ²_e + (N / L) σ²_f."""
-    from .design import RESIDUAL, MeanSquares, mean_variance
+    from ..rng import EVALUATION
+    from .design import CELL, RESIDUAL, MeanSquares, mean_variance
 
     f, n = len(factors), levels ** len(factors)
     e = components.get(RESIDUAL, 0.0)
-    table = MeanSquares(tuple(factors), tuple(e + n / levels * components.get(x, 0.0) for x in factors),
-                        (levels - 1,) * f, (levels,) * f, e, n - 1 - f * (levels - 1), n)
+    training = tuple(x not in EVALUATION for x in factors)
+    t = sum(training)
+    cells = levels ** t
+    cell = n / cells * components.get(CELL, 0.0) if CELL in components and 2 <= t < f else 0.0
+    df_cell = cells - 1 - t * (levels - 1) if CELL in components and 2 <= t < f else 0
+    ms = tuple(e + cell * tr + n / levels * components.get(x, 0.0) for x, tr in zip(factors, training))
+    table = MeanSquares(tuple(factors), ms, (levels - 1,) * f, (levels,) * f, e, n - 1 - f * (levels - 1) - df_cell,
+                        n, e + cell, df_cell, training)
     return mean_variance(table)
 
 

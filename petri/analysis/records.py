@@ -259,11 +259,32 @@ class Snapshot:
         return {p.seed: {f: p.sources[f] for f in self.factors} for p in self.places if p.sources}
 
     def uses(self) -> dict[tuple, frozenset]:
-        """A (variant, point) key -> the crossed factors its cells draw from."""
+        """A (variant, point) key -> the crossed factors its cells draw from: those its recipe draws
+        from, less any whose seeds left every finished cell bitwise the same (a one-bit perturbation an
+        MLP's training does not feel: its places are the same cell seen again, not new draws)."""
         out: dict[tuple, frozenset] = {}
+        mine: dict[tuple, list[Place]] = {}
         for p in self.places:
             out[p.key] = out.get(p.key, frozenset()) | p.uses
-        return out
+            mine.setdefault(p.key, []).append(p)
+        return {k: frozenset(f for f in used if not _unfelt(mine[k], f, self.factors)) for k, used in out.items()}
+
+
+def _unfelt(places: list[Place], source: str, factors: list[str]) -> bool:
+    """Whether every finished cell is bitwise the same across ``source``'s seeds at each combination of
+    the other factors (its final training and test loss, float32 from the ledger: two different
+    trainings agree in both only by a coincidence of ~2⁻⁴⁸). Sources no training draws from never are."""
+    from ..rng import EVALUATION
+
+    if source in EVALUATION or not places or not all(p.sources and p.status.finished for p in places):
+        return False
+    others = [f for f in factors if f != source]
+    seen: dict[tuple, tuple] = {}
+    for p in places:
+        sig = (p.value("train_loss"), p.value("test_loss"))
+        if None in sig or seen.setdefault(tuple(p.sources[f] for f in others), sig) != sig:
+            return False
+    return len({p.sources[source] for p in places}) > 1
 
 
 def point_label(point: dict) -> str:

@@ -176,6 +176,7 @@ def _write(v, out: Path) -> Path:
     info["looks"] = text.looks_line(snap)
     info["outside"] = snap.outside
     info["noise"] = spread
+    info["metrics"] = text.metrics_tables(v)
     split = snap.time_split(report_seconds=time.perf_counter() - began)  # (the report: up to here)
     info["time"] = split.line() + "." if split else None
     nets = networks(study) if study is not None else []
@@ -226,6 +227,7 @@ def _write_csvs(out: Path, v, spread) -> None:
     out.mkdir(parents=True, exist_ok=True)
     v.effects().to_csv(out / "variants.csv", index=False)
     v.comparisons().to_csv(out / "comparisons.csv", index=False)
+    v.metrics().to_csv(out / "metrics.csv", index=False)
     T.CELLS.frame(T.cell_records(v.snapshot.places, v.axes), v.context).to_csv(out / "cells.csv", index=False)
     if spread is not None:  # a crossed study: noise.csv and pairing.csv (Results.noise() / pairing())
         T.NOISE.frame([T.Record(r) for r in spread_records(spread)], v.context).to_csv(out / "noise.csv", index=False)

@@ -46,8 +46,7 @@ def _tables(v, facts) -> list[tuple[str, str, list[str], list[list[str]]]]:
     out = [(f"Variants{', sorted by effect' if any(r.effect for r in f.rows) else ''}", "", head, rows)]
     if f.declared:
         out.append(("Comparisons", "", *text.comparisons_text(v)))
-    if facts.get("metrics"):
-        out.append(facts["metrics"])
+    out += facts.get("metrics") or []
     out += text.noise_tables(facts.get("noise"), v.percent)
     return out
 

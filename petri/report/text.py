@@ -129,6 +129,45 @@ def table_notes(v) -> list[str]:
     return notes
 
 
+METRIC_HEADS = {"test_acc": "test acc %", "test_loss": "test loss", "train_eval_acc": "train acc % (eval mode)",
+                "gap": "gap (pp, train − test)", "ece": "ECE %"}
+
+
+def metrics_tables(v) -> list[tuple[str, str, list[str], list[list[str]]]]:
+    """(title, note, head, rows): every recorded metric's mean ± 95 % half-width per (variant, point)
+    (``View.metrics``), and a second table of the test accuracy per class when the cells recorded it."""
+    from ..train.metrics import is_fraction
+
+    df = v.metrics()
+    if df.empty:
+        return []
+    labels = {(r.variant, json.dumps({a: v.axes.get(r.key, r.point).get(a) for a in v.context.axes})): r.label
+              for r in v.findings.rows}
+
+    def cell(m: str, mean: float, hw: float) -> str:
+        scale, fmt = (100, "{:.2f}") if is_fraction(m) else (1, "{:.4f}")  # (the variants table's loss: 4 places)
+        return number(scale * mean, fmt) + ("" if math.isnan(hw) else f" ± {number(scale * hw, fmt)}")
+
+    table: dict[str, dict[str, str]] = {}
+    for rec in df.to_dict("records"):
+        key = (rec["variant"], json.dumps({a: rec[a] for a in v.context.axes}))
+        table.setdefault(labels.get(key, rec["variant"]), {})[rec["metric"]] = cell(rec["metric"], rec["mean"], rec["ci95"])
+    names = list(dict.fromkeys(df["metric"]))
+    classes = v.snapshot.classes
+    out = []
+    for title, note, chosen, head in (
+            ("Every metric", "Each recorded metric's mean over the finished seeds ± the 95 % half-width under the "
+             "design's model (fractions in %, the gap in pp; `Results.metrics()` gives them as a DataFrame).",
+             [m for m in names if not m.startswith("class_acc:")], lambda m: METRIC_HEADS.get(m, m)),
+            ("Test accuracy per class (%)", "Each class's test accuracy, mean ± 95 % half-width over seeds.",
+             [m for m in names if m.startswith("class_acc:")],
+             lambda m: (lambda i: classes[i] if i < len(classes) else str(i))(int(m.split(":")[1])))):
+        if chosen:
+            out.append((title, note, ["variant", *[head(m) for m in chosen]],
+                        [[label, *[row.get(m, "—") for m in chosen]] for label, row in table.items()]))
+    return out
+
+
 def noise_tables(spread: Noise | None, percent: bool) -> list[tuple[str, str, list[str], list[list[str]]]]:
     """(title, note, head, rows) of a crossed study's spread and pairing tables; none for other studies."""
     if spread is None:

@@ -48,13 +48,17 @@ def load_model(directory: str | Path, variant: str, seed: int, point: dict | Non
     Run it on images as the cell's test split saw them: float [B, C, H, W] in [0, 1], after the cell's
     test-time treatments (e.g. ``1 - x`` for ``invert``). ``best``: the best epoch's weights (kept when
     early stopping monitors a metric)."""
-    cell = find_cell(directory, variant, seed, point)
+    return cell_module(directory, find_cell(directory, variant, seed, point), best)
+
+
+def cell_module(directory: str | Path, cell: Cell, best: bool = False) -> nn.Module:
+    """``load_model`` for a cell of the study already found."""
     path = cellstore.weights_path(directory, cell.hash, best)
     got = cellstore.load(path)
     if got is None:
         what = "best-epoch weights (kept only with early stopping)" if best else "weights"
-        raise StoreError(f"{path}: no {what} for {variant} seed {seed}: the cell is not finished, diverged, ran "
-                         "with keep_weights = false, or the file is damaged")
+        raise StoreError(f"{path}: no {what} for {cell.variant} seed {cell.seed}: the cell is not finished, "
+                         "diverged, ran with keep_weights = false, or the file is damaged")
     tensors, _ = got
     dspec = get_spec(cell.data)
     module = cell.recipe.model.module(dspec.shape, len(dspec.classes))
