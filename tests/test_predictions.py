@@ -134,7 +134,9 @@ def test_a_test_source_resamples_the_test_set_without_retraining(tmp_path):
     p = r.predictions("a", int(place["seed"]))
     rng = np.random.default_rng(derive_seed(int(place["seed_test"]), "test"))
     assert place["test_acc"] == pytest.approx(p["correct"].to_numpy()[rng.choice(500, 200, replace=False)].mean())
-    assert "test" in set(r.noise()["source"])
+    assert {"test", "cell", "residual"} <= set(r.noise()["source"])  # init × order cells: a term of their own
+    md = (r.report(tmp_path / "report").parent / "report.md").read_text()
+    assert "trained cell (interactions) % [95 % CI]" in md and (tmp_path / "report" / "figures" / "noise-sources.png").exists()
     for bad, message in [({"size": 1}, "test_sample.size: an integer >= 2"), ({"replace": False}, "give a size"),
                          ({"sise": 3}, "unknown field 'sise'")]:
         with pytest.raises(SpecError, match=message):

@@ -40,6 +40,30 @@ def test_components_equal_statsmodels_mixedlm_reml(levels):
     assert parts["residual"] == pytest.approx(fit.scale, rel=1e-4)
 
 
+def test_resampled_cells_have_a_term_of_their_own_equal_to_reml():
+    """init × order cells each scored on 4 test resamples: the cell's own effect is a component (REML's
+    with the cell as a crossed variance component), not part of the residual."""
+    import statsmodels.formula.api as smf
+
+    rng = np.random.default_rng(6)
+    table = _design(rng, {"init": 1.0, "order": 0.6, "test": 0.4}, {"init": 5, "order": 4, "test": 4}, 0.2)
+    cell = rng.normal(0, 0.8, (5, 4))
+    table["y"] += cell[table["init"], table["order"]]
+    parts = {p.source: p for p in components(table, ["init", "order", "test"])}
+    assert list(parts) == ["init", "order", "test", "cell", "residual"]
+    assert all(p.variance > 0 and p.low <= p.variance <= p.high for p in parts.values())
+    table["cell"], table["group"] = table["init"] * 4 + table["order"], 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = smf.mixedlm("y ~ 1", table, groups="group", vc_formula={f: f"0 + C({f})" for f in
+                                                                      ("init", "order", "test", "cell")}
+                          ).fit(reml=True, method="lbfgs")
+    names = fit.model.exog_vc.names
+    for f in ("init", "order", "test", "cell"):
+        assert parts[f].variance == pytest.approx(fit.vcomp[names.index(f)], rel=3e-3)  # (lbfgs' tolerance)
+    assert parts["residual"].variance == pytest.approx(fit.scale, rel=1e-3)
+
+
 def test_known_components_are_recovered_within_their_intervals():
     """Over 200 simulated 6 × 6 crossings, each component's 95 % interval covers the true value about
     95 % of the time (generalized intervals; the percentile bootstrap of the mean squares covered only

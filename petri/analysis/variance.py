@@ -6,7 +6,10 @@ Each place of a crossed study (``study/crossing.py``) is one combination of its 
     y = mu + a_init + b_order + ... + e,    a ~ N(0, s2_init), b ~ N(0, s2_order), ..., e ~ N(0, s2_resid)
 
 (seeds as random factors; the residual takes every interaction between sources and everything no
-source explains). On the balanced crossing the variance components come from the ANOVA mean squares
+source explains). Where places score one trained cell on several test resamples (a ``test`` source),
+the cell's own effect is a term of its own, "cell" (the training sources' interactions: what makes one
+trained model differ beyond its sources' main effects), the training sources are judged against it, and
+the residual is the resampling's interaction with the cell (``design.py``). On the balanced crossing the variance components come from the ANOVA mean squares
 (``design.mean_squares``, the numbers of statsmodels' ``anova_lm``): E[MS_source] = s2_resid + c *
 s2_source, c = places per seed of that source, so s2_source = (MS_source - MS_resid) / c, clipped at
 zero; on balanced data these equal statsmodels' REML ``MixedLM`` estimates whenever those are positive
@@ -87,18 +90,28 @@ def components(table, factors: list[str], value: str = "y", draws: int = DRAWS, 
     """Variance components of ``value`` over crossed random ``factors`` (columns of the DataFrame
     ``table``, one row per combination: a balanced crossing), with generalized intervals and shares.
     ``clip=False`` keeps negative estimates (unbiased; what covariances are computed from)."""
-    from .design import mean_squares
+    from ..rng import EVALUATION
+    from .design import CELL, mean_squares, with_cell
 
     n = len(table)
     codes = np.stack([table[f].astype("category").cat.codes.to_numpy(np.int64) for f in factors], axis=1)
-    t = mean_squares(table[value].to_numpy(float), codes, factors)
-    terms = [(f, ms, float(df), n / lv) for f, ms, df, lv in zip(factors, t.ms, t.df, t.levels)]
+    y = table[value].to_numpy(float)
+    t = with_cell(mean_squares(y, codes, factors), y, codes, [f not in EVALUATION for f in factors])
+    # (name, mean square, df, places per level, judged against the cell's mean square)
+    terms = [(f, ms, float(df), n / lv, bool(t.df_cell and t.training[i]))
+             for i, (f, ms, df, lv) in enumerate(zip(factors, t.ms, t.df, t.levels))]
+    if t.df_cell:  # places resample trained cells: the cell's own term (design.py)
+        terms.append((CELL, t.ms_cell, float(t.df_cell), n / math.prod(
+            lv for lv, tr in zip(t.levels, t.training) if tr), False))
     df_e, ms_e = float(t.df_resid), t.ms_resid
+    against_cell = np.array([x[4] for x in terms])[:, None]
+    per_level = np.array([x[3] for x in terms])[:, None]
 
-    def estimate(ms: np.ndarray, ms_res: np.ndarray) -> np.ndarray:  # [factors (+ residual), draws]
-        comps = [(ms[i] - ms_res) / c for i, (_, _, _, c) in enumerate(terms)]
-        comps = [np.maximum(v, 0.0) for v in comps] if clip else comps
-        return np.stack([*comps, ms_res])
+    def estimate(ms: np.ndarray, ms_res: np.ndarray) -> np.ndarray:  # [terms (+ residual), draws]
+        err = np.where(against_cell, ms[-1] if t.df_cell else ms_res, ms_res)
+        comps = (ms - err) / per_level
+        comps = np.maximum(comps, 0.0) if clip else comps
+        return np.vstack([comps, np.broadcast_to(ms_res, comps.shape[1:])[None]])
 
     ms = np.array([t[1] for t in terms])
     point = estimate(ms[:, None], np.array([ms_e]))[:, 0]
@@ -229,7 +242,9 @@ def pairing(comparison, rows_by_key: dict, places: dict[int, dict[str, int]], fa
              for name, t in tables.items()}
     unpaired = sum(comps["a"].values()) + sum(comps["b"].values())
     out = []
-    for f in [*factors, RESIDUAL]:
+    from .design import CELL
+
+    for f in [*factors, CELL, RESIDUAL]:
         if f not in comps["a"]:
             continue
         cov = (comps["sum"][f] - comps["diff"][f]) / 4

@@ -291,9 +291,9 @@ def noise(spreads, factors: list[str], scale: float = 100, unit: str = "pp"):
     row of its own, the share a finite test set explains by itself (binomial: no interval), an arrow at
     100 % where it is more than the whole spread. The title gives the SD over all its places."""
     shown = [s for s in spreads if s.parts]
-    names = [*factors, "residual"]
+    names = [*factors, "cell", "residual"]  # (the trained cell's own term where places resample cells)
     palette = dict(zip(names, ["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
-                               "0.65"][:len(names) - 1] + ["0.45"]))
+                               "0.65"][:len(names) - 2] + ["tab:red", "0.45"]))
     heights = [len(s.parts) + (not np.isnan(s.test_share)) for s in shown]
     fig, axes = subplots(len(shown), 1, figsize=(7.5, 0.32 * sum(heights) + 0.75 * len(shown) + 0.6), squeeze=False,
                          sharex=True, gridspec_kw={"height_ratios": heights})
@@ -303,7 +303,8 @@ def noise(spreads, factors: list[str], scale: float = 100, unit: str = "pp"):
             share, lo, hi = 100 * p.share, 100 * p.share_low, 100 * p.share_high
             ax.plot([lo, hi], [i, i], color=palette[p.source], lw=2.5, solid_capstyle="butt", alpha=0.55)
             ax.plot(share, i, "o", color=palette[p.source], ms=6)
-            labels.append(f"{p.source}  {share:.0f} % [{lo:.0f}, {hi:.0f}]")
+            name = "trained cell (interactions)" if p.source == "cell" else p.source
+            labels.append(f"{name}  {share:.0f} % [{lo:.0f}, {hi:.0f}]")
         if not np.isnan(s.test_share):
             i = len(s.parts)
             ax.axhline(i - 0.5, color="0.75", lw=0.8)

@@ -186,10 +186,20 @@ def noise_tables(spread: Noise | None, percent: bool) -> list[tuple[str, str, li
     return out
 
 
+def _terms(noise: Noise) -> list[str]:
+    """The parts a noise table shows, in order: each source, the trained cell's own term where places
+    resample cells (``design.CELL``), the residual."""
+    from ..analysis.design import CELL
+
+    cell = any(p.source == CELL for s in noise.spreads for p in s.parts)
+    return [*noise.factors, *([CELL] if cell else []), RESIDUAL]
+
+
 def noise_head(noise: Noise, percent: bool) -> list[str]:
     unit = "pp" if percent else noise.metric
-    return ["variant", "n", f"SD, model total ({unit})", *[f"{f} % [95 % CI]" for f in noise.factors],
-            "residual % [95 % CI]", "test set, per example % [95 % CI]", "test set, binomial bound %",
+    names = {"cell": "trained cell (interactions)"}
+    return ["variant", "n", f"SD, model total ({unit})", *[f"{names.get(f, f)} % [95 % CI]" for f in _terms(noise)],
+            "test set, per example % [95 % CI]", "test set, binomial bound %",
             f"SD with one source varying ({unit})"]
 
 
@@ -201,7 +211,7 @@ def noise_rows(noise: Noise, percent: bool) -> list[list[str]]:
     for s in noise.spreads:
         parts = {p.source: p for p in s.parts}
         share = [f"{100 * p.share:.0f} [{100 * p.share_low:.0f}, {100 * p.share_high:.0f}]" if p else "—"
-                 for p in (parts.get(f) for f in [*noise.factors, RESIDUAL])]
+                 for p in (parts.get(f) for f in _terms(noise))]
         alone = ", ".join(f"{f} {scale * parts[f].sd_alone:.3f}" for f in noise.factors
                           if f in parts and not math.isnan(parts[f].sd_alone))  # (fixed decimals: 1e-15 reads 0.000)
         t = s.total if s.total > 0 else math.nan

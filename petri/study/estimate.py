@@ -104,25 +104,36 @@ def pack_cost(pack: Pack, ds, cache: dict) -> tuple[PackCost, bool]:
     return cost, True
 
 
-def write_rate(cache: dict, near: Path) -> float:
-    """Bytes per second this machine writes a checkpoint file (safetensors, checksum, fsync, rename)."""
+@dataclass(frozen=True)
+class Writes:
+    """How this machine writes a cell file (safetensors, checksum, fsync, rename): bytes per second of a
+    large one, and the seconds any one costs (a finished cell writes two: weights and predictions)."""
+
+    rate: float
+    latency: float
+
+
+def write_rate(cache: dict, near: Path) -> Writes:
     from .cellstore import save
 
-    key = json.dumps([machine(), "write"])
+    key = json.dumps([machine(), "writes"])
     hit = cache.get(key)
     if hit and time.time() - hit["at"] < MAX_AGE:
-        return hit["rate"]
+        return Writes(hit["rate"], hit["latency"])
     place = next((p for p in [near, *near.parents] if p.is_dir()), Path(tempfile.gettempdir()))
-    tensors = {"x": torch.zeros(8 << 20)}  # 32 MB
     try:
         with tempfile.TemporaryDirectory(dir=place) as tmp:
             t = time.perf_counter()
-            size = save(Path(tmp) / "probe.safetensors", tensors, {})
+            size = save(Path(tmp) / "probe.safetensors", {"x": torch.zeros(8 << 20)}, {})  # 32 MB
             rate = size / (time.perf_counter() - t)
+            t = time.perf_counter()
+            for i in range(4):
+                save(Path(tmp) / f"small{i}.safetensors", {"x": torch.zeros(16)}, {})
+            latency = (time.perf_counter() - t) / 4
     except (OSError, PetriError):
-        return 200e6  # (an unwritable place: the run would say so)
-    cache[key] = {"at": time.time(), "rate": rate}
-    return rate
+        return Writes(200e6, 0.01)  # (an unwritable place: the run would say so)
+    cache[key] = {"at": time.time(), "rate": rate, "latency": latency}
+    return Writes(rate, latency)
 
 
 def process_age() -> float:
@@ -137,7 +148,7 @@ def process_age() -> float:
         return 0.0
 
 
-def pack_seconds(pack: Pack, cost: PackCost, write: float) -> dict[str, float]:
+def pack_seconds(pack: Pack, cost: PackCost, write: Writes) -> dict[str, float]:
     """The pack's seconds by part from its measured cost."""
     r = pack.recipe
     spec = get_spec(pack.cells[0].data)
@@ -149,7 +160,9 @@ def pack_seconds(pack: Pack, cost: PackCost, write: float) -> dict[str, float]:
     tested = sum(1 for e in epochs if e % r.eval_every == 0 or e == r.epochs)
     images = len(epochs) * r.val_size + tested * (test_n + min(TRAIN_EVAL, split_n))
     return {"start-up and packing": cost.startup, "training": len(epochs) * steps * cost.step,
-            "evaluation": images * cost.eval_image, "checkpoints": len(epochs) * (cost.capture + cost.state_bytes / write)}
+            "evaluation": images * cost.eval_image,
+            "checkpoints": len(epochs) * (cost.capture + cost.state_bytes / write.rate)
+            + len(pack.cells) * 2 * write.latency}  # each finished cell's weights and predictions
 
 
 def estimate(study, packs: list[Pack], out: Path) -> Estimate | None:
