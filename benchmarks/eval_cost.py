@@ -18,7 +18,7 @@ import statistics
 import petri.data
 from petri.models import parse_model
 from petri.train import Member, Recipe, train_pack
-from petri.train.loop import TRAIN_EVAL
+from petri.train.shard import TRAIN_EVAL
 
 LENET5 = [{"name": "conv2d", "filters": 6, "kernel": 5, "padding": 2}, "tanh", {"name": "avg_pool"},
           {"name": "conv2d", "filters": 16, "kernel": 5}, "tanh", {"name": "avg_pool"}, "flatten",

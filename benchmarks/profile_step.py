@@ -4,7 +4,7 @@ GEMM and the machine's own single-thread sgemm rate (each shard of a pack runs o
 Run: PETRI_DATA=../shared/datasets .venv/bin/python benchmarks/profile_step.py [--images 20000]
 Under another kernel family: ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 (same command).
 
-On two cores a 32-member pack trains as two shards of 16, each on its own thread (train/loop.py);
+On two cores a 32-member pack trains as two shards of 16, each on its own thread (train/loop.py, train/shard.py);
 this profiles one such shard: 16 members on one thread, so every op runs in the profiled thread.
 torch.profiler records each aten op of one epoch of ``--images`` images (after a warm-up epoch;
 evaluation of 100 test and 2,000 training images included, a few per cent); a GEMM's rate is its

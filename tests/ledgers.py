@@ -56,7 +56,7 @@ def write(study: Study, directory: str | Path, statuses: dict[str, str] | None =
                                 "host": "test", "executor": "local"},
                                study.text, study.profile, study.data_override, study.path, study.seeds, None)
         cells = list({c.hash: c for c in study.cells}.values())
-        ledger.register(cells)
+        ledger.register(study.cells)  # every place, as a run registers them
         ledger.start_cells([c.hash for c in cells], run)
         epochs = study.cells[0].recipe.epochs
         rows, finished, finals = [], [], {}

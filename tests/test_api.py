@@ -282,7 +282,7 @@ def test_reading_a_directory_another_process_is_training(tmp_path, shared_data):
 def test_train_one_model_from_python_returns_its_epochs_and_the_trained_module(mnist):
     import torch
 
-    from petri.study.spec import recipe_from_dict
+    from petri.study.recipes import recipe_from_dict
     from petri.train.splits import make_splits
     from petri.treatments import Pipeline
 
@@ -308,7 +308,7 @@ def test_train_one_model_from_python_returns_its_epochs_and_the_trained_module(m
 
 
 def test_catalog_names_every_registered_thing_and_describes_one():
-    from petri.api import _registries
+    from petri.explore import _registries
 
     table = petri.catalog()
     for kind, registry in _registries().items():

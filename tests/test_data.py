@@ -5,9 +5,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
+import os
 import pickle
 import shutil
 import struct
+import subprocess
+import sys
 import tarfile
 import threading
 from dataclasses import replace
@@ -16,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
+from conftest import one_line
 
 import petri.data as D
 from petri.data import cache, dataset
@@ -354,3 +359,59 @@ def test_every_registered_set_has_official_files_and_citation():
     for spec in D.DATASETS.values():
         assert spec.files and all(len(f.md5) == 32 and f.urls for f in spec.files), spec.name
         assert spec.citation and len(spec.classes) >= 10 and spec.format in dataset.FORMATS
+
+
+# --- data folders missing, damaged or unreadable, through the command line ---------------------
+
+def test_data_folders_that_are_missing_or_damaged(tmp_path, cli, small_study_file, shared_data, monkeypatch):
+    f = small_study_file
+    monkeypatch.setenv("PETRI_DATA", str(tmp_path / "no-such-folder"))
+    monkeypatch.setenv("PETRI_MIRROR", "http://127.0.0.1:9")  # no network
+    code, _, err = cli("run", f, "--out", tmp_path / "o")
+    one_line(code, err, 1, "could not download")
+    assert not (tmp_path / "no-such-folder").exists()  # never created
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(shared_data / "mnist", data / "mnist")
+    (data / "mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
+    monkeypatch.setenv("PETRI_DATA", str(data))
+    code, _, err = cli("data", "verify", "mnist")
+    one_line(code, err, 1, "mnist: missing t10k-labels-idx1-ubyte.gz")
+    os.chmod(data / "mnist" / "t10k-images-idx3-ubyte.gz", 0)
+    code, _, err = cli("run", f, "--out", tmp_path / "o2", "--no-report")
+    assert code != 0 and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def _unprivileged(*args, **env):
+    """petri as root without the capability to read others' files (as any user meets a mode-000 file)."""
+    return subprocess.run(["setpriv", "--bounding-set=-dac_override,-dac_read_search", sys.executable, "-m",
+                           "petri.cli", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, **env})
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv to drop read rights")
+def test_an_unreadable_data_file_is_a_place_error(tmp_path, shared_data):
+    data = tmp_path / "ds"
+    shutil.copytree(shared_data / "mnist", data / "mnist")
+    locked = data / "mnist" / "train-images-idx3-ubyte.gz"
+    locked.chmod(0)
+    env = dict(PETRI_DATA=str(data), PETRI_CACHE=str(tmp_path / "cache"), XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    study = tmp_path / "s.toml"
+    study.write_text('name = "u"\ndata = "mnist"\n[recipe]\nmodel = "mlp"\nepochs = 1\ntrain_size = 500\n'
+                     '[variants.a]\n[variants.b]\ntreatments = ["invert"]\n')
+    for args in (["data", "verify", "mnist"], ["run", study, "--out", tmp_path / "out"]):
+        r = _unprivileged(*args, **env)
+        assert r.returncode == 1, r.stderr
+        assert r.stderr.strip().splitlines()[-1] == (f"petri: error: {locked}: cannot read this data file (Permission "
+                                                     f"denied); give petri read access to it (e.g. chmod a+r {locked})")
+    import numpy as np
+
+    import petri
+
+    npz = tmp_path / "mine.npz"
+    x = np.zeros((20, 1, 8, 8), np.uint8)
+    petri.save_dataset(npz, x, np.arange(20) % 2, x[:10], np.arange(10) % 2)
+    npz.chmod(0)
+    r = _unprivileged("data", "verify", npz, PETRI_CACHE=str(tmp_path / "cache2"))
+    assert r.returncode == 1 and f"{npz}: cannot read this data file (Permission denied)" in r.stderr

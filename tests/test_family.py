@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 
 from petri.errors import SpecError
-from petri.analysis.family import Comparison, Design, analyse, pairing_gain, verdict
+from petri.analysis.family import Comparison, analyse, pairing_gain, verdict
 from petri.analysis.findings import findings
 from petri.analysis.records import Place, Snapshot, Status
 from petri.study.questions import Analysis, Question, parse_analysis
@@ -319,7 +319,7 @@ def _sequential(effect: float, studies: int, rule, seed: int, looks: int | None 
 def test_simulation_decides_as_analyse():
     """The vectorised rule above is petri's: analyse + target_met at every look give the same stops and verdicts."""
     from petri.analysis.family import target_met
-    from petri.study.questions import parse_adaptive
+    from petri.study.seeds import parse_adaptive
 
     rule = parse_adaptive({"min": 3, "max": 12}, "sim", 100)
     for effect in (0.0, 0.8):
@@ -337,7 +337,7 @@ def test_looking_after_every_seed_keeps_false_positives_below_alpha():
     """2,000 simulated studies without a true effect, looked at after every seed from 3 to 20: at most α
     of them call a difference. With a true effect of one standard deviation they stop early on average.
     The same looks at an unsplit α call far more: the split is what keeps the rate down."""
-    from petri.study.questions import parse_adaptive
+    from petri.study.seeds import parse_adaptive
 
     rule = parse_adaptive({"min": 3, "max": 20}, "sim", 100)
     assert rule.looks == 18 and rule.rounds() == list(range(3, 21))
@@ -349,7 +349,7 @@ def test_looking_after_every_seed_keeps_false_positives_below_alpha():
 
 
 def test_adaptive_seeds_syntax():
-    from petri.study.questions import parse_adaptive
+    from petri.study.seeds import parse_adaptive
 
     r = parse_adaptive({"min": 3, "max": 10, "step": 3, "until": {"width": 0.5}}, "s.toml", 100)
     assert r.rounds() == [3, 6, 9, 10] and r.looks == 4 and r.until == "width" and r.width == 0.005

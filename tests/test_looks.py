@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from petri.cli import app
 from petri.report import looks
 from petri.analysis.family import Comparison
-from petri.study.questions import parse_adaptive
+from petri.study.seeds import parse_adaptive
 
 
 def _comparison(a, lo, hi, verdict, n=4):

@@ -169,7 +169,7 @@ def test_the_own_metric_example_and_an_edit_of_it_refused_like_a_model_plugin(tm
 
 def test_a_cell_records_its_studys_metrics_only(tmp_path):
     # what another study's plugin registered in this process is neither computed nor part of the identity
-    from petri import plugins
+    from petri.study import plugins
     from petri.study.spec import parse_study
 
     (tmp_path / "top2.py").write_text(PLUGIN)
@@ -193,7 +193,7 @@ def test_a_cell_records_its_studys_metrics_only(tmp_path):
 def test_a_plugin_whose_names_another_file_took_is_imported_again(tmp_path):
     # a notebook opens an old study folder (its stored copy registers the old top2), then parses the live
     # study: the live file is imported again, so its cells carry the live code, not the stored copy's
-    from petri import plugins
+    from petri.study import plugins
     from petri.study.snapshot import digest
     from petri.study.spec import parse_study
 

@@ -258,7 +258,7 @@ def test_own_treatment_example_is_documented_runs_and_keeps_pairing(tmp_path, sh
     assert "6 cells — 6 done" in r.stdout
 
     import petri
-    from petri import plugins
+    from petri.study import plugins
     from petri.study.spec import load_study
     from petri.treatments import TREATMENTS
 

@@ -1,4 +1,4 @@
-"""Per-example predictions kept by every finished cell (study/cellstore.py, train/loop.py) and what they
+"""Per-example predictions kept by every finished cell (study/cellstore.py, train/shard.py) and what they
 answer: they reproduce the ledger's accuracies, survive a zip and move of the study folder byte for byte,
 give confusion matrices at any seed, the two sides' disagreement and a one-seed McNemar test, the test
 set's share of the spread measured per example (below its binomial bound), and the export."""

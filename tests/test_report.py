@@ -11,6 +11,7 @@ import subprocess
 import pytest
 from typer.testing import CliRunner
 
+from petri.analysis.records import load
 from petri.cli import app
 from petri.report.build import build_report
 from petri.report.stats import t_interval
@@ -295,3 +296,83 @@ test_size = 200
     test_axis = [ax for ax in fig.axes if ax.get_title().startswith("test accuracy")][0]
     assert list(test_axis.lines[0].get_xdata()) == [2, 3]
     assert list(fig.axes[0].lines[0].get_xdata()) == [1, 2, 3]  # the train loss: every epoch
+
+
+PLAIN = """
+name = "plain"
+data = "mnist"
+seeds = 3
+baseline = "base"
+
+[recipe]
+model = { name = "mlp", hidden = [16] }
+optimizer = { name = "sgd", lr = 0.1 }
+batch_size = 128
+epochs = 2
+train_size = 2048
+test_size = 500
+
+[variants.base]
+"""
+
+
+def test_best_is_chosen_on_validation_data_when_there_is_some(tmp_path):
+    text = PLAIN + '[variants.other]\ntreatments = ["invert"]\n'
+    out = tmp_path / "test-chosen"
+    run_study(parse_study(text), out)
+    md = (build_report(out).parent / "report.md").read_text()
+    assert "best test acc % (epoch chosen on test: optimistic, never in verdicts)" in md
+    assert "The best epoch is chosen on the test set" in md and "p (Wilcoxon) is '—' with fewer than 6" in md
+    out = tmp_path / "val-chosen"
+    run_study(parse_study(text.replace("test_size = 500", "test_size = 500\nval_size = 300")), out)
+    md = (build_report(out).parent / "report.md").read_text()
+    assert "best epoch's test acc % (chosen on val)" in md and "chosen on the test set" not in md
+
+
+def test_two_packs_alike_get_distinct_throughput_labels(tmp_path):
+    text = PLAIN + '[variants.other]\ntreatments = ["invert"]\n'
+    out = tmp_path / "o"
+    run_study(parse_study(text), out, max_members=3)
+    from petri.report.facts import packs
+
+    labels = [label for label, _, _ in packs(load(out))]
+    assert len(labels) == 2 and len(set(labels)) == 2
+
+
+def test_label_noise_curves_say_the_labels_are_noisy(tmp_path):
+    text = PLAIN + '[variants.noisy]\ntreatments = [{ name = "label_noise", p = 0.3 }]\n'
+    out = tmp_path / "o"
+    run_study(parse_study(text), out)
+    md = (build_report(out).parent / "report.md").read_text()
+    assert "under label_noise, the noisy ones" in md
+
+
+def test_sweep_figure_labels_the_swept_values_and_shows_both_markers():
+    """The swept values are the tick labels (not 6×10⁻² on a log axis), test is drawn over train, and a
+    train marker is hollow so a test point under it still shows."""
+    from petri.report import figures
+    from petri.analysis.findings import Row
+
+    rows = [Row("sgd", {"lr": lr}, 3, 3, 0.9 + lr / 100, 0.01, 0.9, "test", 0.3, 2.0, {"done": 3},
+                {0: 0.9, 1: 0.91, 2: 0.92}) for lr in (0.05, 0.5, 2.0)]
+    train = {r.label: [0.95, 0.96, 0.97] for r in rows}
+    fig = figures.sweeps(rows, [("sgd", "lr")], train)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and [t.get_text() for t in ax.get_xticklabels()] == ["0.05", "0.5", "2.0"]
+    test, train_line = [line for line in ax.get_lines() if line.get_marker() in ("o", "s")]
+    assert test.get_zorder() > train_line.get_zorder() and train_line.get_markerfacecolor() == "none"
+
+
+def test_curves_show_the_learning_rate_when_a_schedule_moves_it():
+    from petri.report import figures
+
+    def rows(place, lrs):
+        return [{"place": place, "epoch": i + 1, "train_loss": 1.0, "train_acc": 0.5, "test_acc": 0.5, "lr": lr}
+                for i, lr in enumerate(lrs)]
+
+    labels = {"a": "constant", "b": "cosine"}
+    flat = figures.curves(rows("a", [1e-3] * 3), labels, ["constant"])
+    assert len(flat.axes) == 3  # nothing changed: no panel
+    moved = figures.curves(rows("a", [1e-3] * 3) + rows("b", [1e-3, 5e-4, 0.0]), labels, ["constant", "cosine"])
+    assert len(moved.axes) == 4 and "learning rate" in moved.axes[3].get_title()
+    assert list(moved.axes[3].get_lines()[1].get_ydata()) == [1e-3, 5e-4, 0.0]

@@ -1,4 +1,5 @@
-"""Running studies: ledger, resume, kill -9 and SIGTERM, Ray, CLI exit codes, show and export."""
+"""Running studies: the ledger a run writes, resume, kill -9 and SIGTERM, Ray, packs of any size, the
+time split and the dry run's price."""
 
 from __future__ import annotations
 
@@ -13,31 +14,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from conftest import SMALL_STUDY
+
 from petri.cli import app
 from petri.errors import StoreError
 from petri.study.runner import run_study
 from petri.study.spec import parse_study
 
 ROOT = Path(__file__).resolve().parent.parent
-STUDY = """
-name = "small"
-data = "mnist"
-seeds = 2
-baseline = "original"
-
-[recipe]
-model = { name = "mlp", hidden = [16] }
-optimizer = { name = "adam", lr = 1e-3 }
-batch_size = 100
-epochs = 2
-train_size = 1000
-test_size = 500
-
-[variants.original]
-
-[variants.inverted]
-treatments = [{ name = "invert" }]
-"""
+STUDY = SMALL_STUDY
 runner = CliRunner()
 
 
@@ -205,115 +190,6 @@ def test_ray_executor_matches_local(tmp_path):
     assert _db(tmp_path / "ray").execute("SELECT executor FROM runs").fetchone()[0] == "ray"
 
 
-def test_cli_run_show_export(tmp_path):
-    study = _write(tmp_path, STUDY.replace("seeds = 2", "seeds = 1"))
-    out = tmp_path / "out"
-    r = runner.invoke(app, ["run", str(study), "--out", str(out), "--dry-run"])
-    assert r.exit_code == 0 and "2 cells" in r.output and "pack 1: K=2" in r.output
-    assert not (out / "petri.sqlite").exists()
-    r = runner.invoke(app, ["run", str(study), "--out", str(out), "--no-report"])
-    assert r.exit_code == 0, r.output
-    assert "original" in r.output and "±" not in r.output.split("original")[1].split("\n")[0]  # n = 1: no interval
-    r = runner.invoke(app, ["show", str(out)])
-    assert r.exit_code == 0 and "2 done" in r.output
-    for fmt in ("csv", "json", "parquet"):
-        r = runner.invoke(app, ["export", str(out), "--format", fmt])
-        assert r.exit_code == 0, r.output
-        assert (out / "export" / f"cells.{fmt}").stat().st_size > 0 and (out / "export" / f"epochs.{fmt}").exists()
-    lines = (out / "export" / "epochs.csv").read_text().splitlines()
-    assert lines[0].startswith("cell_hash,epoch,train_loss") and len(lines) == 1 + 4
-
-
-@pytest.mark.parametrize("args,msg", [
-    (["run", "{study}", "--executor", "slurm"], "--executor: 'slurm' is not an executor; allowed: local, ray"),
-    (["run", "{bad}", "--out", "{out}"], "bad.toml: variants.x.treatments[0]: unknown treatment 'blurr'"),
-    (["run", "{study}", "--out", "{out}", "--data", "nosuchset"], "data: unknown data set 'nosuchset'"),
-    (["show", "{tmp}/nowhere"], "no ledger here"),
-    (["run", "{other}", "--out", "{out}", "--dry-run"], "belongs to study 'small', not 'other'"),
-    (["run", "{study}", "--out", "{out}", "--profile", "gpu"], "--profile 'gpu' is not a profile of this study"),
-    (["export", "{out}", "--format", "xlsx"], "--format: 'xlsx' is not supported; allowed: csv, parquet, json"),
-    (["data", "verify", "mnits"], "unknown data set 'mnits'; known data sets: mnist, fashion-mnist, cifar-10"),
-])
-def test_cli_bad_input_one_line_exit_nonzero_ledger_untouched(tmp_path, args, msg):
-    study = _write(tmp_path, STUDY.replace("seeds = 2", "seeds = 1"))
-    bad = _write(tmp_path, STUDY + '[variants.x]\ntreatments = [{ name = "blurr" }]\n', "bad.toml")
-    other = _write(tmp_path, STUDY.replace('name = "small"', 'name = "other"'), "other.toml")
-    out = tmp_path / "out"
-    assert runner.invoke(app, ["run", str(study), "--out", str(out), "--no-report"]).exit_code == 0
-    before = _db(out).execute("SELECT hash, status, finished FROM cells ORDER BY hash").fetchall()
-    argv = [a.format(study=study, bad=bad, other=other, out=out, tmp=tmp_path) for a in args]
-    r = runner.invoke(app, argv)
-    assert r.exit_code != 0
-    err = r.stderr.strip()
-    assert msg in err and "\n" not in err and "Traceback" not in err, err
-    assert _db(out).execute("SELECT hash, status, finished FROM cells ORDER BY hash").fetchall() == before
-
-
-def test_cli_spec_error_exit_code_2(tmp_path):
-    bad = _write(tmp_path, STUDY.replace("epochs = 2", "epochs = 0"))
-    r = runner.invoke(app, ["run", str(bad), "--out", str(tmp_path / "o")])
-    assert r.exit_code == 2 and "recipe.epochs: must be ≥ 1 (got 0)" in r.stderr
-    assert not (tmp_path / "o" / "petri.sqlite").exists()
-
-
-def test_broken_ledger_is_one_line_error(tmp_path):
-    (tmp_path / "petri.sqlite").write_bytes(b"this is not sqlite at all" * 100)
-    r = runner.invoke(app, ["show", str(tmp_path)])
-    assert r.exit_code == 2 and "not a petri ledger" in r.stderr and "\n" not in r.stderr.strip()
-
-
-def test_cli_data_commands(shared_data):
-    r = runner.invoke(app, ["data", "verify", "mnist"])
-    assert r.exit_code == 0 and "checksums match" in r.output and "5923, 6742" in r.output
-    r = runner.invoke(app, ["data", "list"])
-    assert r.exit_code == 0 and "fashion-mnist" in r.output and "cifar-10" in r.output
-
-
-def test_cli_train_prints_epoch_log():
-    r = runner.invoke(app, ["train", "--epochs", "1", "--train-size", "1000", "--model", '{"name": "mlp", "hidden": [16]}'])
-    assert r.exit_code == 0, r.output
-    assert "train/loss" in r.output and "status: done" in r.output
-    r = runner.invoke(app, ["train", "--model", "{oops"])
-    assert r.exit_code == 2 and "--model: not valid JSON" in r.stderr
-    for args, said in ((["--model", '["flatten", {"name": "dropout", "rate": 0.2}]'], "--model.layers[1].rate: unknown field"),
-                       (["--batch-size", "0"], "--batch-size: must be ≥ 1 (got 0)")):
-        r = runner.invoke(app, ["train", *args])  # errors name the option, and no log header comes before them
-        assert r.exit_code == 2 and r.stderr.startswith(f"petri: error: {said}") and r.output == r.stderr, r.output
-
-
-def test_cli_model_summary():
-    r = runner.invoke(app, ["summary", '{"name": "mnist_cnn"}'])
-    assert r.exit_code == 0 and "1,199,882" in r.output and "conv2d filters=64, kernel=3" in r.output
-    r = runner.invoke(app, ["summary", '{"name": "vgg", "cfg": [8, "M"], "fc": [16]}', "--data", "cifar-10"])
-    assert r.exit_code == 0 and "3×32×32" in r.output
-    r = runner.invoke(app, ["summary", '{"name": "mlp", "hidden": [0]}'])
-    assert r.exit_code == 2 and "MODEL.hidden[0]: must be ≥ 1 (got 0)" in r.stderr
-    r = runner.invoke(app, ["summary", '{"name": "resnet"}'])
-    assert r.exit_code == 2 and "unknown model 'resnet'; known models: mlp, mnist_cnn, vgg, layers" in r.stderr
-    r = runner.invoke(app, ["summary", '["flatten", {"name": "dense", "units": 32}, "tanh", {"name": "dense", "units": "classes"}]'])
-    assert r.exit_code == 0 and "25,450" in r.output and "tanh" in r.output
-    r = runner.invoke(app, ["summary", '[{"name": "dense", "units": 10}]'])
-    assert r.exit_code == 2 and "MODEL.layers[0] (dense): dense needs a feature vector" in r.stderr
-
-
-def test_cli_models_lists_every_registered_model_layer_optimizer_and_treatment():
-    from petri.models import LAYERS, MODELS
-    from petri.train.recipe import OPTIMIZERS
-    from petri.treatments import TREATMENTS
-
-    r = runner.invoke(app, ["models"], env={"COLUMNS": "200"})
-    assert r.exit_code == 0
-    for reg in (MODELS, LAYERS, OPTIMIZERS, TREATMENTS):
-        for name in reg:
-            assert f"│ {name} " in r.output, name
-    r = runner.invoke(app, ["models", "conv2d"], env={"COLUMNS": "200"})
-    assert r.exit_code == 0 and "integer ≥ 1" in r.output and '"same"' in r.output
-    r = runner.invoke(app, ["models", "convv"])
-    assert r.exit_code == 2 and "'convv' is no model, layer, optimizer, schedule or treatment" in r.stderr
-    r = runner.invoke(app, ["models", "crop"], env={"COLUMNS": "200"})
-    assert r.exit_code == 0 and "crop (treatment)" in r.output and "pad" in r.output
-
-
 RESNET = """
 name = "resnet-adamw"
 data = "mnist"
@@ -418,26 +294,6 @@ def test_epochs_record_the_time_split_and_show_prints_it(tmp_path):
     assert shown.exit_code == 0 and "time: " in shown.output and "training" in shown.output and "start-up" in shown.output
 
 
-def test_an_older_ledger_gains_the_time_columns(tmp_path):
-    """A ledger from before the time split: a run adds the columns (schema 2); its old rows read NULL."""
-    from petri.study.ledger import SCHEMA_VERSION, Ledger
-    from petri.study.timing import time_split
-
-    out = tmp_path / "out"
-    run_study(parse_study(STUDY), out)
-    db = _db(out)
-    for col in ("train_seconds", "eval_seconds", "checkpoint_seconds"):
-        db.execute(f"ALTER TABLE epochs DROP COLUMN {col}")
-    db.execute("UPDATE meta SET value='1' WHERE key='schema'")
-    db.commit()
-    assert time_split(out) is None  # a reader adds no columns: no split, no error
-    Ledger(out, create=True).close()
-    cols = {r[1] for r in db.execute("PRAGMA table_info(epochs)")}
-    assert {"train_seconds", "eval_seconds", "checkpoint_seconds"} <= cols
-    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == str(SCHEMA_VERSION)
-    assert time_split(out) is None  # its epochs were timed before the columns existed
-
-
 def test_the_dry_run_prices_every_part_and_remembers_this_machines_rates(tmp_path):
     """The estimate covers start-up, training, evaluation, checkpoints and the report; a second dry run
     takes its pack shapes' rates from this machine's cache (measures nothing); an adaptive study is priced
@@ -454,3 +310,32 @@ def test_the_dry_run_prices_every_part_and_remembers_this_machines_rates(tmp_pat
     r = runner.invoke(app, ["run", str(adaptive), "--out", str(tmp_path / "a"), "--dry-run"])
     assert r.exit_code == 0 and "first round (2 seeds): about" in r.output
     assert "at most 4 seeds (3 looks, each a run): about" in r.output
+
+
+def test_a_killed_run_shows_as_interrupted_and_a_second_run_is_refused(tmp_path, shared_data):
+    slow = STUDY.replace("epochs = 2", "epochs = 400")
+    f = tmp_path / "slow.toml"
+    f.write_text(slow)
+    out = tmp_path / "out"
+    env = {**os.environ, "PETRI_DATA": str(shared_data.resolve())}
+    proc = subprocess.Popen([sys.executable, "-m", "petri.cli", "run", str(f), "--out", str(out), "--no-report"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            time.sleep(0.2)
+            try:
+                if sqlite3.connect(out / "petri.sqlite").execute("SELECT COUNT(*) FROM epochs").fetchone()[0]:
+                    break
+            except sqlite3.Error:
+                pass
+        r = runner.invoke(app, ["run", str(f), "--out", str(out)])
+        assert r.exit_code == 2 and "another petri run (pid" in r.stderr and "is training this study" in r.stderr
+        assert r.stderr.count("\n") == 1
+        r = runner.invoke(app, ["show", str(out)])
+        assert "4 running" in r.output
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    r = runner.invoke(app, ["show", str(out)])
+    assert "4 interrupted" in r.output and "running" not in r.output

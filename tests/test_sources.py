@@ -15,7 +15,7 @@ from petri.models import MLP
 from petri.rng import SOURCES, Seeds
 from petri.study.spec import load_study, parse_study
 from petri.train import Member, Recipe
-from petri.train.loop import _Shard, flip_bit
+from petri.train.shard import Shard, flip_bit
 from petri.train.recipe import DataSample, PerturbInit
 from petri.train.splits import make_splits
 from petri.treatments import parse_treatment
@@ -93,7 +93,7 @@ def _draws(mnist, seeds: list[Seeds]) -> list[dict]:
     noisy = [parse_treatment({"name": "label_noise", "p": 0.5})]
     members = [Member(s, noisy) for s in seeds]
     train, val, test = make_splits(mnist, recipe, torch.device("cpu"))
-    shard = _Shard(mnist, recipe, members, [None] * len(members), train, val, test, torch.device("cpu"),
+    shard = Shard(mnist, recipe, members, [None] * len(members), train, val, test, torch.device("cpu"),
                    len(members), {})
     labels = shard.pipe.labels(train.y.expand(len(members), -1), train.ids.expand(len(members), -1))
     return [{"theta": shard.net.theta[k].clone(), "order": shard.orders[k].get_state(), "data": shard.samples[k],

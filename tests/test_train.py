@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from petri.models import MLP, VGG, MnistCNN, build, parse_model
-from petri.train import SCHEDULES, SGD, Adam, AdamW, Constant, Cosine, EarlyStopping, Member, OneCycle, Recipe, RMSprop, StepDecay, train_pack
+from petri.train import SGD, Adam, AdamW, Constant, Cosine, EarlyStopping, Member, OneCycle, Recipe, RMSprop, StepDecay, train_pack
 from petri.train.early_stop import Stopper
 from petri.train.optim import Optimizer
 from petri.treatments import parse_treatment
@@ -274,11 +274,11 @@ def test_shards_change_where_members_run_not_their_numbers(mnist, monkeypatch, s
 def test_a_failing_shard_stops_the_pack_promptly(mnist, monkeypatch):
     """An error in one shard reaches the caller at once, and the other shard stops at its next step
     instead of finishing its epoch."""
-    from petri.train import loop
+    from petri.train import loop, shard
 
     monkeypatch.setattr(loop, "shard_count", lambda *a: 2)
     steps = {1: 0, 2: 0}  # steps taken by the one-member and the two-member shard
-    real = loop.cross_entropy
+    real = shard.cross_entropy
 
     def failing(logits, y, with_grad=True):
         steps[logits.shape[0]] += 1
@@ -286,7 +286,7 @@ def test_a_failing_shard_stops_the_pack_promptly(mnist, monkeypatch):
             raise RuntimeError("shard failed")
         return real(logits, y, with_grad)
 
-    monkeypatch.setattr(loop, "cross_entropy", failing)
+    monkeypatch.setattr(shard, "cross_entropy", failing)
     recipe = Recipe(model=MLP(hidden=[16]), epochs=1, batch_size=10, device="cpu")  # 6000 steps an epoch
     with pytest.raises(RuntimeError, match="shard failed"):
         train_pack(mnist, recipe, [Member(0), Member(1), Member(2)])

@@ -218,7 +218,7 @@ class Snapshot:
         out = {p.key: dict(p.point) for p in self.places}
         if self.study is None or not axes:
             return out, []
-        from ..study.spec import value_at
+        from ..study.sweeps import value_at
 
         swept = {c.variant: [k for k, _ in c.point] for c in self.study.cells}
         if all(set(v) == set(axes) for v in swept.values()):
@@ -313,6 +313,7 @@ def load(directory: str | Path) -> Snapshot:
             stored = {c["hash"]: c for c in ledger.cells()}
             epoch_rows = ledger.epochs()
             adaptive = ledger.noted("adaptive")
+            seeds = ledger.places()
         study = last_study(ledger, runs[-1] if runs else None)
         if study is None:
             raise StoreError(f"{ledger.path}: the ledger holds no runs yet; nothing to show or report")
@@ -327,7 +328,7 @@ def load(directory: str | Path) -> Snapshot:
                   e["seconds"], e["pack_size"], e.get("machine"),
                   {k: v for k, v in e.items() if k not in _EPOCH_KNOWN}))
     gone = holder(directory) is None  # nobody trains here now: cells still marked running were interrupted
-    places = _places(study, stored, {h: tuple(es) for h, es in epochs.items()}, gone, Path(directory))
+    places = _places(study, stored, {h: tuple(es) for h, es in epochs.items()}, gone, Path(directory), seeds)
     mine = {p.hash for p in places}
     others = [c for c in stored.values() if c["status"] in FINISHED and c["hash"] not in mine]
     outside = None if not others else (
@@ -342,10 +343,12 @@ def load(directory: str | Path) -> Snapshot:
                     adaptive if study.adaptive else None, outside, list(study.warnings), study, Path(directory))
 
 
-def _places(study, stored: dict[str, dict], epochs: dict[str, tuple], gone: bool, folder: Path) -> list[Place]:
-    """The study's places, each with its cell's ledger records (a cell not in the ledger is pending). A cell
-    marked running while no run holds the folder's lock (its process was killed), or stopped by Ctrl-C or
-    SIGTERM, is interrupted."""
+def _places(study, stored: dict[str, dict], epochs: dict[str, tuple], gone: bool, folder: Path,
+            seeds: dict | None = None) -> list[Place]:
+    """The study's places, each with its cell's ledger records (a cell not in the ledger is pending) and its
+    seed per source as the ledger keeps it (``seeds``; re-derived from the study for a ledger from before).
+    A cell marked running while no run holds the folder's lock (its process was killed), or stopped by
+    Ctrl-C or SIGTERM, is interrupted."""
     from ..data import get_spec
     from ..study.crossing import factor_seed, varied
 
@@ -364,12 +367,13 @@ def _places(study, stored: dict[str, dict], epochs: dict[str, tuple], gone: bool
             configs[c.hash] = json.loads(c.config)
         used = c.recipe.random_sources() | {"rest"} | ({"test"} if resampled else set())
         final = json.loads(row["final"]) if row.get("final") else {}
-        out.append(Place(c.variant, dict(c.point), c.seed, c.hash, status,
-                         {s: factor_seed(c.sources, s) for s in crossing} if c.sources else {},
+        kept = (seeds or {}).get((c.variant, json.dumps(dict(c.point)), c.seed, c.hash))
+        seed = (lambda s, k=kept: k.get(s, k["rest"])) if kept else (lambda s, c=c: factor_seed(c.sources, s))
+        out.append(Place(c.variant, dict(c.point), c.seed, c.hash, status, {s: seed(s) for s in crossing},
                          frozenset(s for s in factors if s in used), epochs.get(c.hash, ()), final, configs[c.hash],
                          n_test=c.recipe.test_size or n_test, seconds=row.get("seconds"), started=row.get("started"),
                          finished=row.get("finished"), run_id=row.get("run_id"), error=row.get("error"),
-                         folder=folder, resample=(factor_seed(c.sources, "test"), size, replace) if resampled else None))
+                         folder=folder, resample=(seed("test"), size, replace) if resampled else None))
         first = cells.setdefault(c.hash, out[-1])  # places of one cell share its predictions (read once)
         if first is not out[-1]:
             out[-1].predictions = first.predictions

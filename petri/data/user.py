@@ -158,9 +158,6 @@ def _labels(y: np.ndarray, where: str, n: int) -> np.ndarray:
     return y.astype(np.int64)
 
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-
-
 def _folder_files(root: Path) -> list[Path]:
     """Every file of train/ then test/, each split in the order of file names (then class names)."""
     files = []

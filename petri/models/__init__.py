@@ -1,6 +1,10 @@
 """Models: the layer vocabulary, networks as layer lists, presets, and user modules; a registry by name."""
 
-from . import mlp, mnist_cnn, vgg, sequential  # noqa: F401,I001  (registers the models, in this order)
+from importlib import import_module
+
+# first: each registers its model, in this order
+for _module in ('mlp', 'mnist_cnn', 'vgg', 'sequential'):
+    import_module(f".{_module}", __name__)
 from .plugin import ModuleNetwork, PluginModel, register_model
 from .base import MODELS, LayerModel, ModelSpec, SummaryRow, parse_model
 from .layers import LAYERS

@@ -36,7 +36,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from ..errors import SpecError
-from ..plugins import code as plugin_code
+from ..usercode import code as plugin_code
 from ..specs import first_paragraph
 from ..rng import derive_seed, seed_of
 from .base import MODELS, ModelSpec, Shape, SummaryRow

@@ -7,7 +7,6 @@ import numpy as np
 import torch
 
 from ..data import load
-from ..train.loop import _batches
 from ..train.splits import make_splits
 from ..treatments.pipeline import Pipeline
 from .figures import subplots
@@ -23,9 +22,9 @@ def treated_images(study, variant: str, n: int = 8) -> dict[str, np.ndarray]:
     n = min(n, len(train.y), len(test.y))
     pipe = Pipeline([list(cell.treatments)], [cell.seeds], ds.spec.shape, len(ds.spec.classes), train.x,
                     ds.train_y, device, reader_cache={})
-    order = torch.arange(n)[None]  # positions 0..n-1 of the training split, member 0
+    pos = torch.arange(n)[None, None]  # [step, member, image]: positions 0..n-1 of the training split, member 0
     buf = torch.empty(max(n * pipe.reader.image_bytes, 1 << 16), dtype=torch.uint8)
-    raw = next(_batches(pipe.reader, order, train.ids[:n][None], 1, n, buf))
+    raw = pipe.reader.read(pos, train.ids[:n][None, None], 1, buf).unflatten(0, (1, n))  # as epoch 1 reads them
     out = {"train": pipe.images(raw, train.ids[:n][None], "train", 1)[0],
            "test": pipe.images(test.x[:n], test.ids[:n], "test", 0)[0]}
     return {k: v.detach().numpy() for k, v in out.items()}

@@ -1,4 +1,4 @@
-"""Crossed seeds: a study that varies its random sources apart.
+"""Crossed seeds: a study that varies its random sources apart (parsed in ``study/seeds.py``).
 
 ``seeds = { init = 5, order = 5 }`` crosses five initial-weight seeds with five data-order seeds: 25
 places per variant (sweep point), place ``i`` taking the i-th combination in the order written. Sources
@@ -11,31 +11,9 @@ from __future__ import annotations
 
 import itertools
 
-from ..errors import SpecError
 from ..rng import SOURCES, Seeds
-from ..specs import echo
 
 REST = "rest"  # every source the table does not name
-
-
-def is_crossing(raw: dict) -> bool:
-    """A seeds table naming random sources (not an adaptive {min, max} table)."""
-    return bool(raw) and set(raw) <= {*SOURCES, REST}
-
-
-def parse_crossing(raw: dict, where: str, max_seeds: int, max_seed: int) -> dict[str, list[int]]:
-    """Source (or ``rest``) -> its seeds, in the order written; ``rest`` last, [0] unless given."""
-    out: dict[str, list[int]] = {}
-    for source, v in raw.items():
-        ok = (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= max_seeds) or (
-            isinstance(v, list) and 0 < len(v) <= max_seeds
-            and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= max_seed for s in v))
-        if not ok:
-            raise SpecError(f"{where}: seeds.{source}: must be a count 1..{max_seeds:,} or a list of integers "
-                            f"0..{max_seed} (got {echo(v)})")
-        out[source] = list(range(v)) if isinstance(v, int) else list(dict.fromkeys(v))
-    out[REST] = out.pop(REST, [0])
-    return out
 
 
 def combinations(crossing: dict[str, list[int]]) -> list[Seeds]:

@@ -29,7 +29,7 @@ from ..data import get_spec
 from ..errors import PetriError
 from ..machine import machine
 from ..train.cost import PackCost
-from ..train.loop import TRAIN_EVAL
+from ..train.shard import TRAIN_EVAL
 from .packing import Pack, pack_key
 
 MAX_AGE = 30 * 86400  # s: a cached measurement older than this is taken again

@@ -7,7 +7,7 @@ and the cell files (checkpoints, weights): the study directory lives with the dr
   the cluster at ``address`` (or a local Ray instance) that yields every epoch as it ends: its
   metrics, its cells' states (checkpoints) and finished cells' weights reach the driver then, not
   when the pack returns. A pack whose worker or node is lost is trained again from its cells'
-  latest checkpoints (``on_lost`` re-packs them), up to ``RETRIES`` times.
+  latest checkpoints (``Driver.lost`` re-packs them), up to ``RETRIES`` times.
 """
 
 from __future__ import annotations
@@ -17,44 +17,58 @@ import pickle
 import queue
 import threading
 import traceback
-from typing import Callable
+from typing import Protocol
 
 from ..data import DatasetSpec, get_spec, load, locate
 from ..errors import PlaceError
-from ..plugins import load as load_plugins
+from .plugins import load as load_plugins
 from ..train.loop import Result, resolve_device, train_pack
 from .packing import Pack
 
-# callbacks the runner gives an executor
-OnStart = Callable[[Pack], None]
-OnEpoch = Callable[[Pack, int, list[Result]], None]
-OnDone = Callable[[Pack, list[Result] | None, str | None], None]
-OnLost = Callable[[Pack, str], list[Pack]]  # a lost pack's unfinished cells, re-packed from their checkpoints
-OnCheckpoint = Callable[[Pack, list[Result]], None]  # running cells' states within a long epoch
 RETRIES = 3  # times a pack is resumed after losing its worker
+
+
+class Driver(Protocol):
+    """What an executor trains and whom it tells (``runner.Run``): the driver alone writes the ledger."""
+
+    packs: list[Pack]
+    data: str  # the data set's key (or its spec, read from a study folder)
+    plugins: list[str]  # the study's plugins, resolved: a Ray worker imports them first
+    checkpoint_every: float  # s: within a longer epoch, running cells are checkpointed this often
+
+    def start(self, pack: Pack) -> None: ...
+
+    def epoch(self, pack: Pack, epoch: int, results: list[Result]) -> None: ...
+
+    def checkpoint(self, pack: Pack, results: list[Result]) -> None:
+        """Running cells' states within a long epoch."""
+
+    def done(self, pack: Pack, results: list[Result] | None, error: str | None) -> None: ...
+
+    def lost(self, pack: Pack, error: str) -> list[Pack]:
+        """A lost pack's unfinished cells, re-packed from their checkpoints."""
 
 
 def _error(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
-def run_local(packs: list[Pack], data: str, on_start: OnStart, on_epoch: OnEpoch, on_done: OnDone,
-              on_checkpoint: OnCheckpoint, checkpoint_every: float) -> None:
-    ds = load(data)
-    for pack in packs:
-        on_start(pack)
+def run_local(run: Driver) -> None:
+    ds = load(run.data)
+    for pack in run.packs:
+        run.start(pack)
         try:
-            results = train_pack(ds, pack.recipe, pack.members(), on_epoch=lambda e, r, p=pack: on_epoch(p, e, r),
-                                 keep_state=True, on_checkpoint=lambda r, p=pack: on_checkpoint(p, r),
-                                 checkpoint_every=checkpoint_every)
+            results = train_pack(ds, pack.recipe, pack.members(), on_epoch=lambda e, r, p=pack: run.epoch(p, e, r),
+                                 keep_state=True, on_checkpoint=lambda r, p=pack: run.checkpoint(p, r),
+                                 checkpoint_every=run.checkpoint_every)
         except (KeyboardInterrupt, SystemExit, PlaceError):  # a full disk or a read-only place stops the whole run
             raise
         except Exception as e:  # noqa: BLE001 - a failing pack must not sink the study
             if os.environ.get("PETRI_DEBUG"):
                 traceback.print_exc()
-            on_done(pack, None, _error(e))
+            run.done(pack, None, _error(e))
             continue
-        on_done(pack, results, None)
+        run.done(pack, results, None)
 
 
 def _train_stream(data: str | DatasetSpec, root: str | None, plugins: list[str], pack_blob: bytes,
@@ -88,9 +102,7 @@ def _train_stream(data: str | DatasetSpec, root: str | None, plugins: list[str],
             return
 
 
-def run_ray(packs: list[Pack], data: str, on_start: OnStart, on_epoch: OnEpoch, on_done: OnDone,
-            on_checkpoint: OnCheckpoint, checkpoint_every: float, address: str | None = None,
-            plugins: list[str] | None = None, on_lost: OnLost | None = None) -> None:
+def run_ray(run: Driver, address: str | None = None) -> None:
     import ray
 
     from ..errors import PetriError
@@ -103,7 +115,7 @@ def run_ray(packs: list[Pack], data: str, on_start: OnStart, on_epoch: OnEpoch, 
             raise PetriError(f"--address {address}: cannot connect to Ray ({_error(e)})") from None
     # workers get the spec, not the name (a data set registered by name in this process is unknown
     # to them), and read the files from where the driver found them
-    spec = get_spec(data)
+    spec = get_spec(run.data)
     found = locate(spec) if spec.source is None else None
     root = str(found.resolve()) if found is not None else None
     live: dict = {}  # generator -> (pack, tries)
@@ -111,10 +123,10 @@ def run_ray(packs: list[Pack], data: str, on_start: OnStart, on_epoch: OnEpoch, 
     def submit(pack: Pack, tries: int) -> None:
         gpus = 1 if resolve_device(pack.recipe.device).type == "cuda" else 0
         task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_train_stream)
-        live[task.remote(spec, root, plugins or [], pickle.dumps(pack), checkpoint_every)] = (pack, tries)
-        on_start(pack)
+        live[task.remote(spec, root, run.plugins or [], pickle.dumps(pack), run.checkpoint_every)] = (pack, tries)
+        run.start(pack)
 
-    for pack in packs:
+    for pack in run.packs:
         submit(pack, 0)
     while live:
         ready, _ = ray.wait(list(live), num_returns=1)
@@ -125,20 +137,20 @@ def run_ray(packs: list[Pack], data: str, on_start: OnStart, on_epoch: OnEpoch, 
         except StopIteration:
             continue
         except ray.exceptions.RayTaskError as e:  # the pack's own code failed: its cells fail
-            on_done(pack, None, _error(e.cause if getattr(e, "cause", None) else e))
+            run.done(pack, None, _error(e.cause if getattr(e, "cause", None) else e))
             continue
         except ray.exceptions.RayError as e:  # its worker or node is gone: resume from the checkpoints
-            if on_lost is not None and tries < RETRIES:
-                for again in on_lost(pack, _error(e)):
+            if tries < RETRIES:
+                for again in run.lost(pack, _error(e)):
                     submit(again, tries + 1)
             else:
-                on_done(pack, None, f"lost its Ray worker {tries + 1} times ({_error(e)})")
+                run.done(pack, None, f"lost its Ray worker {tries + 1} times ({_error(e)})")
             continue
         if item[0] == "epoch":
-            on_epoch(pack, item[1], pickle.loads(item[2]))
+            run.epoch(pack, item[1], pickle.loads(item[2]))
             live[gen] = (pack, tries)
         elif item[0] == "checkpoint":
-            on_checkpoint(pack, pickle.loads(item[1]))
+            run.checkpoint(pack, pickle.loads(item[1]))
             live[gen] = (pack, tries)
         else:
-            on_done(pack, pickle.loads(item[1]), None)
+            run.done(pack, pickle.loads(item[1]), None)

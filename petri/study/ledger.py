@@ -13,6 +13,9 @@ Schema (query it with any SQLite client):
 * ``cells(hash, variant, point, seed, config, status, started, finished, seconds,
   run_id, error)``: status is pending / running / done / failed / diverged /
   stopped-early / interrupted (Ctrl-C or SIGTERM); ``point`` and ``config`` are JSON.
+* ``places(variant, point, seed, cell_hash, sources)``: each place of the study as last run and the cell
+  filling it; ``sources`` (JSON) its seed per random source: ``rest`` for every source it does not
+  name (a plain study: the seed itself), and each source a crossed study names.
 * ``epochs(cell_hash, epoch, train_loss, train_acc, val_loss, val_acc, test_loss,
   test_acc, images_per_s, seconds, pack_size, machine, train_eval_loss, train_eval_acc, lr,
   train_seconds, eval_seconds, checkpoint_seconds)``:
@@ -27,7 +30,9 @@ Schema (query it with any SQLite client):
   checkpoint files): the pack's seconds divided evenly over the cells that recorded the epoch, so
   that the rows of a study sum to its packs' time (``study.timing``).
 
-Every write is one transaction, so a kill -9 loses at most the epoch in flight.
+Every write is one transaction, so a kill -9 loses at most the epoch in flight. ``meta``'s ``schema`` is
+the version of this layout; a run brings an older ledger up to it, one numbered migration at a time
+(``MIGRATIONS``); readers read every older one as it is.
 """
 
 from __future__ import annotations
@@ -40,14 +45,11 @@ from pathlib import Path
 
 from ..errors import PetriError, PlaceError, StoreError
 
-SCHEMA_VERSION = 2  # 2: epochs' train_seconds, eval_seconds, checkpoint_seconds
+SCHEMA_VERSION = 3  # meta 'schema': the last migration a ledger has had (MIGRATIONS)
 FINISHED = ("done", "diverged", "stopped-early")
 EPOCH_FIELDS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
                 "images_per_s", "seconds", "pack_size", "machine", "train_eval_loss", "train_eval_acc", "lr",
                 "train_seconds", "eval_seconds", "checkpoint_seconds")
-ADDED = {"epochs": {"machine": "TEXT", "train_eval_loss": "REAL", "train_eval_acc": "REAL", "lr": "REAL",  # columns newer than
-                    "train_seconds": "REAL", "eval_seconds": "REAL", "checkpoint_seconds": "REAL"},
-         "runs": {"study_path": "TEXT", "seeds": "TEXT", "frozen": "TEXT"}}  # the first ledgers: added when a run opens an older one
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -65,7 +67,37 @@ CREATE TABLE IF NOT EXISTS epochs (
   images_per_s REAL, seconds REAL, pack_size INTEGER, machine TEXT, train_eval_loss REAL, train_eval_acc REAL,
   lr REAL, train_seconds REAL, eval_seconds REAL, checkpoint_seconds REAL, PRIMARY KEY (cell_hash, epoch));
 CREATE TABLE IF NOT EXISTS finals (cell_hash TEXT PRIMARY KEY REFERENCES cells(hash), metrics TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS places (
+  variant TEXT NOT NULL, point TEXT NOT NULL, seed INTEGER NOT NULL, cell_hash TEXT NOT NULL REFERENCES cells(hash),
+  sources TEXT NOT NULL, PRIMARY KEY (variant, point, seed));
 """
+
+
+def _columns(table: str, added: dict[str, str]):
+    """A migration step: ``table`` gains the columns it lacks (ledgers of one version differ in which
+    they already have: the first ones gained them one at a time)."""
+    def step(db):
+        have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+        for name, kind in added.items():
+            if name not in have:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+    return step
+
+
+# MIGRATIONS[n] takes a ledger of schema n - 1 to schema n; a run applies the ones an older ledger lacks,
+# each in one transaction with its new version. Readers never migrate: they read every older schema.
+MIGRATIONS = {
+    # 2: per-epoch machine, train_eval_*, lr and the time split; runs' study_path, seeds and frozen; finals
+    2: [_columns("epochs", {"machine": "TEXT", "train_eval_loss": "REAL", "train_eval_acc": "REAL", "lr": "REAL",
+                            "train_seconds": "REAL", "eval_seconds": "REAL", "checkpoint_seconds": "REAL"}),
+        _columns("runs", {"study_path": "TEXT", "seeds": "TEXT", "frozen": "TEXT"}),
+        lambda db: db.execute("CREATE TABLE IF NOT EXISTS finals (cell_hash TEXT PRIMARY KEY REFERENCES cells(hash),"
+                              " metrics TEXT NOT NULL)")],
+    # 3: places, each with its seed per random source
+    3: [lambda db: db.execute("CREATE TABLE IF NOT EXISTS places (variant TEXT NOT NULL, point TEXT NOT NULL, seed "
+                              "INTEGER NOT NULL, cell_hash TEXT NOT NULL REFERENCES cells(hash), sources TEXT NOT NULL,"
+                              " PRIMARY KEY (variant, point, seed))")],
+}
 
 
 APPLICATION_ID = 0x70657472  # "petr": SQLite's header field naming the file's application
@@ -90,23 +122,14 @@ class Ledger:
             tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             app_id = self.db.execute("PRAGMA application_id").fetchone()[0]
             if create and not tables and app_id == 0:  # a new ledger: its schema in one transaction
-                self.db.executescript(f"BEGIN IMMEDIATE; PRAGMA application_id = {APPLICATION_ID}; {SCHEMA} COMMIT;")
+                self.db.executescript(f"BEGIN IMMEDIATE; PRAGMA application_id = {APPLICATION_ID}; {SCHEMA} "
+                                      f"INSERT INTO meta VALUES ('schema', '{SCHEMA_VERSION}'); COMMIT;")
                 tables, app_id = {"meta", "runs", "cells", "epochs"}, APPLICATION_ID
             if not create and not tables and app_id == 0:  # a ledger being created this instant
                 self.db.close()
                 raise StoreError(f"{self.path}: the ledger holds no runs yet; nothing to show or report")
             elif create and app_id in (0, APPLICATION_ID) and {"meta", "runs", "cells", "epochs"} <= tables:
-                migrated = False
-                for table, added in ADDED.items():
-                    columns = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
-                    for name, kind in added.items():
-                        if name not in columns:
-                            self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
-                            migrated = True
-                if migrated and self.db.execute("SELECT 1 FROM meta WHERE key='schema'").fetchone():
-                    self.db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
-                self.db.execute("CREATE TABLE IF NOT EXISTS finals (cell_hash TEXT PRIMARY KEY REFERENCES cells(hash),"
-                                " metrics TEXT NOT NULL)")
+                self._migrate()
                 if app_id == 0:
                     self.db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         except sqlite3.DatabaseError as e:
@@ -138,6 +161,29 @@ class Ledger:
             return db
         except sqlite3.OperationalError:  # a read-only place without WAL's shared-memory file: nobody writes
             return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+
+    def schema(self) -> int:
+        """The ledger's schema version (1: the first ledgers, which said none)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        return int(row[0]) if row and str(row[0]).isdigit() else 1
+
+    def _migrate(self) -> None:
+        """Bring an older ledger to ``SCHEMA_VERSION`` (a run's writer only); a newer one is refused."""
+        version = self.schema()
+        if version > SCHEMA_VERSION:
+            self.db.close()
+            raise StoreError(f"{self.path}: written by a newer petri (ledger schema {version}; this petri writes "
+                             f"{SCHEMA_VERSION}); run it with that petri, or use another --out directory")
+        for n in range(version + 1, SCHEMA_VERSION + 1):
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for step in MIGRATIONS[n]:
+                    step(self.db)
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(n),))
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
 
     @contextmanager
     def snapshot(self):
@@ -196,8 +242,7 @@ class Ledger:
             raise StoreError(f"{self.path}: this ledger belongs to study {existing!r}, not {name!r}; "
                              "use another --out directory")
         if existing is None:
-            self._tx(lambda db: db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                                               [("study", name), ("schema", str(SCHEMA_VERSION))]))
+            self._tx(lambda db: db.execute("INSERT OR REPLACE INTO meta VALUES ('study', ?)", (name,)))
 
     def note(self, key: str, value) -> None:
         """Keep a fact about the study (JSON) in ``meta``, e.g. why and when an adaptive study stopped."""
@@ -225,10 +270,15 @@ class Ledger:
         self._tx(lambda db: db.execute("UPDATE runs SET finished=?, status=? WHERE id=?", (time.time(), status, run_id)))
 
     def register(self, cells) -> None:
-        """Insert cells not yet known (status pending); known cells keep their state."""
-        self._tx(lambda db: db.executemany(
-            "INSERT OR IGNORE INTO cells (hash, variant, point, seed, config) VALUES (?, ?, ?, ?, ?)",
-            [(c.hash, c.variant, json.dumps(dict(c.point)), c.seed, c.config) for c in cells]))
+        """Insert cells not yet known (status pending); known cells keep their state. Each cell's place
+        (variant, point, seed) is kept with its seed per random source (as the study last ran)."""
+        def go(db):
+            db.executemany("INSERT OR IGNORE INTO cells (hash, variant, point, seed, config) VALUES (?, ?, ?, ?, ?)",
+                           [(c.hash, c.variant, json.dumps(dict(c.point)), c.seed, c.config) for c in cells])
+            db.executemany("INSERT OR REPLACE INTO places VALUES (?, ?, ?, ?, ?)",
+                           [(c.variant, json.dumps(dict(c.point)), c.seed, c.hash, json.dumps(seeds_json(c)))
+                            for c in cells])
+        self._tx(go)
 
     def statuses(self) -> dict[str, str]:
         return {r["hash"]: r["status"] for r in self.query("SELECT hash, status FROM cells")}
@@ -286,3 +336,18 @@ class Ledger:
     def epochs(self) -> list[dict]:
         return self.query("SELECT e.*, c.variant, c.point, c.seed FROM epochs e JOIN cells c ON c.hash = e.cell_hash"
                           " ORDER BY c.variant, c.point, c.seed, e.epoch")
+
+    def places(self) -> dict[tuple[str, str, int, str], dict[str, int]]:
+        """(variant, point as JSON, seed, cell hash) -> the place's seed per random source (``rest``: every
+        source it does not name); empty for a ledger from before places were kept (schema < 3)."""
+        if "places" not in {r["name"] for r in self.query("SELECT name FROM sqlite_master WHERE type='table'")}:
+            return {}
+        return {(r["variant"], r["point"], r["seed"], r["cell_hash"]): json.loads(r["sources"])
+                for r in self.query("SELECT * FROM places")}
+
+
+def seeds_json(cell) -> dict[str, int]:
+    """A cell's seeds as the ledger keeps them: ``rest`` (the seed of every source not named) and each
+    source a crossed study names."""
+    s = cell.sources
+    return {"rest": cell.seed} if s is None else {"rest": s.base, **dict(s.own)}

@@ -15,6 +15,7 @@ import torch
 
 from ..data import get_spec
 from ..train.loop import Member, resolve_device
+from ..train.memory import member_bytes
 from ..train.recipe import Recipe
 from ..train.state import CellState
 from .spec import Cell
@@ -42,14 +43,6 @@ def pack_key(cell: Cell) -> str:
     r["optimizer"].pop("lr")
     r["optimizer"].pop("weight_decay")
     return json.dumps([cell.data, r], sort_keys=True)
-
-
-def member_bytes(recipe: Recipe, data: str) -> int:
-    """Rough memory per member: parameters ×5 (weights, grads, two moments, scratch) plus
-    activations of one training batch ×3 (kept for backward, gradients, temporaries)."""
-    dspec = get_spec(data)
-    shape, n = dspec.shape, len(dspec.classes)
-    return 4 * (5 * recipe.model.n_params(shape, n) + 3 * recipe.model.activations(shape, n) * recipe.batch_size)
 
 
 CPU_BUDGET = 256 << 20  # bytes: on CPU a pack pays off while its working set stays near the caches
@@ -91,7 +84,7 @@ def make_packs(cells: list[Cell], max_members: int | None = None, budget: int | 
         k = max_members
         if k is None:
             device = resolve_device(recipe.device)
-            per = max(1, member_bytes(recipe, members[0].data))
+            per = max(1, member_bytes(recipe, get_spec(members[0].data)))
             k = max(1, (budget or default_budget(device)) // per)
             k = min(CPU_MAX_MEMBERS, max(k, cpu_members(per))) if device.type == "cpu" else min(256, k)
         n = -(-len(members) // k)  # packs needed; cells spread evenly over them (33 cells: 17 + 16, not 32 + 1)

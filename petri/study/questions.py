@@ -35,7 +35,7 @@ class Question:
     margin: float | None = None  # metric units (a fraction for accuracies)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Analysis:
     compare: list[Question] = field(default_factory=list)
     metric: str = "test_acc"
@@ -50,17 +50,20 @@ class Analysis:
         return is_fraction(self.metric)
 
 
-def _margin(v, where: str, percent: bool) -> float:
+def positive(v, where: str, percent: bool) -> float:
+    """A margin or an adaptive width: a positive number, in percentage points for a fraction metric (kept as
+    a fraction)."""
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or v != v or v == float("inf"):
         raise SpecError(f"{where}: must be a positive number ({'percentage points' if percent else 'metric units'}), "
                         f"got {echo(v)}")
     return float(v) / 100 if percent else float(v)
 
 
-def parse_analysis(raw, variants: dict, where: str, n_classes: int = 10, metric_ok=None) -> Analysis:
-    """``metric_ok``: how a metric name is checked (default: petri's metrics; a table of runs: its columns)."""
+def parse_analysis(raw, variants: dict, where: str, n_classes: int = 10, metric_ok=None, looks: int = 1) -> Analysis:
+    """``metric_ok``: how a metric name is checked (default: petri's metrics; a table of runs: its columns);
+    ``looks``: how many times an adaptive study may look at its comparisons."""
     if raw is None:
-        return Analysis()
+        return Analysis(looks=looks)
     where = f"{where}: analysis"
     if not isinstance(raw, dict):
         raise SpecError(f"{where}: must be a table with compare, metric, margin, failed")
@@ -68,31 +71,30 @@ def parse_analysis(raw, variants: dict, where: str, n_classes: int = 10, metric_
     if unknown:
         raise SpecError(f"{where}: unknown field {echo(sorted(unknown)[0])}; allowed: {', '.join(sorted(KEYS))}")
     check = metric_ok or (lambda name, w: check_metric(name, n_classes, w))
-    out = Analysis(metric=check(raw.get("metric", "test_acc"), f"{where}.metric"))
+    metric = check(raw.get("metric", "test_acc"), f"{where}.metric")
+    percent = is_fraction(metric)
     failed = raw.get("failed", "withhold")
     if failed not in FAILED:
         raise SpecError(f"{where}.failed: {echo(failed)} is not allowed; allowed: {', '.join(FAILED)}")
-    if failed == "chance" and not (out.metric.endswith("_acc") or out.metric.startswith("class_acc:")):
+    if failed == "chance" and not (metric.endswith("_acc") or metric.startswith("class_acc:")):
         raise SpecError(f"{where}.failed: \"chance\" counts a diverged cell at chance accuracy, so the metric must be "
-                        f"an accuracy (it is {out.metric!r}); use \"withhold\"")
-    out.failed = failed
-    if "test_sample" in raw:
-        out.test_sample = _test_sample(raw["test_sample"], f"{where}.test_sample")
-    if "margin" in raw:
-        out.margin = _margin(raw["margin"], f"{where}.margin", out.percent)
+                        f"an accuracy (it is {metric!r}); use \"withhold\"")
+    test_sample = _test_sample(raw["test_sample"], f"{where}.test_sample") if "test_sample" in raw else (None, True)
+    margin = positive(raw["margin"], f"{where}.margin", percent) if "margin" in raw else None
     items = raw.get("compare", [])
     if not isinstance(items, list):
         raise SpecError(f"{where}.compare: must be a list such as [\"bn - plain\"]")
+    compare = []
     for i, item in enumerate(items):
         iw = f"{where}.compare[{i}]"
-        margin = out.margin
+        own = margin
         if isinstance(item, dict):
             extra = set(item) - {"compare", "margin"}
             if extra or "compare" not in item:
                 raise SpecError(f"{iw}: a table has compare = \"A - B\" and optionally margin" +
                                 (f" (unknown field {echo(sorted(extra)[0])})" if extra else ""))
             if "margin" in item:
-                margin = _margin(item["margin"], f"{iw}.margin", out.percent)
+                own = positive(item["margin"], f"{iw}.margin", percent)
             item = item["compare"]
         if not isinstance(item, str) or item.count(" - ") != 1:
             raise SpecError(f"{iw}: {echo(item)} is not \"A - B\" (two variant names around ' - ', with spaces)")
@@ -102,8 +104,8 @@ def parse_analysis(raw, variants: dict, where: str, n_classes: int = 10, metric_
                 raise SpecError(f"{iw}: {echo(name)} is not a variant; variants: {', '.join(variants)}")
         if a == b:
             raise SpecError(f"{iw}: compares {a!r} with itself; name two variants")
-        out.compare.append(Question(a, b, margin))
-    return out
+        compare.append(Question(a, b, own))
+    return Analysis(compare, metric, margin, looks, failed, test_sample)
 
 
 def _test_sample(v, where: str) -> tuple[int | None, bool]:
@@ -122,54 +124,3 @@ def _test_sample(v, where: str) -> tuple[int | None, bool]:
         raise SpecError(f"{where}: without replacement every resample of the full test set is the same set; give a size")
     return size, replace
 
-
-@dataclass(frozen=True)
-class Adaptive:
-    """``seeds = { min = 3, max = 30, step = 1, until = "decided" }``: seeds trained in rounds (``min``,
-    then ``step`` more at a time, up to ``max``); after each round every comparison is looked at, and
-    the study stops once ``until`` holds: "decided" (every comparison better, worse, equivalent,
-    positive or negative) or ``{ width = W }`` (every family-wise interval narrower than W, in pp for
-    accuracies). Looking after every round is safe: the family's α is split evenly over the ``looks``
-    the study may take (Bonferroni α-spending), so however often it looks, the chance that any
-    verdict of a study without a true effect calls a difference stays below α."""
-
-    min: int
-    max: int
-    step: int = 1
-    until: str = "decided"  # or "width"
-    width: float | None = None  # metric units
-
-    @property
-    def looks(self) -> int:
-        """Rounds the study may take: min, min + step, ..., and max."""
-        return len(self.rounds())
-
-    def rounds(self) -> list[int]:
-        out = list(range(self.min, self.max + 1, self.step))
-        return out if out[-1] == self.max else [*out, self.max]
-
-
-ADAPTIVE_KEYS = {"min", "max", "step", "until"}  # seeds = { min = 3, max = 30, step = 1, until = "decided" }
-
-
-def parse_adaptive(raw: dict, where: str, max_seeds: int, percent: bool = True) -> Adaptive:
-    where = f"{where}: seeds"
-    keys = ADAPTIVE_KEYS
-    if set(raw) - keys or not {"min", "max"} <= set(raw):
-        raise SpecError(f"{where}: an adaptive table is {{ min = 3, max = 30, step = 1, until = \"decided\" }} "
-                        f"(min and max required; allowed: {', '.join(sorted(keys))})")
-    for k in ("min", "max", "step"):
-        v = raw.get(k, 1)
-        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= max_seeds:
-            raise SpecError(f"{where}.{k}: must be an integer 1..{max_seeds:,} (got {echo(v)})")
-    if raw["min"] < 2 or raw["max"] <= raw["min"]:
-        raise SpecError(f"{where}: needs 2 <= min < max (a comparison needs 2 seeds; got min {raw['min']}, "
-                        f"max {raw['max']})")
-    until = raw.get("until", "decided")
-    if until == "decided":
-        return Adaptive(raw["min"], raw["max"], raw.get("step", 1))
-    if isinstance(until, dict) and set(until) == {"width"}:
-        return Adaptive(raw["min"], raw["max"], raw.get("step", 1), "width",
-                        _margin(until["width"], f"{where}.until.width", percent))
-    raise SpecError(f"{where}.until: {echo(until)} is not a target; allowed: \"decided\" (every comparison decided) "
-                    "or { width = W } (every family-wise interval narrower than W)")

@@ -1,18 +1,21 @@
 """What a study folder keeps so that it is read without the live files: a copy of each plugin file's
 source as its cells ran (``DIR/plugins/<sha256>.py``), and the data set's identity (name or content
 checksum, shapes, classes). ``show``, ``report``, ``export``, ``open_study`` and ``load_model`` read the
-study from these; a copied, archived or shared folder gives the same numbers and weights.
+study from these; a copied, archived or shared folder gives the same numbers and weights. A run (and a
+dry run) stops in one line when a plugin or data file changed since the folder's cells ran.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 from pathlib import Path
 
+from ..data import get_spec
 from ..data.registry import DataFile, DatasetSpec
-from ..errors import PlaceError
+from ..errors import PlaceError, StoreError
 
 FOLDER = "plugins"
 
@@ -69,3 +72,22 @@ def changes(frozen: dict | None, entries: list[str], resolved: list[str], spec: 
     if data and spec.source and data.get("checksum_") != spec.checksum_:
         out.append(f"data {spec.source}")
     return out
+
+
+def check_changes(study, ledger, allowed: bool) -> None:
+    """One line, and no training, when a plugin or data file differs from what the folder's finished
+    cells ran with (unless ``allowed``): those cells keep their numbers, the changed file makes new ones."""
+    from .ledger import FINISHED
+
+    last = ledger.query("SELECT frozen FROM runs WHERE frozen IS NOT NULL ORDER BY id DESC LIMIT 1")
+    what = changes(json.loads(last[0]["frozen"]) if last else None, study.plugin_entries, study.plugins,
+                   get_spec(study.data))
+    if not what or allowed:
+        return
+    new = {c.hash for c in study.cells}
+    kept = [c for c in ledger.cells() if c["status"] in FINISHED and c["hash"] not in new]
+    if kept:
+        variants = ", ".join(sorted({c["variant"] for c in kept}))
+        raise StoreError(f"{ledger.dir}: {' and '.join(what)} changed since these cells ran ({len(kept)} finished "
+                         f"cells of {variants} keep their numbers; show and report read them as they ran); restore "
+                         "the file, or run with --changed to train the changed study's cells beside them")

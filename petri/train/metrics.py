@@ -17,7 +17,7 @@ from typing import Callable, NamedTuple
 import torch
 
 from ..errors import SpecError
-from ..plugins import code as plugin_code
+from ..usercode import code as plugin_code
 from ..specs import first_paragraph
 
 Metric = Callable[[torch.Tensor, torch.Tensor], float]

@@ -24,15 +24,8 @@ class Optimizer:
     def __init__(self, spec: Adam | SGD, theta: torch.Tensor, lrs: list[float], wds: list[float]):
         self.spec, self.lrs, self.wds = spec, [float(v) for v in lrs], [float(v) for v in wds]
         self._runs: dict[tuple, list] = {}  # the row views of each fused call, per set of live members
-        self.state: dict[str, torch.Tensor] = {}  # per-parameter state, [K, P] each, in the order the update takes it
-        if isinstance(spec, (Adam, AdamW)):
-            self.state = {"exp_avg": torch.zeros_like(theta), "exp_avg_sq": torch.zeros_like(theta)}
-        elif isinstance(spec, RMSprop):
-            self.state = {"square_avg": torch.zeros_like(theta)}
-            if spec.centered:
-                self.state["grad_avg"] = torch.zeros_like(theta)
-        if getattr(spec, "momentum", 0) > 0:
-            self.state["momentum_buffer"] = torch.zeros_like(theta)
+        # per-parameter state, [K, P] each, in the order the update takes it
+        self.state: dict[str, torch.Tensor] = {n: torch.zeros_like(theta) for n in spec.state_names()}
         self.steps = torch.zeros((), device=theta.device)  # optimiser steps taken (Adam's bias correction)
 
     def member_state(self, k: int) -> dict[str, torch.Tensor]:

@@ -7,7 +7,7 @@ set is a cell; its resolved JSON is hashed for identity and stored with results.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal, Optional
+from typing import Annotated, ClassVar, Literal, Optional
 
 from pydantic import (
     BeforeValidator,
@@ -27,6 +27,12 @@ from ..specs import Spec as _Spec
 class OptimizerSpec(_Spec):
     name: str
     lr: float
+    moments: ClassVar[tuple[str, ...]] = ()  # its own per-parameter state tensors, in the order its update takes them
+
+    def state_names(self) -> tuple[str, ...]:
+        """Every per-parameter state tensor it keeps (each [K, P], as large as the weights)."""
+        return (*self.moments, *(("grad_avg",) if getattr(self, "centered", False) else ()),
+                *(("momentum_buffer",) if getattr(self, "momentum", 0) > 0 else ()))
 
 
 OPTIMIZERS = Registry("optimizer")
@@ -37,6 +43,7 @@ class Adam(OptimizerSpec):
     """Adam (L2 weight decay added to the gradient)"""
 
     name: Literal["adam"] = "adam"
+    moments: ClassVar[tuple[str, ...]] = ("exp_avg", "exp_avg_sq")
     lr: PositiveFloat = Field(default=1e-3, description="learning rate")
     beta1: float = Field(default=0.9, ge=0.0, lt=1.0)
     beta2: float = Field(default=0.999, ge=0.0, lt=1.0)
@@ -49,6 +56,7 @@ class AdamW(OptimizerSpec):
     """AdamW (decoupled weight decay)"""
 
     name: Literal["adamw"] = "adamw"
+    moments: ClassVar[tuple[str, ...]] = ("exp_avg", "exp_avg_sq")
     lr: PositiveFloat = Field(default=1e-3, description="learning rate")
     beta1: float = Field(default=0.9, ge=0.0, lt=1.0)
     beta2: float = Field(default=0.999, ge=0.0, lt=1.0)
@@ -72,13 +80,13 @@ class RMSprop(OptimizerSpec):
     """RMSprop, optional momentum and centring"""
 
     name: Literal["rmsprop"] = "rmsprop"
+    moments: ClassVar[tuple[str, ...]] = ("square_avg",)
     lr: PositiveFloat = Field(default=1e-2, description="learning rate")
     alpha: float = Field(default=0.99, ge=0.0, lt=1.0, description="smoothing of the squared-gradient average")
     eps: PositiveFloat = 1e-8
     momentum: float = Field(default=0.0, ge=0.0, lt=1.0)
     centered: bool = Field(default=False, description="divide by the gradient's estimated variance, not its raw second moment")
     weight_decay: NonNegativeFloat = Field(default=0.0, description="L2 penalty added to the gradient")
-
 
 
 def parse_optimizer(data, where: str = "optimizer") -> OptimizerSpec:

@@ -10,8 +10,10 @@ from pydantic import Field, NonNegativeInt
 
 from ..rng import per_image, unit
 from .base import Treatment
+from .registry import TREATMENTS
 
 
+@TREATMENTS.register
 class Crop(Treatment):
     """Pad by ``pad`` (reflect), then take a random crop of the original size; shifts in [-pad, pad]."""
 
@@ -82,6 +84,7 @@ def resolve(i: torch.Tensor, n: int, mode: str) -> tuple[torch.Tensor, torch.Ten
     return i, inside
 
 
+@TREATMENTS.register
 class Flip(Treatment):
     """Horizontal flip with probability p."""
 

@@ -8,8 +8,10 @@ import torch
 from pydantic import Field, PositiveFloat
 
 from .base import Context, Treatment, member_axes
+from .registry import TREATMENTS
 
 
+@TREATMENTS.register
 class Invert(Treatment):
     """x -> 1 - x (white background instead of black)."""
 
@@ -23,6 +25,7 @@ class Invert(Treatment):
         return torch.rsub(x, 1.0)
 
 
+@TREATMENTS.register
 class Sparsify(Treatment):
     """x -> clip(x - threshold, 0, 1)."""
 
@@ -37,6 +40,7 @@ class Sparsify(Treatment):
         return x.sub_(member_axes(st["t"], x.dim())).clamp_(0.0, 1.0)
 
 
+@TREATMENTS.register
 class Standardize(Treatment):
     """(x - mean) / std; ``auto`` takes them from the training images (after preceding treatments)."""
 

@@ -9,8 +9,10 @@ from pydantic import Field
 
 from ..rng import uniform
 from .base import Treatment
+from .registry import TREATMENTS
 
 
+@TREATMENTS.register
 class LabelNoise(Treatment):
     """p = 1 gives random labels; the expected change rate is p·(C−1)/C."""
 

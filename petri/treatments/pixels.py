@@ -14,6 +14,7 @@ import torch
 
 from ..rng import derive_seed
 from .base import Treatment
+from .registry import TREATMENTS
 
 
 def _gather_pixels(x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
@@ -24,6 +25,7 @@ def _gather_pixels(x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
     return flat.gather(3, index).reshape(G, B, C, H, W)
 
 
+@TREATMENTS.register
 class PermutePixels(Treatment):
     """One fixed random pixel permutation per cell seed, the same for train and test."""
 
@@ -66,6 +68,7 @@ class _PerImage(Treatment):
         return pool.index_select(0, rows.view(-1)).view(*idx.shape, n).to(dtype)
 
 
+@TREATMENTS.register
 class ShufflePixels(_PerImage):
     """Every training image gets its own fixed random pixel permutation."""
 
@@ -77,6 +80,7 @@ class ShufflePixels(_PerImage):
         return _gather_pixels(x, self.draws("permutations", x, idx, st, x.shape[3] * x.shape[4]))
 
 
+@TREATMENTS.register
 class GaussianImages(_PerImage):
     """Each training image replaced by Gaussian noise with that image's own mean and std."""
 

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from ..specs import PositiveInt
 from .base import Treatment
+from .registry import TREATMENTS
 
 
 class _Window(Treatment):
@@ -42,6 +43,7 @@ class _Window(Treatment):
         return x * st["mask"][:, None, None]
 
 
+@TREATMENTS.register
 class WindowKeep(_Window):
     """Zero every pixel outside the k×k window at (row, col)."""
 
@@ -49,6 +51,7 @@ class WindowKeep(_Window):
     about: ClassVar[str] = "zero every pixel outside the size × size window at (row, col)"
 
 
+@TREATMENTS.register
 class WindowDrop(_Window):
     """Zero the pixels inside the k×k window at (row, col)."""
 

@@ -1,40 +1,27 @@
 """Loading a study's plugins: Python files or modules that register models, treatments, metrics and data sets.
 
 A study names them with ``plugins = ["mymodels.py", "mypackage.models"]``: a path (relative to the
-study file) or an importable module name. Each is imported once per process; what it registers is
-tagged with the sha256 of its source (``code``), which enters the hash of every cell whose numbers it
+study file) or an importable module name. Each is imported once per process, before the study is
+parsed (``import_plugins``): the parser reads what they registered. What a plugin registers is tagged
+with the sha256 of its source (``usercode``), which enters the hash of every cell whose numbers it
 makes: a model or treatment of the cells that use it, a metric of every cell of the study (each
 records its study's metrics). Editing the file gives new cells, never silently reused ones.
 """
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import importlib
 import importlib.util
-import inspect
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import SpecError
+from ..errors import SpecError
+from ..usercode import importing
 
 _loaded: dict[str, str | None] = {}  # resolved plugin -> the source's digest when it was imported
 _made: dict[str, dict] = {}  # resolved plugin -> what its import registered: {(kind, name): class or metric}
-_loading: contextvars.ContextVar[str | None] = contextvars.ContextVar("petri_plugin_code", default=None)
-
-
-def code(obj) -> str:
-    """What identifies the code of a model factory, treatment class or metric being registered: the
-    digest of the plugin file being imported, else (registered from a notebook or script) of ``obj``'s source."""
-    digest = _loading.get()
-    if digest:
-        return digest
-    try:
-        text = inspect.getsource(obj)
-    except (OSError, TypeError):
-        text = getattr(obj, "__qualname__", repr(obj))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def metrics(entries: list[str]) -> list[str]:
@@ -67,14 +54,13 @@ def load(entries: list[str], where: str = "plugins") -> None:
             spec = importlib.util.spec_from_file_location(name, path)
             module = importlib.util.module_from_spec(spec)
             sys.modules[name] = module
-            token, before = _loading.set(digest), _registered()
+            before = _registered()
             try:
-                spec.loader.exec_module(module)
+                with importing(digest):
+                    spec.loader.exec_module(module)
             except Exception as e:  # noqa: BLE001 - the user's code: say what went wrong, in one line
                 del sys.modules[name]
                 raise SpecError(f"{loc}: importing {entry} failed: {type(e).__name__}: {e}") from None
-            finally:
-                _loading.reset(token)
         else:
             if entry in _loaded and _intact(entry):
                 continue
@@ -87,25 +73,24 @@ def load(entries: list[str], where: str = "plugins") -> None:
                                 "study file) or an importable module name")
             origin = Path(spec.origin) if spec.origin and spec.origin != "built-in" else None
             digest = hashlib.sha256(origin.read_bytes()).hexdigest()[:16] if origin and origin.is_file() else None
-            token, before = _loading.set(digest), _registered()
+            before = _registered()
             try:
-                if entry in sys.modules:  # imported before (by the user's code, or displaced since): run it again,
-                    importlib.reload(sys.modules[entry])  # so that what it registers is counted as its own
-                else:
-                    importlib.import_module(entry)
+                with importing(digest):
+                    if entry in sys.modules:  # imported before (by the user's code, or displaced since): run it
+                        importlib.reload(sys.modules[entry])  # again, so that what it registers is counted as its own
+                    else:
+                        importlib.import_module(entry)
             except Exception as e:  # noqa: BLE001
                 raise SpecError(f"{loc}: importing {entry} failed: {type(e).__name__}: {e}") from None
-            finally:
-                _loading.reset(token)
         _loaded[entry] = digest
         _made[entry] = {k: v for k, v in _registered().items() if before.get(k) is not v}
 
 
 def _registered() -> dict:
     """Every model, treatment and metric registered now: {(kind, name): its class or metric}."""
-    from .models.base import MODELS
-    from .train.metrics import METRICS
-    from .treatments import TREATMENTS
+    from ..models.base import MODELS
+    from ..train.metrics import METRICS
+    from ..treatments import TREATMENTS
 
     return {**{("model", n): c for n, c in MODELS.items()}, **{("treatment", n): c for n, c in TREATMENTS.items()},
             **{("metric", n): m for n, m in METRICS.items()}}
@@ -115,3 +100,24 @@ def _intact(entry: str) -> bool:
     """Whether what ``entry`` registered is still what is registered under those names."""
     now = _registered()
     return all(now.get(k) is v for k, v in _made.get(entry, {}).items())
+
+
+@dataclass(frozen=True)
+class Plugins:
+    """A study's plugins, imported: as the file writes them, resolved, and the metrics they registered."""
+
+    entries: list[str] = field(default_factory=list)
+    resolved: list[str] = field(default_factory=list)  # absolute paths or module names
+    metrics: list[str] = field(default_factory=list)
+
+
+def import_plugins(entries: list[str], where: str, base_dir: Path, frozen: dict | None = None,
+                   root: Path | None = None) -> Plugins:
+    """Import a study's plugins (paths relative to ``base_dir``); ``frozen`` (with the study folder
+    ``root``): the copies its cells ran with (``snapshot.freeze``), whatever became of the live files."""
+    resolved = [resolve(p, base_dir) for p in entries]
+    if frozen:
+        resolved = [str(root / frozen["plugins"][e]) if e in frozen.get("plugins", {}) else p
+                    for e, p in zip(entries, resolved)]
+    load(resolved, f"{where}: plugins")
+    return Plugins(list(entries), resolved, metrics(resolved))

@@ -1,29 +1,26 @@
-"""What a new user tripped over (#15): a grid point equal to the baseline, comparisons inside a sweep,
-what the tables and figures say, the dry run, and a killed run's cells."""
+"""Sweeps: a grid point equal to the baseline (trained once, shown in both places), a baseline inside a
+sweep and its reference point, comparisons inside a sweep, and the heatmaps, forest plot and curves
+of a swept study."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 
 import pytest
 from typer.testing import CliRunner
 
+from petri.analysis.findings import findings
+from petri.analysis.records import load
 from petri.cli import app
 from petri.errors import SpecError
 from petri.report.build import build_report
-from petri.analysis.findings import findings
-from petri.analysis.records import load
 from petri.study.runner import run_study
 from petri.study.spec import parse_study
 
 runner = CliRunner()
+
 
 GRID = """
 name = "grid"
@@ -143,19 +140,6 @@ def test_a_swept_baseline_without_a_point_is_a_warning_at_parse_time(tmp_path):
     assert r.exit_code == 0 and r.stderr.startswith("petri: warning: s.toml: baseline 'grid' is a sweep")
 
 
-def test_best_is_chosen_on_validation_data_when_there_is_some(tmp_path):
-    text = GRID.format(extra="").split("[variants.grid]")[0] + '[variants.other]\ntreatments = ["invert"]\n'
-    out = tmp_path / "test-chosen"
-    run_study(parse_study(text), out)
-    md = (build_report(out).parent / "report.md").read_text()
-    assert "best test acc % (epoch chosen on test: optimistic, never in verdicts)" in md
-    assert "The best epoch is chosen on the test set" in md and "p (Wilcoxon) is '—' with fewer than 6" in md
-    out = tmp_path / "val-chosen"
-    run_study(parse_study(text.replace("test_size = 500", "test_size = 500\nval_size = 300")), out)
-    md = (build_report(out).parent / "report.md").read_text()
-    assert "best epoch's test acc % (chosen on val)" in md and "chosen on the test set" not in md
-
-
 def test_report_figures_in_percent_clipped_and_all_linked(grid):
     out, study = grid
     index = build_report(out)
@@ -195,82 +179,3 @@ def test_forest_plot_shows_each_seeds_difference(grid):
     i = [t.get_text() for t in ax.get_yticklabels()].index(r.label)
     xs = sorted(dots[i].get_offsets()[:, 0])
     assert xs == pytest.approx(sorted(100 * (r.by_seed[s] - ref.by_seed[s]) for s in r.by_seed))
-
-
-def test_two_packs_alike_get_distinct_throughput_labels(tmp_path):
-    text = GRID.format(extra="").split("[variants.grid]")[0] + '[variants.other]\ntreatments = ["invert"]\n'
-    out = tmp_path / "o"
-    run_study(parse_study(text), out, max_members=3)
-    from petri.report.facts import packs
-
-    labels = [label for label, _, _ in packs(load(out))]
-    assert len(labels) == 2 and len(set(labels)) == 2
-
-
-def test_label_noise_curves_say_the_labels_are_noisy(tmp_path):
-    text = GRID.format(extra="").split("[variants.grid]")[0] + '[variants.noisy]\ntreatments = [{ name = "label_noise", p = 0.3 }]\n'
-    out = tmp_path / "o"
-    run_study(parse_study(text), out)
-    md = (build_report(out).parent / "report.md").read_text()
-    assert "under label_noise, the noisy ones" in md
-
-
-def test_a_killed_run_shows_as_interrupted_and_a_second_run_is_refused(tmp_path, shared_data):
-    slow = GRID.format(extra="").split("[variants.grid]")[0].replace("epochs = 2", "epochs = 400").replace(
-        "seeds = 3", "seeds = 2") + '[variants.other]\ntreatments = ["invert"]\n'
-    f = tmp_path / "slow.toml"
-    f.write_text(slow)
-    out = tmp_path / "out"
-    env = {**os.environ, "PETRI_DATA": str(shared_data.resolve())}
-    proc = subprocess.Popen([sys.executable, "-m", "petri.cli", "run", str(f), "--out", str(out), "--no-report"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            time.sleep(0.2)
-            try:
-                if sqlite3.connect(out / "petri.sqlite").execute("SELECT COUNT(*) FROM epochs").fetchone()[0]:
-                    break
-            except sqlite3.Error:
-                pass
-        r = runner.invoke(app, ["run", str(f), "--out", str(out)])
-        assert r.exit_code == 2 and "another petri run (pid" in r.stderr and "is training this study" in r.stderr
-        assert r.stderr.count("\n") == 1
-        r = runner.invoke(app, ["show", str(out)])
-        assert "4 running" in r.output
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    r = runner.invoke(app, ["show", str(out)])
-    assert "4 interrupted" in r.output and "running" not in r.output
-
-
-def test_sweep_figure_labels_the_swept_values_and_shows_both_markers():
-    """The swept values are the tick labels (not 6×10⁻² on a log axis), test is drawn over train, and a
-    train marker is hollow so a test point under it still shows."""
-    from petri.report import figures
-    from petri.analysis.findings import Row
-
-    rows = [Row("sgd", {"lr": lr}, 3, 3, 0.9 + lr / 100, 0.01, 0.9, "test", 0.3, 2.0, {"done": 3},
-                {0: 0.9, 1: 0.91, 2: 0.92}) for lr in (0.05, 0.5, 2.0)]
-    train = {r.label: [0.95, 0.96, 0.97] for r in rows}
-    fig = figures.sweeps(rows, [("sgd", "lr")], train)
-    ax = fig.axes[0]
-    assert ax.get_xscale() == "log" and [t.get_text() for t in ax.get_xticklabels()] == ["0.05", "0.5", "2.0"]
-    test, train_line = [line for line in ax.get_lines() if line.get_marker() in ("o", "s")]
-    assert test.get_zorder() > train_line.get_zorder() and train_line.get_markerfacecolor() == "none"
-
-
-def test_curves_show_the_learning_rate_when_a_schedule_moves_it():
-    from petri.report import figures
-
-    def rows(place, lrs):
-        return [{"place": place, "epoch": i + 1, "train_loss": 1.0, "train_acc": 0.5, "test_acc": 0.5, "lr": lr}
-                for i, lr in enumerate(lrs)]
-
-    labels = {"a": "constant", "b": "cosine"}
-    flat = figures.curves(rows("a", [1e-3] * 3), labels, ["constant"])
-    assert len(flat.axes) == 3  # nothing changed: no panel
-    moved = figures.curves(rows("a", [1e-3] * 3) + rows("b", [1e-3, 5e-4, 0.0]), labels, ["constant", "cosine"])
-    assert len(moved.axes) == 4 and "learning rate" in moved.axes[3].get_title()
-    assert list(moved.axes[3].get_lines()[1].get_ydata()) == [1e-3, 5e-4, 0.0]

@@ -1,0 +1,7 @@
+"""``python -m petri.cli``: the ``petri`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
