@@ -1,5 +1,5 @@
 """`petri report DIR`: DIR/report/ with index.html (self-contained), report.md, figures and the tables as
-CSVs — all from one view of the study (``results.View``: one read of its ledger)."""
+CSVs — all from one view of the study (``analysis.view.View``: one read of its ledger)."""
 
 from __future__ import annotations
 
@@ -11,22 +11,23 @@ from pathlib import Path
 
 from ..analysis import tables as T
 from ..analysis.findings import Findings, sweep_axes
-from ..analysis.records import cell_label
+from ..analysis.records import cell_label, load
 from ..analysis.variance import noise, spread_records
+from ..analysis.view import view
 from ..errors import PetriError, PlaceError
 from . import figures, looks, pages, text
 from .facts import facts as study_facts, networks, packs
 
 
-def build_report(results, to: str | Path | None = None) -> Path:
-    """Write DIR/report/ (or ``to``): index.html, report.md, figures, CSVs; returns index.html. Written into
-    a temporary folder that then takes the report's place: a report is whole or absent, never half written."""
-    if isinstance(results, (str, Path)):  # a study folder
-        from ..results import Results
-
-        results = Results(results)
-    v = results.view()
-    final = Path(to) if to is not None else results.directory / "report"
+def build_report(source, to: str | Path | None = None) -> Path:
+    """Write DIR/report/ (or ``to``): index.html, report.md, figures, CSVs; returns index.html. ``source``: a
+    study folder, or what has a ``view()`` and a ``directory`` (``petri.Results``). Written into a temporary
+    folder that then takes the report's place: a report is whole or absent, never half written."""
+    if isinstance(source, (str, Path)):  # a study folder
+        directory, v = Path(source), view(load(source))
+    else:
+        directory, v = source.directory, source.view()
+    final = Path(to) if to is not None else directory / "report"
     if final.exists() and not final.is_dir():
         raise PlaceError(f"{final}: is a file; the report is a folder: move the file, or write elsewhere with --to")
     out = final.parent / f".{final.name}.{os.getpid()}.tmp"
@@ -59,7 +60,7 @@ def _write(v, out: Path) -> Path:
     began = time.perf_counter()
     snap, found = v.snapshot, v.findings
     figdir = out / "figures"
-    rows = by_effect(found.rows)
+    rows = text.by_effect(found.rows)
     ref = found.reference
     figs: list[tuple[str, str, str, bytes]] = []  # (title, caption, file name, png)
 
@@ -183,12 +184,6 @@ def _write(v, out: Path) -> Path:
     (out / "report.md").write_text(pages.markdown(v, info, figs, nets))
     (out / "index.html").write_text(pages.page(v, info, figs, nets))
     return out / "index.html"
-
-
-def by_effect(rows):
-    """The reference first, then by effect, largest first (the report's order; the study's order elsewhere)."""
-    return sorted(rows, key=lambda r: (r.verdict != "baseline",
-                                       -(r.effect.mean if r.effect and not math.isnan(r.effect.mean) else -9)))
 
 
 CONFUSIONS = 24  # (variant, point) matrices a report draws; Results.confusion gives any

@@ -1,4 +1,4 @@
-"""The report's two pages, report.md and index.html, from one view of the study (``results.View``),
+"""The report's two pages, report.md and index.html, from one view of the study (``analysis.view.View``),
 its facts (``facts.py``) and its figures: the same tables (``text.py``) in both."""
 
 from __future__ import annotations

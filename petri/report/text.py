@@ -1,4 +1,4 @@
-"""What the report and ``petri show`` both say, in words and text tables, from one ``results.View``:
+"""What the report and ``petri show`` both say, in words and text tables, from one ``analysis.view.View``:
 the tables' text (declared in ``analysis/tables.py``), the noise tables, the notes under the tables and
 the sentences about looks, adaptive rounds and cells not shown."""
 
@@ -14,6 +14,12 @@ from ..analysis.records import cell_label
 from ..analysis.variance import RESIDUAL, Noise
 
 
+def by_effect(rows):
+    """The reference first, then by effect, largest first (the report's order; the study's order elsewhere)."""
+    return sorted(rows, key=lambda r: (r.verdict != "baseline",
+                                       -(r.effect.mean if r.effect and not math.isnan(r.effect.mean) else -9)))
+
+
 def effects_text(v, terminal: bool = False) -> tuple[list[str], list[list[str]]]:
     """The variants table: without any comparison against the reference, its comparison columns are
     left out."""
@@ -23,8 +29,6 @@ def effects_text(v, terminal: bool = False) -> tuple[list[str], list[list[str]]]
                 "best test acc % (epoch chosen on test: optimistic, never in verdicts)")
     records = T.effects_records(f, v.axes)
     if not terminal:  # the report sorts by effect; the terminal keeps the study's order
-        from .build import by_effect
-
         order = {id(r): i for i, r in enumerate(by_effect(f.rows))}
         records.sort(key=lambda rec: order[id(rec.obj)])
     head, rows = T.EFFECTS.text(records, ctx, terminal)

@@ -16,44 +16,16 @@ import math
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 
 from ..data import Dataset
-from ..rng import Seeds
-from ..treatments.base import Treatment
 from .memory import working_set_bytes
 from .recipe import Recipe
+from .member import Member, Result  # noqa: F401 (re-exported: what the loop takes and gives)
 from .shard import Shard
 from .splits import make_splits
-from .state import CellState
-
-
-@dataclass
-class Member:
-    """One cell as the loop sees it."""
-
-    seed: int | Seeds  # an int drives every random source (rng.SOURCES); Seeds names some apart
-    treatments: list[Treatment] = field(default_factory=list)
-    lr: float | None = None  # None: the recipe's
-    weight_decay: float | None = None
-    state: CellState | None = None  # resume from here (all members of a pack at the same epoch)
-    metrics: tuple[str, ...] = ()  # users' metrics it records when it finishes (train.metrics)
-
-
-@dataclass
-class Result:
-    status: str = "running"  # then done / stopped-early / diverged
-    epochs: list[dict] = field(default_factory=list)  # one metrics dict per epoch finished in this call
-    state: CellState | None = None  # with keep_state: the state after the latest epoch, while running
-    weights: dict[str, torch.Tensor] | None = None  # with keep_state, once finished: the final weights
-    best: dict[str, torch.Tensor] | None = None  # ... and the best epoch's (early stopping on a metric)
-    best_epoch: int | None = None
-    final: dict | None = None  # once finished: train.metrics.final_metrics of its test logits
-    predictions: dict[str, torch.Tensor] | None = None  # once finished: predicted classes and true labels
-    # ("test", "val", "best.test", "best.val", "test.labels", "val.labels"; uint8, int16 beyond 256 classes)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import time
 from itertools import islice
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -27,9 +26,7 @@ from .optim import Optimizer
 from .recipe import Recipe
 from .splits import Split
 from .state import CellState, capture, cpu_copies, restore
-
-if TYPE_CHECKING:
-    from .loop import Member, Result
+from .member import Member, Result
 
 
 TRAIN_EVAL = 2000  # training images evaluated in eval mode at each epoch's end: the first of the split, every cell
