@@ -107,8 +107,9 @@ def test_dataframes_have_documented_typed_columns(results):
     assert len(epochs) == 36 and epochs["epoch"].dtype == np.int64
     assert list(epochs.columns) == ["variant", "lr", "row", "seed", "epoch", "train_loss", "train_acc", "val_loss",
                                     "val_acc", "test_loss", "test_acc", "train_eval_loss", "train_eval_acc",
-                                    "learning_rate", "images_per_s", "seconds", "train_seconds", "eval_seconds",
+                                    "weight_norm", "learning_rate", "images_per_s", "seconds", "train_seconds", "eval_seconds",
                                     "checkpoint_seconds", "pack_size", "machine", "hash", "swept"]
+    assert (epochs["weight_norm"] > 0).all() and epochs["weight_norm"].dtype == np.float64  # train.metrics.EPOCH_METRICS
     assert list(cells.columns[-4:]) == ["class_acc:9", "seconds", "hash", "swept"]  # every recorded metric a column
     assert list(cells.columns[cells.columns.get_loc("gap"):][:3]) == ["gap", "ece", "class_acc:0"]
     assert (cells["gap"] == cells["train_eval_acc"] - cells["test_acc"]).all() and (cells["ece"] > 0).all()

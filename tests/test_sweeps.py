@@ -179,3 +179,27 @@ def test_forest_plot_shows_each_seeds_difference(grid):
     i = [t.get_text() for t in ax.get_yticklabels()].index(r.label)
     xs = sorted(dots[i].get_offsets()[:, 0])
     assert xs == pytest.approx(sorted(100 * (r.by_seed[s] - ref.by_seed[s]) for s in r.by_seed))
+
+
+def test_sweep_figures_show_the_analysed_metric_in_its_own_units(tmp_path):
+    """A study whose metric is test_loss: the sweep panel plots the loss as it is (not ×100, no train
+    accuracy beside it), labelled as the loss, and the report's caption says so."""
+    import numpy as np
+    import pandas as pd
+
+    import petri
+    from petri.report import figures
+
+    rng = np.random.default_rng(0)
+    rows = [{"variant": v, "lr": lr, "seed": s, "test_acc": 0.9, "test_loss": 0.3 + 0.1 * lr + rng.normal(0, 0.01)}
+            for v, lrs in (("plain", [0.1]), ("bn", [0.1, 0.5, 1.0])) for lr in lrs for s in range(4)]
+    r = petri.analyse(pd.DataFrame(rows), axes=["lr"], metric="test_loss", test_size=10000)
+    fig = figures.sweeps(r.view().findings.rows, [("bn", "lr")], {}, None, False, "test_loss")
+    ax = fig.axes[0]
+    means = [r.view().findings.rows[i].mean for i in range(1, 4)]
+    assert ax.get_ylabel() == "final test loss" and ax.get_title() == "bn: test loss vs lr"
+    assert np.allclose(ax.lines[0].get_ydata(), means) and len(ax.containers) == 1  # no train line
+    effects = r.effects()  # the metric's own column and the fixed final-loss column are the same numbers: once
+    assert list(effects.columns).count("test_loss") == 1 and effects["test_loss"].tolist()[1:] == pytest.approx(means)
+    fig = figures.heatmaps([*r.view().findings.rows], "bn", ("lr", "lr"), metric="test_loss")
+    assert fig.axes[0].get_title() == "bn: mean test loss"

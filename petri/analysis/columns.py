@@ -124,8 +124,11 @@ class Table:
         """The records as a typed DataFrame (``attrs['units']`` names the unit of the metric's columns)."""
         import pandas as pd
 
-        cols = self.frame_columns(ctx)
-        names = [ctx.name(c.name) for c in cols]
+        cols, names = [], []
+        for c in self.frame_columns(ctx):  # a fixed column the metric's own takes the name of (test_loss when
+            if ctx.name(c.name) not in names:  # the study's metric is test_loss) is the same numbers: once
+                cols.append(c)
+                names.append(ctx.name(c.name))
         df = pd.DataFrame([[c.get(r, ctx) for c in cols] for r in records], columns=names)
         for c, name in zip(cols, names):
             df[name] = _typed(df[name], c.dtype)

@@ -46,7 +46,7 @@ class Status(str, Enum):
 
 
 _EPOCH_KNOWN = {"cell_hash", "epoch", "lr", "images_per_s", "seconds", "pack_size", "machine", "variant", "point",
-                "seed"}
+                "seed", "metrics"}
 EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "train_eval_loss",
                  "train_eval_acc")  # the metrics of an epoch row, in the order tables show them
 
@@ -57,7 +57,7 @@ class Epoch:
 
     hash: str
     epoch: int
-    metrics: dict[str, float | None]  # EPOCH_COLUMNS
+    metrics: dict[str, float | None]  # EPOCH_COLUMNS and train.metrics.EPOCH_METRICS
     lr: float | None = None
     images_per_s: float | None = None
     seconds: float | None = None
@@ -324,7 +324,8 @@ def load(directory: str | Path) -> Snapshot:
     epochs: dict[str, list[Epoch]] = {}
     for e in epoch_rows:
         epochs.setdefault(e["cell_hash"], []).append(
-            Epoch(e["cell_hash"], e["epoch"], {m: e.get(m) for m in EPOCH_COLUMNS}, e.get("lr"), e["images_per_s"],
+            Epoch(e["cell_hash"], e["epoch"], {m: e.get(m) for m in EPOCH_COLUMNS} | json.loads(e.get("metrics") or "{}"),
+                  e.get("lr"), e["images_per_s"],
                   e["seconds"], e["pack_size"], e.get("machine"),
                   {k: v for k, v in e.items() if k not in _EPOCH_KNOWN}))
     gone = holder(directory) is None  # nobody trains here now: cells still marked running were interrupted

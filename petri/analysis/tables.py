@@ -10,6 +10,7 @@ import math
 from .columns import Column, Context, Shown, Table, epochs_text, number, p_text
 from .family import Comparison, pairing_gain
 from .findings import Findings
+from ..train.metrics import EPOCH_METRICS
 from .records import EPOCH_COLUMNS, Place, cell_label, point_label
 
 
@@ -261,6 +262,7 @@ EPOCHS = Table(
         *[_c(m, "float64", "" if m != "train_loss" else "the epoch's metrics (as in cells(); the test split's and "
              "train_eval_* NaN in an epoch recipe.eval_every left out)",
              (lambda r, ctx, m=m: _nan(r.epoch[m]))) for m in EPOCH_COLUMNS],
+        *[_c(m, "float64", about, (lambda r, ctx, m=m: _nan(r.epoch.metrics.get(m)))) for m, about in EPOCH_METRICS.items()],
         _c("learning_rate", "float64", "the learning rate of the epoch's last step (the member's rate times its "
            "schedule's factor)", lambda r, ctx: _nan(r.epoch.lr)),
         _c("images_per_s", "float64", "training images per second of the cell's pack", lambda r, ctx:

@@ -133,19 +133,21 @@ def _write(v, out: Path) -> Path:
     grids = [x for x, axes in swept.items() if len(axes) == 2]
     for variant in grids:
         axes = swept[variant]
-        add(figures.heatmaps(rows, variant, tuple(axes), [r for r in rows if r.variant in grids]),
+        add(figures.heatmaps(rows, variant, tuple(axes), [r for r in rows if r.variant in grids], a.metric),
             f"heatmap-{_slug(variant)}", f"{variant}: sweep over {axes[0]} × {axes[1]}",
-            f"Left: mean final test accuracy over n ≤ {n_seeds} seeds. Right: paired difference vs "
-            f"{snap.reference} (percentage points); hatched cells are those without a better / worse verdict. "
+            f"Left: mean final {figures.metric_axis(a.metric)[0]} over n ≤ {n_seeds} seeds. Right: paired difference vs "
+            f"{snap.reference} ({unit}); hatched cells are those without a better / worse verdict. "
             "Every grid of the study on the same colour scales.")
     lines = [(x, axes[0]) for x, axes in swept.items() if len(axes) == 1]
     if lines and epochs:
         others = ref is not None and not math.isnan(ref.mean) and any(x != ref.variant for x, _ in lines)
-        add(figures.sweeps(rows, lines, train_final, ref, noisy), "sweeps",
+        acc = a.metric == "test_acc"
+        add(figures.sweeps(rows, lines, train_final, ref, noisy, a.metric), "sweeps",
             "Sweeps" if len(lines) > 1 else f"{lines[0][0]}: sweep over {lines[0][1]}",
-            f"Final train accuracy ({train_is}) and test accuracy, mean ± 95 % t-interval over n ≤ {n_seeds} "
-            f"seeds (clipped to 0-100 %)" + (f"; dashed: the reference, {snap.reference}" if others else "")
-            + ("; every panel on one accuracy scale." if len(lines) > 1 else "."))
+            (f"Final train accuracy ({train_is}) and test accuracy" if acc else what[0].upper() + what[1:])
+            + f", mean ± 95 % t-interval over n ≤ {n_seeds} seeds" + (" (clipped to 0-100 %)" if v.percent else "")
+            + (f"; dashed: the reference, {snap.reference}" if others else "")
+            + (f"; every panel on one {'accuracy ' if acc else ''}scale." if len(lines) > 1 else "."))
     treated = [] if study is None else [v_ for v_ in study.variants if any(c.treatments for c in study.cells
                                                                             if c.variant == v_)]
     if treated:

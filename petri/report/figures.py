@@ -92,9 +92,22 @@ def clip_band(mean: np.ndarray, hw: np.ndarray, lo: float = 0.0, hi: float = 100
     return np.clip(mean - hw, lo, hi), np.clip(mean + hw, lo, hi)
 
 
-def heatmaps(rows: list[Row], variant: str, axes: tuple[str, str], scale_of: list[Row] | None = None):
-    """2-D sweep: mean test accuracy, and the paired difference vs the reference (non-significant hatched).
-    ``scale_of``: the rows whose range the colour scales span (every grid of a study: one scale for all)."""
+def metric_axis(metric: str) -> tuple[str, float, str, str]:
+    """How a figure shows the analysed ``metric``: (its name in words, the factor its values are drawn
+    at, its unit, a difference's unit) — accuracies and other fractions in % and percentage points, any
+    other metric in its own units."""
+    from ..train.metrics import is_fraction
+
+    words = metric.replace("_", " ").replace("acc", "accuracy")
+    return (words, 100.0, "%", "percentage points") if is_fraction(metric) else (words, 1.0, "", f"{metric} units")
+
+
+def heatmaps(rows: list[Row], variant: str, axes: tuple[str, str], scale_of: list[Row] | None = None,
+             metric: str = "test_acc"):
+    """2-D sweep: the analysed metric's mean, and the paired difference vs the reference (hatched: no
+    better / worse verdict). ``scale_of``: the rows whose range the colour scales span (every grid of a
+    study: one scale for all)."""
+    words, k, unit, diff_unit = metric_axis(metric)
     ra, ca = axes
     pts = [r for r in rows if r.variant == variant]
     rvals = sorted({r.point[ra] for r in pts}, key=point_key)
@@ -104,25 +117,25 @@ def heatmaps(rows: list[Row], variant: str, axes: tuple[str, str], scale_of: lis
     sig = np.zeros_like(acc, dtype=bool)
     for r in pts:
         i, j = rvals.index(r.point[ra]), cvals.index(r.point[ca])
-        acc[i, j] = 100 * r.mean
+        acc[i, j] = k * r.mean
         if r.effect:
-            diff[i, j] = 100 * r.effect.mean
+            diff[i, j] = k * r.effect.mean
             sig[i, j] = r.verdict in ("better", "worse")
     fig, (a1, a2) = subplots(1, 2, figsize=(12, 5))
     span = [r for r in (scale_of or pts) if not np.isnan(r.mean)]
-    means = [100 * r.mean for r in span] or [0.0, 100.0]
+    means = [k * r.mean for r in span] or [0.0, 100.0]
     im = a1.imshow(acc, cmap="viridis", origin="upper", vmin=min(means), vmax=max(means))
-    fig.colorbar(im, ax=a1, label="test accuracy (%)")
-    a1.set_title(f"{variant}: mean test accuracy", fontsize=10)
-    diffs = [abs(100 * r.effect.mean) for r in span if r.effect and not np.isnan(r.effect.mean)]
+    fig.colorbar(im, ax=a1, label=f"{words} ({unit})" if unit else words)
+    a1.set_title(f"{variant}: mean {words}", fontsize=10)
+    diffs = [abs(k * r.effect.mean) for r in span if r.effect and not np.isnan(r.effect.mean)]
     lim = max(diffs) if diffs and max(diffs) > 0 else 1.0
     im2 = a2.imshow(diff, cmap="RdBu", vmin=-lim, vmax=lim, origin="upper")
-    fig.colorbar(im2, ax=a2, label="difference vs the reference (percentage points)")
+    fig.colorbar(im2, ax=a2, label=f"difference vs the reference ({diff_unit})")
     for i in range(len(rvals)):
         for j in range(len(cvals)):
             if np.isfinite(diff[i, j]) and not sig[i, j]:
                 a2.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", lw=0, color="0.4"))
-    a2.set_title(f"{variant}: paired difference vs the reference (hatched: not significant)", fontsize=10)
+    a2.set_title(f"{variant}: paired difference vs the reference (hatched: no better / worse verdict)", fontsize=10)
     for ax in (a1, a2):
         ax.set_xlabel(ca)
         ax.set_ylabel(ra)
@@ -133,10 +146,10 @@ def heatmaps(rows: list[Row], variant: str, axes: tuple[str, str], scale_of: lis
     return fig
 
 
-def _yerr(means, hws):
-    """Asymmetric error bars (percent) clipped to 0-100."""
+def _yerr(means, hws, clip: bool = True):
+    """Asymmetric error bars; in percent (``clip``) clipped to 0-100."""
     m, h = np.array(means, dtype=float), np.nan_to_num(np.array(hws, dtype=float))
-    lo, hi = clip_band(m, h)
+    lo, hi = clip_band(m, h) if clip else (m - h, m + h)
     return np.vstack([m - lo, hi - m])
 
 
@@ -145,9 +158,11 @@ def numeric(values) -> bool:
 
 
 def sweeps(rows: list[Row], panels: list[tuple[str, str]], train: dict[str, list[float]],
-           reference: Row | None = None, noisy_labels: bool = False):
-    """1-D sweeps, one panel per (variant, axis), all on one accuracy scale (the same error bar looks the
-    same in every panel): test (and train) accuracy vs the swept value, mean ± 95 % CI; the reference drawn."""
+           reference: Row | None = None, noisy_labels: bool = False, metric: str = "test_acc"):
+    """1-D sweeps, one panel per (variant, axis), all on one scale (the same error bar looks the same in
+    every panel): the analysed metric (and, for accuracy, the train accuracy) vs the swept value, mean ±
+    95 % CI; the reference drawn."""
+    words, _, unit, _ = metric_axis(metric)
     cols = min(len(panels), 3)
     n_rows = (len(panels) + cols - 1) // cols
     fig, axes = subplots(n_rows, cols, figsize=(6.5 * cols if cols == 1 else 5.2 * cols, 4 * n_rows), squeeze=False,
@@ -155,34 +170,37 @@ def sweeps(rows: list[Row], panels: list[tuple[str, str]], train: dict[str, list
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     for ax, (variant, axis) in zip(axes.flat, panels):
-        _sweep_panel(ax, rows, variant, axis, train, reference, noisy_labels)
+        _sweep_panel(ax, rows, variant, axis, train if metric == "test_acc" else {}, reference, noisy_labels, metric)
     for ax in axes[:, 0]:
-        ax.set_ylabel("final accuracy (%)")
+        ax.set_ylabel(f"final {'accuracy' if metric == 'test_acc' else words}" + (f" ({unit})" if unit else ""))
     fig.tight_layout()
     return fig
 
 
 def _sweep_panel(ax, rows: list[Row], variant: str, axis: str, train: dict[str, list[float]], reference: Row | None,
-                 noisy_labels: bool) -> None:
+                 noisy_labels: bool, metric: str = "test_acc") -> None:
+    words, k, unit, _ = metric_axis(metric)
+    clip = unit == "%"
     pts = sorted((r for r in rows if r.variant == variant), key=lambda r: point_key(r.point[axis]))
     xs = [r.point[axis] for r in pts]
     pos = xs if numeric(xs) else list(range(len(xs)))
-    ax.errorbar(pos, [100 * r.mean for r in pts], yerr=_yerr([100 * r.mean for r in pts],
-                [100 * r.half_width for r in pts]), marker="o", capsize=3, label="test", zorder=3)  # on top
-    tr = [t_interval(train.get(r.label, [])) for r in pts]
-    ax.errorbar(pos, [100 * m for m, _ in tr], yerr=_yerr([100 * m for m, _ in tr], [100 * h for _, h in tr]),
-                marker="s", ms=8, mfc="none", capsize=3, zorder=2,  # hollow and larger: a test point inside shows
-                label="train (against noisy labels)" if noisy_labels else "train")
+    ax.errorbar(pos, [k * r.mean for r in pts], yerr=_yerr([k * r.mean for r in pts],
+                [k * r.half_width for r in pts], clip), marker="o", capsize=3, label="test", zorder=3)  # on top
+    if train:  # (train accuracy: drawn beside test accuracy only)
+        tr = [t_interval(train.get(r.label, [])) for r in pts]
+        ax.errorbar(pos, [100 * m for m, _ in tr], yerr=_yerr([100 * m for m, _ in tr], [100 * h for _, h in tr]),
+                    marker="s", ms=8, mfc="none", capsize=3, zorder=2,  # hollow and larger: a test point inside shows
+                    label="train (against noisy labels)" if noisy_labels else "train")
     if reference is not None and reference.variant != variant and not np.isnan(reference.mean):
-        m, h = 100 * reference.mean, 100 * np.nan_to_num(reference.half_width)
+        m, h = k * reference.mean, k * np.nan_to_num(reference.half_width)
         ax.axhline(m, color="0.3", ls="--", lw=1, label=f"reference: {reference.label} (test)")
-        ax.axhspan(*clip_band(np.array(m), np.array(h)), color="0.5", alpha=0.15)
+        ax.axhspan(*(clip_band(np.array(m), np.array(h)) if clip else (m - h, m + h)), color="0.5", alpha=0.15)
     if numeric(xs) and all(x > 0 for x in xs) and max(xs) / min(xs) >= 10:
         ax.set_xscale("log")  # values spanning decades
     ax.set_xticks(pos, [str(x) for x in xs])  # the swept values themselves, on any scale
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel(axis)
-    ax.set_title(f"{variant}: accuracy vs {axis}", fontsize=10)
+    ax.set_title(f"{variant}: {'accuracy' if metric == 'test_acc' else words} vs {axis}", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
 

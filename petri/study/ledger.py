@@ -18,7 +18,7 @@ Schema (query it with any SQLite client):
   name (a plain study: the seed itself), and each source a crossed study names.
 * ``epochs(cell_hash, epoch, train_loss, train_acc, val_loss, val_acc, test_loss,
   test_acc, images_per_s, seconds, pack_size, machine, train_eval_loss, train_eval_acc, lr,
-  train_seconds, eval_seconds, checkpoint_seconds)``:
+  train_seconds, eval_seconds, checkpoint_seconds, metrics)``:
   ``train_*`` are running means over the epoch's batches (train mode), ``train_eval_*`` the first
   2,000 training images evaluated as the test set is (eval mode; NULL with ``test_*`` in an epoch the
   recipe's ``eval_every`` leaves out); ``machine`` names what computed the
@@ -28,7 +28,8 @@ Schema (query it with any SQLite client):
   ``train_seconds``, ``eval_seconds``, ``checkpoint_seconds`` the cell's share of its pack's wall time
   training, evaluating and saving states (within the epoch, at its end, and the previous epoch's
   checkpoint files): the pack's seconds divided evenly over the cells that recorded the epoch, so
-  that the rows of a study sum to its packs' time (``study.timing``).
+  that the rows of a study sum to its packs' time (``study.timing``); ``metrics`` (JSON) the epoch's
+  numbers beyond these columns (``train.metrics.EPOCH_METRICS``: e.g. ``weight_norm``).
 
 Every write is one transaction, so a kill -9 loses at most the epoch in flight. ``meta``'s ``schema`` is
 the version of this layout; a run brings an older ledger up to it, one numbered migration at a time
@@ -45,7 +46,7 @@ from pathlib import Path
 
 from ..errors import PetriError, PlaceError, StoreError
 
-SCHEMA_VERSION = 3  # meta 'schema': the last migration a ledger has had (MIGRATIONS)
+SCHEMA_VERSION = 4  # meta 'schema': the last migration a ledger has had (MIGRATIONS)
 FINISHED = ("done", "diverged", "stopped-early")
 EPOCH_FIELDS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
                 "images_per_s", "seconds", "pack_size", "machine", "train_eval_loss", "train_eval_acc", "lr",
@@ -65,7 +66,7 @@ CREATE TABLE IF NOT EXISTS epochs (
   cell_hash TEXT NOT NULL REFERENCES cells(hash), epoch INTEGER NOT NULL,
   train_loss REAL, train_acc REAL, val_loss REAL, val_acc REAL, test_loss REAL, test_acc REAL,
   images_per_s REAL, seconds REAL, pack_size INTEGER, machine TEXT, train_eval_loss REAL, train_eval_acc REAL,
-  lr REAL, train_seconds REAL, eval_seconds REAL, checkpoint_seconds REAL, PRIMARY KEY (cell_hash, epoch));
+  lr REAL, train_seconds REAL, eval_seconds REAL, checkpoint_seconds REAL, metrics TEXT, PRIMARY KEY (cell_hash, epoch));
 CREATE TABLE IF NOT EXISTS finals (cell_hash TEXT PRIMARY KEY REFERENCES cells(hash), metrics TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS places (
   variant TEXT NOT NULL, point TEXT NOT NULL, seed INTEGER NOT NULL, cell_hash TEXT NOT NULL REFERENCES cells(hash),
@@ -97,10 +98,18 @@ MIGRATIONS = {
     3: [lambda db: db.execute("CREATE TABLE IF NOT EXISTS places (variant TEXT NOT NULL, point TEXT NOT NULL, seed "
                               "INTEGER NOT NULL, cell_hash TEXT NOT NULL REFERENCES cells(hash), sources TEXT NOT NULL,"
                               " PRIMARY KEY (variant, point, seed))")],
+    # 4: per-epoch metrics beyond the fixed columns (train.metrics.EPOCH_METRICS), as JSON
+    4: [_columns("epochs", {"metrics": "TEXT"})],
 }
 
 
 APPLICATION_ID = 0x70657472  # "petr": SQLite's header field naming the file's application
+
+
+def _more(m: dict) -> str | None:
+    """An epoch row's numbers beyond the fixed columns, as the ``metrics`` JSON (None: there are none)."""
+    more = {k: v for k, v in m.items() if k not in EPOCH_FIELDS and k != "epoch" and isinstance(v, (int, float))}
+    return json.dumps(more) if more else None
 
 
 class Ledger:
@@ -300,9 +309,9 @@ class Ledger:
             db.executemany("INSERT OR REPLACE INTO finals VALUES (?, ?)",
                            [(h, json.dumps(m)) for h, m in (finals or {}).items()])
             db.executemany(
-                f"INSERT OR REPLACE INTO epochs (cell_hash, epoch, {', '.join(EPOCH_FIELDS)})"
-                f" VALUES (?, ?, {', '.join('?' * len(EPOCH_FIELDS))})",
-                [(h, m["epoch"], *(m.get(f) for f in EPOCH_FIELDS)) for h, m in rows])
+                f"INSERT OR REPLACE INTO epochs (cell_hash, epoch, {', '.join(EPOCH_FIELDS)}, metrics)"
+                f" VALUES (?, ?, {', '.join('?' * len(EPOCH_FIELDS))}, ?)",
+                [(h, m["epoch"], *(m.get(f) for f in EPOCH_FIELDS), _more(m)) for h, m in rows])
             now = time.time()
             db.executemany("UPDATE cells SET status=?, finished=?, seconds=? - started WHERE hash=?",
                            [(status, now, now, h) for h, status in finished])

@@ -31,6 +31,13 @@ class Registered(NamedTuple):
 
 
 METRICS: dict[str, Registered] = {}
+# Per-epoch numbers beyond the ledger's fixed columns: name -> what it is. Each is computed in the
+# loop's epoch row (``shard.Shard.end_epoch``), kept in the ledger's ``epochs.metrics`` (JSON) and is a
+# column of ``Results.epochs()``: adding one is its line here and its computation there.
+EPOCH_METRICS: dict[str, str] = {
+    "weight_norm": "the L2 norm of the member's parameters after the epoch (weights, biases, norm layers' "
+                   "scales and shifts; not running statistics)",
+}
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 # Per-epoch numbers (the ledger's epoch rows) and what is derived from them: not registrable names.
 EPOCH = ("test_acc", "test_loss", "val_acc", "val_loss", "train_acc", "train_loss", "train_eval_acc",

@@ -268,7 +268,8 @@ class Shard:
                  "val_loss": _f32(val_loss[k]) if val else None, "val_acc": _f32(val_acc[k]) if val else None,
                  **(self._tested(tested, k) if tested else dict.fromkeys(UNTESTED)),
                  "images_per_s": self.epoch_images / train_seconds, "seconds": None, "pack_size": self.pack_size,
-                 "machine": self.machine, "lr": self.lrs[k] * factor}
+                 "machine": self.machine, "lr": self.lrs[k] * factor,
+                 "weight_norm": float(self.net.theta[k, :self.net.P].norm())}  # (train.metrics.EPOCH_METRICS)
             if self.stoppers[k] and self.stoppers[k].update(m):
                 r.status = "stopped-early"
             elif epoch == recipe.epochs:
