@@ -40,15 +40,24 @@ def _warnings(facts) -> list[tuple[str, str]]:
 
 
 def _tables(v, facts) -> list[tuple[str, str, list[str], list[list[str]]]]:
-    """(title, note, head, rows) of every table, in order."""
+    """(title, note, head, rows) of the variants and comparisons tables, in order (the notes below them
+    explain their columns)."""
     f = v.findings
     head, rows = text.effects_text(v)
     out = [(f"Variants{', sorted by effect' if any(r.effect for r in f.rows) else ''}", "", head, rows)]
     if f.declared:
         out.append(("Comparisons", "", *text.comparisons_text(v)))
-    out += facts.get("metrics") or []
-    out += text.noise_tables(facts.get("noise"), v.percent)
     return out
+
+
+def _more_tables(v, facts) -> list[tuple[str, str, list[str], list[list[str]]]]:
+    """The tables after those notes: every metric, per class, and a crossed study's noise."""
+    return [*(facts.get("metrics") or []), *text.noise_tables(facts.get("noise"), v.percent)]
+
+
+def _md_table(title: str, note: str, cols: list[str], body: list[list[str]]) -> list[str]:
+    return ([f"## {title}", ""] + ([note, ""] if note else []) + ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+            + ["| " + " | ".join(row) + " |" for row in body] + [""])
 
 
 def markdown(v, facts, figs, nets) -> str:
@@ -58,12 +67,12 @@ def markdown(v, facts, figs, nets) -> str:
         label, _, rest = sentence.partition(". ") if kind == "warn" and sentence.startswith(
             ("Repeated", "Not shown", "Machines")) else ("", "", sentence)
         lines += [(f"**{label}.** {rest}" if label else f"**{sentence}**") if kind == "warn" else sentence, ""]
-    for title, note, cols, body in _tables(v, facts):
-        lines += [f"## {title}", ""] + ([note, ""] if note else [])
-        lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        lines += ["| " + " | ".join(row) + " |" for row in body] + [""]
+    for table in _tables(v, facts):
+        lines += _md_table(*table)
     lines += [" ".join(text.table_notes(v)), ""]
     lines += [f"- {line}" for line in text.reasons(v.findings)] + ([""] if text.reasons(v.findings) else [])
+    for table in _more_tables(v, facts):
+        lines += _md_table(*table)
     for title, caption, slug, _ in figs:  # every figure the HTML shows
         lines += [f"**{title}.** {caption}", "", f"![{title}](figures/{slug}.png)", ""]
     if snap.study is not None:
@@ -103,6 +112,8 @@ def page(v, facts, figs, nets) -> str:
     body.append(f"<p class='facts'>{esc(' '.join(text.table_notes(v)))}</p>")
     if text.reasons(v.findings):
         body.append("<ul class='facts'>" + "".join(f"<li>{esc(r)}</li>" for r in text.reasons(v.findings)) + "</ul>")
+    for title, note, cols, rows in _more_tables(v, facts):
+        body.append(f"<h2>{esc(title)}</h2>" + (f"<p class='facts'>{esc(note)}</p>" if note else "") + _html_table(cols, rows))
     for title, caption, _, png in figs:
         data = base64.b64encode(png).decode()
         body.append(f"<figure><h3>{esc(title)}</h3><img alt='{esc(title)}' src='data:image/png;base64,{data}'>"
