@@ -65,6 +65,11 @@ class MeanSquares:
     df_cell: int = 0
     training: tuple[bool, ...] = ()
 
+    @property
+    def cells(self) -> int:
+        """Trained cells (combinations of the training factors) when the table has a cell term, else 0."""
+        return math.prod(lv for lv, tr in zip(self.levels, self.training) if tr) if self.df_cell else 0
+
     def error(self, i: int) -> tuple[float, int, str]:
         """Factor ``i``'s error term: (mean square, df, name): the cell's for a training source when the
         table has a cell term, else the residual's."""
@@ -92,6 +97,12 @@ def mean_squares(y: np.ndarray, codes: np.ndarray, factors: list[str]) -> MeanSq
     ss_e = max(float(((y - grand) ** 2).sum()) - ss_sum, 0.0)
     return MeanSquares(tuple(factors), tuple(ms), tuple(dfs), tuple(levels), ss_e / df_e if df_e > 0 else 0.0,
                        df_e, n)
+
+
+def design_table(y: np.ndarray, codes: np.ndarray, factors: list[str]) -> MeanSquares:
+    """The crossed model's ANOVA table: main effects, and a cell term where some factors are sources no
+    training draws from (``rng.EVALUATION``)."""
+    return with_cell(mean_squares(y, codes, factors), y, codes, [f not in EVALUATION for f in factors])
 
 
 def with_cell(t: MeanSquares, y: np.ndarray, codes: np.ndarray, training: list[bool]) -> MeanSquares:
@@ -179,13 +190,12 @@ def _crossed(values: dict[int, float], levels: dict[int, dict[str, int]], factor
         return Estimate(e.mean, e.se, e.df, e.n, "crossed", e.note, levels={factors[j]: len(seeds[j]) for j in keep})
     names = [factors[j] for j in keep]
     codes = np.array([[seeds[j].index(c[j]) for j in keep] for c in combos], dtype=np.int64)
-    table = with_cell(mean_squares(y, codes, names), y, codes, [f not in EVALUATION for f in names])
+    table = design_table(y, codes, names)
     var, df = mean_variance(table)
     comps = {f: max(ms - table.error(i)[0], 0.0) * lv / n
              for i, (f, ms, lv) in enumerate(zip(names, table.ms, table.levels))}
     if table.df_cell:
-        comps[CELL] = max(table.ms_cell - table.ms_resid, 0.0) * math.prod(
-            lv for lv, tr in zip(table.levels, table.training) if tr) / n
+        comps[CELL] = max(table.ms_cell - table.ms_resid, 0.0) * table.cells / n
     comps[RESIDUAL] = table.ms_resid
     return Estimate(float(y.mean()), math.sqrt(var), df, n, "crossed", "", comps,
                     dict(zip(names, table.levels)))

@@ -90,19 +90,17 @@ def components(table, factors: list[str], value: str = "y", draws: int = DRAWS, 
     """Variance components of ``value`` over crossed random ``factors`` (columns of the DataFrame
     ``table``, one row per combination: a balanced crossing), with generalized intervals and shares.
     ``clip=False`` keeps negative estimates (unbiased; what covariances are computed from)."""
-    from ..rng import EVALUATION
-    from .design import CELL, mean_squares, with_cell
+    from .design import CELL, design_table
 
     n = len(table)
     codes = np.stack([table[f].astype("category").cat.codes.to_numpy(np.int64) for f in factors], axis=1)
     y = table[value].to_numpy(float)
-    t = with_cell(mean_squares(y, codes, factors), y, codes, [f not in EVALUATION for f in factors])
+    t = design_table(y, codes, factors)
     # (name, mean square, df, places per level, judged against the cell's mean square)
     terms = [(f, ms, float(df), n / lv, bool(t.df_cell and t.training[i]))
              for i, (f, ms, df, lv) in enumerate(zip(factors, t.ms, t.df, t.levels))]
     if t.df_cell:  # places resample trained cells: the cell's own term (design.py)
-        terms.append((CELL, t.ms_cell, float(t.df_cell), n / math.prod(
-            lv for lv, tr in zip(t.levels, t.training) if tr), False))
+        terms.append((CELL, t.ms_cell, float(t.df_cell), n / t.cells, False))
     df_e, ms_e = float(t.df_resid), t.ms_resid
     against_cell = np.array([x[4] for x in terms])[:, None]
     per_level = np.array([x[3] for x in terms])[:, None]
