@@ -35,24 +35,26 @@ class View:
         ctx = replace(self.context, extra={**self.context.extra, "detect": detect})
         return T.COMPARISONS.frame(self.findings.family, ctx)
 
+    def metric_estimates(self):
+        """(row, metric, estimate) for every recorded metric of every (variant, point) row: its mean over
+        the finished places, with the design's model (crossed sources included)."""
+        f = self.findings
+        names = dict.fromkeys(["test_acc", "test_loss", "train_eval_acc", "gap", *self.context.extra["finals"]])
+        for r in f.rows:
+            for m in names:
+                vals = {p.seed: p.value(m) for p in r.places if p.status.finished}
+                vals = {s: x for s, x in vals.items() if x is not None}
+                if vals:
+                    yield r, m, f.design.estimate(vals, [r.key])
+
     def metrics(self):
         """Every recorded metric per (variant, point) (``Results.metrics``): each one's mean over the
         finished places and its 95 % half-width from the design's model (crossed sources included)."""
         import pandas as pd
 
-        f, ctx = self.findings, self.context
-        names = ["test_acc", "test_loss", "train_eval_acc", "gap", *ctx.extra["finals"]]
-        rows = []
-        for r in f.rows:
-            for m in dict.fromkeys(names):
-                vals = {p.seed: p.value(m) for p in r.places if p.status.finished}
-                vals = {s: x for s, x in vals.items() if x is not None}
-                if not vals:
-                    continue
-                e = f.design.estimate(vals, [r.key])
-                rows.append({"variant": r.variant, **self.axes.get(r.key, r.point), "metric": m, "n": e.n,
-                             "mean": e.mean, "ci95": e.half_width(0.95) if e.n >= 2 else math.nan})
-        df = pd.DataFrame(rows, columns=["variant", *ctx.axes, "metric", "n", "mean", "ci95"])
+        rows = [{"variant": r.variant, **self.axes.get(r.key, r.point), "metric": m, "n": e.n, "mean": e.mean,
+                 "ci95": e.half_width(0.95) if e.n >= 2 else math.nan} for r, m, e in self.metric_estimates()]
+        df = pd.DataFrame(rows, columns=["variant", *self.context.axes, "metric", "n", "mean", "ci95"])
         return df.astype({"variant": "category", "metric": "category", "n": "int64"})
 
 

@@ -142,21 +142,17 @@ def metrics_tables(v) -> list[tuple[str, str, list[str], list[list[str]]]]:
     (``View.metrics``), and a second table of the test accuracy per class when the cells recorded it."""
     from ..train.metrics import is_fraction
 
-    df = v.metrics()
-    if df.empty:
-        return []
-    labels = {(r.variant, json.dumps({a: v.axes.get(r.key, r.point).get(a) for a in v.context.axes})): r.label
-              for r in v.findings.rows}
-
-    def cell(m: str, mean: float, hw: float) -> str:
+    def cell(m: str, e) -> str:
         scale, fmt = (100, "{:.2f}") if is_fraction(m) else (1, "{:.4f}")  # (the variants table's loss: 4 places)
-        return number(scale * mean, fmt) + ("" if math.isnan(hw) else f" ± {number(scale * hw, fmt)}")
+        hw = e.half_width(0.95) if e.n >= 2 else math.nan
+        return number(scale * e.mean, fmt) + ("" if math.isnan(hw) else f" ± {number(scale * hw, fmt)}")
 
     table: dict[str, dict[str, str]] = {}
-    for rec in df.to_dict("records"):
-        key = (rec["variant"], json.dumps({a: rec[a] for a in v.context.axes}))
-        table.setdefault(labels.get(key, rec["variant"]), {})[rec["metric"]] = cell(rec["metric"], rec["mean"], rec["ci95"])
-    names = list(dict.fromkeys(df["metric"]))
+    for r, m, e in v.metric_estimates():
+        table.setdefault(r.label, {})[m] = cell(m, e)
+    if not table:
+        return []
+    names = list(dict.fromkeys(m for row in table.values() for m in row))
     classes = v.snapshot.classes
     out = []
     for title, note, chosen, head in (
