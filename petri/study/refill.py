@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from ..data import load
+from ..train.shard import compact_classes
 from ..train.splits import make_splits
 from ..treatments.pipeline import Pipeline
 from . import cellstore
@@ -27,14 +28,13 @@ BATCH = 1000  # test images per forward pass (memory only: the classes do not de
 
 
 def _classes(module: torch.nn.Module, pipe: Pipeline, split, n_classes: int) -> torch.Tensor:
-    """The module's predicted class of every image of ``split`` [n] (uint8 as the trainer keeps them)."""
-    out = []
+    """The module's predicted class of every image of ``split`` [n], kept as the trainer keeps them."""
+    out = [torch.zeros(0, dtype=torch.int64)]
     with torch.inference_mode():
         for i in range(0, len(split.y), BATCH):
             x = pipe.images(split.x[i:i + BATCH][None], split.ids[i:i + BATCH][None], "test", 0)[0]
             out.append(module(x).argmax(-1))
-    dtype = torch.uint8 if n_classes <= 256 else torch.int16
-    return torch.cat(out).to(dtype) if out else torch.zeros(0, dtype=dtype)
+    return compact_classes(torch.cat(out), n_classes)
 
 
 def refill(directory: str | Path) -> dict[str, int]:
@@ -75,7 +75,7 @@ def refill(directory: str | Path) -> dict[str, int]:
                 for name, split in splits.items():
                     preds[f"best.{name}" if best else name] = _classes(module, pipe, split, n_classes)
             for name, split in splits.items():
-                preds[f"{name}.labels"] = split.y.to(preds[name].dtype)
+                preds[f"{name}.labels"] = compact_classes(split.y, n_classes)
             cellstore.save_predictions(directory, cell.hash, preds, {"refilled": True})  # (a full disk: one line)
             counts["refilled"] += 1
     return counts

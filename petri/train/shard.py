@@ -29,6 +29,12 @@ from .state import CellState, capture, cpu_copies, restore
 from .member import Member, Result
 
 
+def compact_classes(y: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Classes [n] (predicted or true) as kept per example: compact CPU integers, one byte an image
+    (int16 beyond 256 classes)."""
+    return y.to("cpu", torch.uint8 if n_classes <= 256 else torch.int16).contiguous()
+
+
 TRAIN_EVAL = 2000  # training images evaluated in eval mode at each epoch's end: the first of the split, every cell
 UNTESTED = ("test_loss", "test_acc", "train_eval_loss", "train_eval_acc")  # None in an epoch not evaluated
 
@@ -299,9 +305,7 @@ class Shard:
                                  **{f"best.{n}": t for n, t in (self.best_pred[k] or {}).items()}}
 
     def _classes(self, x: torch.Tensor, labels: bool = False) -> torch.Tensor:
-        """Predicted classes of logits [n, C] (or labels [n]) as compact CPU integers: one byte an image."""
-        y = x if labels else x.argmax(-1)
-        return y.to("cpu", torch.uint8 if self.n_classes <= 256 else torch.int16).contiguous()
+        return compact_classes(x if labels else x.argmax(-1), self.n_classes)
 
     @staticmethod
     def _tested(tested: dict, k: int) -> dict:
