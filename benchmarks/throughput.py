@@ -183,12 +183,39 @@ def population_peers(args, ds) -> None:
         print(f"{key}={'n/a' if v is None else f'{v:.0f}'}")
 
 
+def conv_packs(ds, rounds: int) -> None:
+    """LeNet-5 (as a layer list and as a module) and `mnist_cnn` packs of 1 and 8 against the plain loop
+    training one member, batch 128, one epoch on a slice; plain and petri alternate each round and the
+    ratios' medians are printed (K = 8 aggregate images/s over the plain loop's)."""
+    register_model("bench_lenet5", lenet5_module)
+    ratios: dict[str, list[float]] = {}
+    for r in range(rounds):
+        plain = plain_loop(plain_lenet5, ds, 1, 128, r, max_steps=40)[0]
+        row = {}
+        for k in (1, 8):
+            n = 128 * (40 if k == 1 else 10)
+            row[f"lenet5_list_k{k}"] = petri_run(parse_model(LENET5_LAYERS), ds, 1, 128, list(range(k)), train_size=n)[0]
+            row[f"lenet5_module_k{k}"] = petri_run(parse_model("bench_lenet5"), ds, 1, 128, list(range(k)),
+                                                   train_size=n)[0]
+        cnn_plain = plain_loop(plain_cnn, ds, 1, 128, r, max_steps=15)[0]
+        for k in (1, 8):
+            row[f"cnn_k{k}"] = petri_run(MnistCNN(), ds, 1, 128, list(range(k)),
+                                         train_size=128 * (15 if k == 1 else 4))[0]
+        print(f"  round {r + 1} (img/s, K = 8 aggregate): LeNet-5 plain {plain:,.0f}; mnist_cnn plain {cnn_plain:,.0f}; "
+              + ", ".join(f"{k} {v:,.0f}" for k, v in row.items()), flush=True)
+        for k, v in row.items():
+            ratios.setdefault(k, []).append(v / (cnn_plain if k.startswith("cnn") else plain))
+    for k, v in ratios.items():
+        print(f"{k}_ratio={_median(v):.2f}  ({', '.join(f'{x:.2f}' for x in v)})")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="1 epoch, 1 round (smoke run)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved plain/petri rounds; medians are reported")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--population", action="store_true", help="only the 32-member mlp [64] population and its peers")
+    ap.add_argument("--conv", action="store_true", help="only the LeNet-5 and mnist_cnn packs against the plain loop")
     ap.add_argument("--device", default="cpu", help="cpu (default: the full CPU benchmark) or cuda: the population "
                     "peers side by side on that device (as --model / --K do on the CPU)")
     ap.add_argument("--model", choices=sorted(PEER_MODELS), help="population peers of this model (default mlp)")
@@ -206,6 +233,8 @@ def main():
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, MNIST, batch 100, Adam 1e-3; "
           f"{rounds} interleaved round(s), medians")
 
+    if args.conv:
+        return conv_packs(ds, rounds)
     singles = []
     for r in range(0 if args.population else rounds):  # plain and petri alternate so machine noise hits both alike
         plain_ips, plain_acc = plain_loop(plain_mlp, ds, epochs, 100, r)
@@ -251,20 +280,7 @@ def main():
             print(f"petri_vs_jax_scan={_median(peers['jax scan']):.2f}")
         return
 
-    lenet = {"plain": plain_loop(plain_lenet5, ds, 1, 128, 0, max_steps=40)[0]}
-    register_model("bench_lenet5", lenet5_module)
-    for k in (1, 8):
-        n = 128 * (40 if k == 1 else 10)
-        lenet[f"list K={k}"], _ = petri_run(parse_model(LENET5_LAYERS), ds, 1, 128, list(range(k)), train_size=n)
-        lenet[f"module K={k}"], _ = petri_run(parse_model("bench_lenet5"), ds, 1, 128, list(range(k)), train_size=n)
-    print("LeNet-5 batch 128 (img/s; K = 8 aggregate): " + ", ".join(f"{k} {v:,.0f}" for k, v in lenet.items()))
-
-    cnn_plain, _ = plain_loop(plain_cnn, ds, 1, 128, 0, max_steps=15)
-    cnn = {}
-    for k in (1, 8):
-        cnn[k], _ = petri_run(MnistCNN(), ds, 1, 128, list(range(k)), train_size=128 * (15 if k == 1 else 4))
-    print(f"mnist_cnn batch 128: plain {cnn_plain:,.0f} img/s; petri K=1 {cnn[1]:,.0f} img/s "
-          f"(ratio {cnn[1] / cnn_plain:.2f}); K=8 aggregate {cnn[8]:,.0f} img/s (ratio {cnn[8] / cnn_plain:.2f})")
+    conv_packs(ds, 1)
 
     step_ms, rows = treatment_costs(ds, reps=1 if args.quick else 5)
     print(f"treatment cost in the loop, 32-member mlp [64] pack, batch 100 (untreated step {step_ms:.2f} ms):")
@@ -278,11 +294,6 @@ def main():
     if peers["jax"]:
         print(f"petri_vs_jax_per_step={_median(peers['jax']):.2f}")
         print(f"petri_vs_jax_scan={_median(peers['jax scan']):.2f}")
-    for k in (1, 8):
-        print(f"lenet5_list_k{k}_ratio={lenet[f'list K={k}'] / lenet['plain']:.2f}")
-        print(f"lenet5_module_k{k}_ratio={lenet[f'module K={k}'] / lenet['plain']:.2f}")
-    print(f"cnn_k1_ratio={cnn[1] / cnn_plain:.2f}")
-    print(f"cnn_k8_ratio={cnn[8] / cnn_plain:.2f}")
 
 
 if __name__ == "__main__":

@@ -294,10 +294,15 @@ def test_epochs_record_the_time_split_and_show_prints_it(tmp_path):
     assert shown.exit_code == 0 and "time: " in shown.output and "training" in shown.output and "start-up" in shown.output
 
 
-def test_the_dry_run_prices_every_part_and_remembers_this_machines_rates(tmp_path):
+def test_the_dry_run_prices_every_part_and_remembers_this_machines_rates(tmp_path, monkeypatch):
     """The estimate covers start-up, training, evaluation, checkpoints and the report; a second dry run
-    takes its pack shapes' rates from this machine's cache (measures nothing); an adaptive study is priced
-    for its first round and for its most seeds."""
+    takes its pack shapes' rates from this machine's cache (measures nothing) unless they were measured
+    while the machine was oversubscribed and it is quieter now; an adaptive study is priced for its first
+    round and for its most seeds."""
+    from petri.study import estimate
+
+    load = {"now": 0.5}  # the load average per core the dry run sees
+    monkeypatch.setattr(estimate, "_load", lambda: load["now"])
     study = _write(tmp_path, STUDY)
     args = ["run", str(study), "--out", str(tmp_path / "out"), "--dry-run"]
     first, again = runner.invoke(app, args), runner.invoke(app, args)
@@ -306,6 +311,13 @@ def test_the_dry_run_prices_every_part_and_remembers_this_machines_rates(tmp_pat
         assert part in first.output
     assert "timed now: 1, from this machine's cache: 0" in first.output
     assert "timed now: 0, from this machine's cache: 1" in again.output
+    load["now"] = 3.0  # measured while three processes wanted each core ...
+    monkeypatch.setattr(estimate, "MAX_AGE", 0)
+    assert "timed now: 1" in runner.invoke(app, args).output
+    monkeypatch.setattr(estimate, "MAX_AGE", 30 * 86400)
+    assert "from this machine's cache: 1" in runner.invoke(app, args).output  # ... as busy now: kept
+    load["now"] = 0.2
+    assert "timed now: 1, from this machine's cache: 0" in runner.invoke(app, args).output  # quieter: again
     adaptive = _write(tmp_path, STUDY.replace("seeds = 2", "seeds = { min = 2, max = 4 }"), "adaptive.toml")
     r = runner.invoke(app, ["run", str(adaptive), "--out", str(tmp_path / "a"), "--dry-run"])
     assert r.exit_code == 0 and "first round (2 seeds): about" in r.output

@@ -387,3 +387,15 @@ def test_eval_every_with_early_stopping_on_test_evaluates_every_epoch(mnist):
     r = train_pack(mnist, Recipe(model=MLP(hidden=[16]), epochs=3, eval_every=2, early_stopping=es, **SMALL),
                    [Member(0)])[0]
     assert all(e["test_acc"] is not None for e in r.epochs)
+
+
+@pytest.mark.parametrize("train_size", [100, 2000])
+def test_a_packs_measured_cost_covers_epochs_of_any_length(mnist, train_size):
+    """``cost.measure`` (the dry run's rates) keeps the fastest chunk of steps; an epoch of one step does
+    not end the measurement early (the next epoch's steps are timed), and every part it prices is there."""
+    from petri.train.cost import measure
+
+    recipe = Recipe(model=MLP(hidden=[16]), epochs=1, **{**SMALL, "train_size": train_size})
+    cost = measure(mnist, recipe, [Member(0), Member(1)], seconds=0.2)
+    assert 0 < cost.step < 0.2 and 0 < cost.eval_image < 0.01 and cost.startup > 0 and cost.capture > 0
+    assert cost.state_bytes > 2 * 3 * 4 * (784 * 16 + 16 + 16 * 10 + 10)  # 2 members: weights, Adam's m and v, ...

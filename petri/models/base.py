@@ -104,7 +104,14 @@ class LayerModel(ModelSpec):
                             f"classes; end with {{ name = \"dense\", units = \"classes\" }}")
 
     def summary(self, in_shape: Shape, n_classes: int) -> list[SummaryRow]:
-        return _rows(self.resolved(in_shape, n_classes), tuple(in_shape), 0)
+        # Memoised by the spec's JSON: a dry run of 1,203 cells asks each pack's memory and disk figures
+        # (a few summaries a pack; each walks every layer's population form).
+        key = (type(self), self.model_dump_json(), tuple(in_shape), n_classes)
+        if key not in _SUMMARIES:
+            if len(_SUMMARIES) > 256:
+                _SUMMARIES.clear()
+            _SUMMARIES[key] = tuple(_rows(self.resolved(in_shape, n_classes), tuple(in_shape), 0))
+        return list(_SUMMARIES[key])
 
     def build(self, in_shape: Shape, n_classes: int, seeds: list[int], device: torch.device | str = "cpu"):
         layers = compile_layers(self.resolved(in_shape, n_classes), tuple(in_shape))
@@ -113,6 +120,9 @@ class LayerModel(ModelSpec):
     def module(self, in_shape: Shape, n_classes: int) -> nn.Module:
         """One member as standard ``torch.nn`` layers (what ``Network.member_state`` fills)."""
         return modules(self.resolved(in_shape, n_classes), tuple(in_shape))
+
+
+_SUMMARIES: dict[tuple, tuple[SummaryRow, ...]] = {}
 
 
 def _rows(specs: list[LayerSpec], shape: Shape, depth: int) -> list[SummaryRow]:

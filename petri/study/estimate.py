@@ -10,7 +10,8 @@ and for its most seeds (each round a run of its own).
 
 Measurements are cached per machine (``rates.json`` in petri's cache folder, keyed by
 ``machine.machine()``, the threads, the pack's shape and size and its members' kinds of treatment), so a
-second dry run of a study measures nothing; entries older than ``MAX_AGE`` are measured again.
+second dry run of a study measures nothing; entries older than ``MAX_AGE``, and those taken while the
+machine was oversubscribed (it is quieter now), are measured again.
 """
 
 from __future__ import annotations
@@ -85,13 +86,30 @@ def _write_cache(entries: dict) -> None:
         pass
 
 
+def _load() -> float:
+    """The machine's load average over the last minute per core (0 where the system does not say)."""
+    try:
+        return os.getloadavg()[0] / (os.cpu_count() or 1)
+    except OSError:
+        return 0.0
+
+
+def _fresh(hit: dict | None) -> bool:
+    """Whether a cached measurement may be used: younger than ``MAX_AGE``, and not taken while more
+    processes wanted the cores than there were (load per core above 1) unless the machine is as busy now."""
+    if not hit or time.time() - hit["at"] >= MAX_AGE:
+        return False
+    measured_under = hit.get("load", 0.0)
+    return measured_under <= 1.0 or _load() >= measured_under
+
+
 def pack_cost(pack: Pack, ds, cache: dict) -> tuple[PackCost, bool]:
     """(the pack's measured cost, whether it was measured now)."""
     from ..train.cost import measure
 
     key = _key(pack)
     hit = cache.get(key)
-    if hit and time.time() - hit["at"] < MAX_AGE:
+    if _fresh(hit):
         return PackCost(**hit["cost"]), False
     r = pack.recipe
     # A batch above MEASURED_BATCH images is timed at that size and its step scaled by the batch's ratio
@@ -100,7 +118,7 @@ def pack_cost(pack: Pack, ds, cache: dict) -> tuple[PackCost, bool]:
     cost = measure(ds, small, pack.members())
     if small is not r:
         cost = replace(cost, step=cost.step * r.batch_size / MEASURED_BATCH)
-    cache[key] = {"at": time.time(), "cost": cost.to_json()}
+    cache[key] = {"at": time.time(), "load": _load(), "cost": cost.to_json()}
     return cost, True
 
 

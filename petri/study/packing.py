@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 
 import torch
@@ -110,13 +111,16 @@ def split_by(packs: list[Pack]) -> list[str]:
         data, recipe = json.loads(pack_key(p.cells[0]))
         recipe.pop("model")
         keys.append(flat(recipe) | {"model": p.recipe.model.label(), "data": data})
-    differing = sorted({f for key in keys for f in key if len({kk.get(f) for kk in keys}) > 1})
+    fields = {f for key in keys for f in key}
+    differing = sorted(f for f in fields if len({key.get(f) for key in keys}) > 1)
+    shapes = [(json.dumps(key, sort_keys=True), p.start) for p, key in zip(packs, keys)]
+    count = Counter(shapes)
     reasons = []
-    for p, key in zip(packs, keys):
+    for p, key, shape in zip(packs, keys, shapes):
         why = [f"{f}={key.get(f, '—')}" for f in differing]
         if p.start:
             why.append(f"resumes at epoch {p.start}")
-        same = sum(1 for q, kk in zip(packs, keys) if kk == key and q.start == p.start)
+        same = count[shape]
         if same > 1:
             why.append(f"one of {same} packs of the same shape: at most {p.limit} members per pack")
         reasons.append("; ".join(why))

@@ -1,9 +1,9 @@
 """What one pack costs on this machine, in seconds: the raw material of a dry run's estimate.
 
 ``measure`` builds the pack as ``train_pack`` does (its start-up: splits, networks, treatments),
-takes two warm-up steps (allocations, oneDNN's kernels), then times training steps in doubling
-chunks until about ``seconds`` have passed, one warmed-up batch of evaluation, and the capture of
-every member's state (a checkpoint's part in memory). The training images are the recipe's (a
+takes two warm-up steps (allocations, oneDNN's kernels), then times training steps in chunks until
+about ``seconds`` have passed and keeps the fastest chunk's step, the faster of two warmed-up batches
+of evaluation, and the capture of every member's state (a checkpoint's part in memory). The training images are the recipe's (a
 slice would sit in the caches and time too fast), but only a few steps of one epoch are taken.
 """
 
@@ -42,22 +42,35 @@ def measure(data: Dataset, recipe: Recipe, members: list[Member], seconds: float
         for s in shards:
             s.begin_epoch(1)
         run(lambda s: s.advance(2), shards)
-        steps, timed, chunk = 0, 0.0, 1
-        while timed < seconds and not shards[0].epoch_over:
+        # Chunks of steps double until one takes a tenth of the budget; the step kept is the fastest
+        # chunk's: another process on the machine slows some chunks, never speeds one up, and a run's
+        # hours average over moments a half-second measurement cannot (benchmarks/README.md).
+        per_step, chunk, timed, epoch = [], 1, 0.0, 1
+        while timed < seconds and len(per_step) < 64:
             before = shards[0].at
+            if shards[0].epoch_over:  # a short epoch: time the next one's steps (counted from 0)
+                epoch, before = epoch + 1, 0
+                for s in shards:
+                    s.begin_epoch(epoch)
             t = time.perf_counter()
             run(lambda s: s.advance(chunk), shards)
-            timed += time.perf_counter() - t
-            steps += shards[0].at - before
-            chunk *= 2
-        step = timed / steps if steps else timed  # (an epoch of at most two steps: its time is small anyway)
+            dt = time.perf_counter() - t
+            timed += dt
+            if shards[0].at > before:
+                per_step.append(dt / (shards[0].at - before))
+            if dt < seconds / 10 and chunk < 1 << 16:
+                chunk *= 2
+        step = min(per_step) if per_step else timed
         test = shards[0].test
         n = min(recipe.eval_batch_size, len(test.y))
         warm, batch = (Split(test.x[a:b], test.y[a:b], test.ids[a:b]) for a, b in ((0, min(n, 16)), (0, n)))
         run(lambda s: s._evaluate(warm), shards)
-        t = time.perf_counter()
-        run(lambda s: s._evaluate(batch), shards)
-        eval_image = (time.perf_counter() - t) / n
+        evals = []
+        for _ in range(2):  # the faster of two, as for the steps
+            t = time.perf_counter()
+            run(lambda s: s._evaluate(batch), shards)
+            evals.append((time.perf_counter() - t) / n)
+        eval_image = min(evals)
         t = time.perf_counter()
         states: list = []
         run(lambda s: states.extend(s._state(k, 1, s.orders[k]) for k in range(s.K)), shards)
