@@ -210,15 +210,19 @@ def sgemm_peak(threads: int, sizes=(512, 1024, 2048), reps: int = 10) -> float:
     """The machine's float32 matrix-multiply rate (FLOP/s) on ``threads`` threads: the best of ``reps``
     products of two size × size matrices of each size (torch.mm, MKL), after a warm-up (this VM's speed
     drifts: the best is the machine, the rest is its neighbours)."""
-    best = 0.0
-    for size in sizes:
-        a, b = torch.randn(size, size), torch.randn(size, size)
-        out = torch.empty(size, size)
-        torch.mm(a, b, out=out)
-        for _ in range(reps):
-            t0 = time.perf_counter()
+    best, before = 0.0, torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for size in sizes:
+            a, b = torch.randn(size, size), torch.randn(size, size)
+            out = torch.empty(size, size)
             torch.mm(a, b, out=out)
-            best = max(best, 2 * size ** 3 / (time.perf_counter() - t0))
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                torch.mm(a, b, out=out)
+                best = max(best, 2 * size ** 3 / (time.perf_counter() - t0))
+    finally:
+        torch.set_num_threads(before)
     return best
 
 

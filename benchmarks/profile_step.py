@@ -60,7 +60,7 @@ def main():
     ap.add_argument("--members", type=int, default=16, help="members of the one shard profiled")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    loop._runner = _in_this_thread
+    loop.shard_runner = _in_this_thread
     ds = petri.data.load("mnist")
     recipe = Recipe(model=MLP(hidden=[64]), batch_size=100, epochs=1, train_size=args.images, test_size=100,
                     device="cpu")

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ..data import Dataset
-from .loop import Member, Result, _runner, build_shards
+from .loop import Member, Result, shard_runner, build_shards
 from .recipe import Recipe
 from .splits import Split
 
@@ -38,7 +38,7 @@ def measure(data: Dataset, recipe: Recipe, members: list[Member], seconds: float
     members = [Member(m.seed, m.treatments, m.lr, m.weight_decay) for m in members]  # from epoch 0
     shards = build_shards(data, recipe, members, [Result() for _ in members])
     startup = time.perf_counter() - t0
-    with _runner(len(shards)) as run:
+    with shard_runner(len(shards)) as run:
         for s in shards:
             s.begin_epoch(1)
         run(lambda s: s.advance(2), shards)

@@ -50,7 +50,7 @@ def shard_count(K: int, device: torch.device, member_bytes: int) -> int:
 
 
 @contextmanager
-def _runner(n: int):
+def shard_runner(n: int):
     """Runs a function on every shard: in this thread for one shard, else on up to one thread per
     intra-op thread at once, each worker with one intra-op thread."""
     if n == 1:
@@ -124,7 +124,7 @@ def train_pack(data: Dataset, recipe: Recipe, members: list[Member],
     results = [Result() for _ in members]
     shards = build_shards(data, recipe, members, results)
     within = _Within(on_checkpoint, checkpoint_every) if on_checkpoint else None
-    with _runner(len(shards)) as run:
+    with shard_runner(len(shards)) as run:
         try:
             for epoch in range(start + 1, recipe.epochs + 1):
                 t0 = time.perf_counter()
