@@ -389,10 +389,11 @@ def test_eval_every_with_early_stopping_on_test_evaluates_every_epoch(mnist):
     assert all(e["test_acc"] is not None for e in r.epochs)
 
 
-@pytest.mark.parametrize("train_size", [100, 2000])
+@pytest.mark.parametrize("train_size", [100, 150, 2000])
 def test_a_packs_measured_cost_covers_epochs_of_any_length(mnist, train_size):
     """``cost.measure`` (the dry run's rates) keeps the fastest chunk of steps; an epoch of one step does
-    not end the measurement early (the next epoch's steps are timed), and every part it prices is there."""
+    not end the measurement early (the next epoch's steps are timed), an epoch whose last batch is short
+    (150 images: 100 + 50) is measured too, and every part it prices is there."""
     from petri.train.cost import measure
 
     recipe = Recipe(model=MLP(hidden=[16]), epochs=1, **{**SMALL, "train_size": train_size})

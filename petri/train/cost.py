@@ -3,8 +3,9 @@
 ``measure`` builds the pack as ``train_pack`` does (its start-up: splits, networks, treatments),
 takes two warm-up steps (allocations, oneDNN's kernels), then times training steps in chunks until
 about ``seconds`` have passed and keeps the fastest chunk's step, the faster of two warmed-up batches
-of evaluation, and the capture of every member's state (a checkpoint's part in memory). The training images are the recipe's (a
-slice would sit in the caches and time too fast), but only a few steps of one epoch are taken.
+of evaluation, and the capture of every member's state (a checkpoint's part in memory). The training
+images are the recipe's (a slice would sit in the caches and time too fast), but only a few steps are
+taken.
 """
 
 from __future__ import annotations
@@ -43,9 +44,12 @@ def measure(data: Dataset, recipe: Recipe, members: list[Member], seconds: float
             s.begin_epoch(1)
         run(lambda s: s.advance(2), shards)
         # Chunks of steps double until one takes a tenth of the budget; the step kept is the fastest
-        # chunk's: another process on the machine slows some chunks, never speeds one up, and a run's
-        # hours average over moments a half-second measurement cannot (benchmarks/README.md).
-        per_step, chunk, timed, epoch = [], 1, 0.0, 1
+        # chunk's: another process on the machine slows some chunks and never speeds one up, and what
+        # the whole run will meet a half-second measurement cannot know anyway (benchmarks/README.md).
+        # A chunk that ends on an epoch's short last batch is no full step's time: kept only if no
+        # other chunk was timed.
+        short = shards[0].N % recipe.batch_size != 0
+        per_step, partial, chunk, timed, epoch = [], [], 1, 0.0, 1
         while timed < seconds and len(per_step) < 64:
             before = shards[0].at
             if shards[0].epoch_over:  # a short epoch: time the next one's steps (counted from 0)
@@ -57,10 +61,11 @@ def measure(data: Dataset, recipe: Recipe, members: list[Member], seconds: float
             dt = time.perf_counter() - t
             timed += dt
             if shards[0].at > before:
-                per_step.append(dt / (shards[0].at - before))
+                ended_short = short and shards[0].at == shards[0].steps
+                (partial if ended_short else per_step).append(dt / (shards[0].at - before))
             if dt < seconds / 10 and chunk < 1 << 16:
                 chunk *= 2
-        step = min(per_step) if per_step else timed
+        step = min(per_step or partial or [timed])
         test = shards[0].test
         n = min(recipe.eval_batch_size, len(test.y))
         warm, batch = (Split(test.x[a:b], test.y[a:b], test.ids[a:b]) for a, b in ((0, min(n, 16)), (0, n)))
