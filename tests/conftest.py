@@ -78,12 +78,24 @@ def small_study() -> str:
     return SMALL_STUDY
 
 
+def write_study(folder: Path, text: str = SMALL_STUDY, name: str = "study.toml") -> Path:
+    """A study's text written to ``folder / name``."""
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def ledger(out: Path):
+    """A connection to a study folder's ledger."""
+    import sqlite3
+
+    return sqlite3.connect(out / "petri.sqlite")
+
+
 @pytest.fixture
 def small_study_file(tmp_path) -> Path:
     """The small study written to ``tmp_path / "study.toml"``."""
-    path = tmp_path / "study.toml"
-    path.write_text(SMALL_STUDY)
-    return path
+    return write_study(tmp_path)
 
 
 @pytest.fixture(scope="session")

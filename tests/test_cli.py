@@ -4,28 +4,15 @@ PETRI_DEBUG=1 asks for its traceback."""
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
 import pytest
 from typer.testing import CliRunner
 
-from conftest import SMALL_STUDY
+from conftest import SMALL_STUDY, ledger, write_study
 
 from petri.cli import app, main
 
 STUDY = SMALL_STUDY
 runner = CliRunner()
-
-
-def _write(tmp_path, text=STUDY, name="study.toml") -> Path:
-    f = tmp_path / name
-    f.write_text(text)
-    return f
-
-
-def _db(out: Path):
-    return sqlite3.connect(out / "petri.sqlite")
 
 
 @pytest.mark.parametrize("args,needle", [
@@ -67,7 +54,7 @@ def test_debug_shows_the_traceback(cli, small_study_file, monkeypatch):
 
 
 def test_cli_run_show_export(tmp_path):
-    study = _write(tmp_path, STUDY.replace("seeds = 2", "seeds = 1"))
+    study = write_study(tmp_path, STUDY.replace("seeds = 2", "seeds = 1"))
     out = tmp_path / "out"
     r = runner.invoke(app, ["run", str(study), "--out", str(out), "--dry-run"])
     assert r.exit_code == 0 and "2 cells" in r.output and "pack 1: K=2" in r.output
@@ -96,22 +83,22 @@ def test_cli_run_show_export(tmp_path):
     (["data", "verify", "mnits"], "unknown data set 'mnits'; known data sets: mnist, fashion-mnist, cifar-10"),
 ])
 def test_cli_bad_input_one_line_exit_nonzero_ledger_untouched(tmp_path, args, msg):
-    study = _write(tmp_path, STUDY.replace("seeds = 2", "seeds = 1"))
-    bad = _write(tmp_path, STUDY + '[variants.x]\ntreatments = [{ name = "blurr" }]\n', "bad.toml")
-    other = _write(tmp_path, STUDY.replace('name = "small"', 'name = "other"'), "other.toml")
+    study = write_study(tmp_path, STUDY.replace("seeds = 2", "seeds = 1"))
+    bad = write_study(tmp_path, STUDY + '[variants.x]\ntreatments = [{ name = "blurr" }]\n', "bad.toml")
+    other = write_study(tmp_path, STUDY.replace('name = "small"', 'name = "other"'), "other.toml")
     out = tmp_path / "out"
     assert runner.invoke(app, ["run", str(study), "--out", str(out), "--no-report"]).exit_code == 0
-    before = _db(out).execute("SELECT hash, status, finished FROM cells ORDER BY hash").fetchall()
+    before = ledger(out).execute("SELECT hash, status, finished FROM cells ORDER BY hash").fetchall()
     argv = [a.format(study=study, bad=bad, other=other, out=out, tmp=tmp_path) for a in args]
     r = runner.invoke(app, argv)
     assert r.exit_code != 0
     err = r.stderr.strip()
     assert msg in err and "\n" not in err and "Traceback" not in err, err
-    assert _db(out).execute("SELECT hash, status, finished FROM cells ORDER BY hash").fetchall() == before
+    assert ledger(out).execute("SELECT hash, status, finished FROM cells ORDER BY hash").fetchall() == before
 
 
 def test_cli_spec_error_exit_code_2(tmp_path):
-    bad = _write(tmp_path, STUDY.replace("epochs = 2", "epochs = 0"))
+    bad = write_study(tmp_path, STUDY.replace("epochs = 2", "epochs = 0"))
     r = runner.invoke(app, ["run", str(bad), "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "recipe.epochs: must be ≥ 1 (got 0)" in r.stderr
     assert not (tmp_path / "o" / "petri.sqlite").exists()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import SMALL_STUDY
+from conftest import SMALL_STUDY, ledger, write_study
 
 from petri.cli import app
 from petri.errors import StoreError
@@ -26,21 +26,11 @@ STUDY = SMALL_STUDY
 runner = CliRunner()
 
 
-def _write(tmp_path, text=STUDY, name="study.toml") -> Path:
-    f = tmp_path / name
-    f.write_text(text)
-    return f
-
-
-def _db(out: Path):
-    return sqlite3.connect(out / "petri.sqlite")
-
-
 def test_run_then_rerun_trains_nothing_then_new_seed_only(tmp_path):
     out = tmp_path / "out"
     counts = run_study(parse_study(STUDY), out)
     assert counts["trained"] == 4 and counts["done"] == 4
-    db = _db(out)
+    db = ledger(out)
     assert db.execute("SELECT COUNT(*) FROM epochs").fetchone()[0] == 8
     finished = dict(db.execute("SELECT hash, finished FROM cells"))
     assert run_study(parse_study(STUDY), out)["trained"] == 0
@@ -65,7 +55,7 @@ def test_other_study_name_is_refused(tmp_path):
 def test_ledger_schema_and_metrics(tmp_path):
     out = tmp_path / "out"
     run_study(parse_study(STUDY.replace("seeds = 2", "seeds = 1")), out)
-    db = _db(out)
+    db = ledger(out)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     row = db.execute("SELECT c.variant, c.status, c.seconds, e.epoch, e.train_loss, e.train_acc, e.test_loss, e.test_acc,"
                      " e.images_per_s, e.seconds FROM cells c JOIN epochs e ON e.cell_hash = c.hash"
@@ -100,7 +90,7 @@ def _wait_for(out: Path, sql: str, at_least: int, proc, timeout=60):
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_kill_mid_run_keeps_ledger_and_resumes(tmp_path, sig):
-    study = _write(tmp_path, SLOW)
+    study = write_study(tmp_path, SLOW)
     out = tmp_path / "out"
     proc = _spawn(study, out)
     _wait_for(out, "SELECT COUNT(*) FROM cells WHERE variant='fast' AND status='done'", 2, proc)
@@ -108,7 +98,7 @@ def test_kill_mid_run_keeps_ledger_and_resumes(tmp_path, sig):
     proc.send_signal(sig)
     code = proc.wait(60)
     assert code != 0
-    db = sqlite3.connect(out / "petri.sqlite")
+    db = ledger(out)
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     fast = dict(db.execute("SELECT hash, finished FROM cells WHERE variant='fast'"))
     assert len(fast) == 2 and all(fast.values())
@@ -126,7 +116,7 @@ def test_kill_mid_run_keeps_ledger_and_resumes(tmp_path, sig):
     # (with a shorter epoch budget, i.e. new hashes, to keep the test quick)
     counts = run_study(parse_study(SLOW.replace("epochs = 500", "epochs = 1")), out)
     assert counts["trained"] == 4
-    db = sqlite3.connect(out / "petri.sqlite")
+    db = ledger(out)
     assert dict(db.execute("SELECT hash, finished FROM cells WHERE variant='fast'")) == fast
 
 
@@ -141,11 +131,11 @@ def test_a_polite_stop_recomputes_no_finished_epoch(tmp_path, sig):
     from petri.study.cellstore import latest_checkpoint
 
     text = SLOW.replace("train_size = 20000", "train_size = 2000").replace("epochs = 500", "epochs = 60")
-    study, out = _write(tmp_path, text), tmp_path / "out"
+    study, out = write_study(tmp_path, text), tmp_path / "out"
     rng = random.Random(int(sig))
     count = "SELECT COUNT(*) FROM epochs e JOIN cells c ON c.hash=e.cell_hash WHERE c.variant!='fast'"
     for round_ in range(4):
-        before = _db(out).execute(count).fetchone()[0] if (out / "petri.sqlite").exists() else 0
+        before = ledger(out).execute(count).fetchone()[0] if (out / "petri.sqlite").exists() else 0
         proc = _spawn(study, out)
         _wait_for(out, count, before + 8, proc)  # this process has trained two epochs of each cell
         time.sleep(rng.uniform(0, 0.3))
@@ -153,7 +143,7 @@ def test_a_polite_stop_recomputes_no_finished_epoch(tmp_path, sig):
         assert proc.wait(60) != 0, (round_, proc.stdout.read().decode()[-2000:])
         said = proc.stdout.read().decode()
         assert round_ == 0 or "(2 already finished, 4 continue from a checkpoint)" in said, said[:500]
-        db = _db(out)
+        db = ledger(out)
         rows = db.execute("SELECT c.hash, c.status, MAX(e.epoch) FROM cells c JOIN epochs e ON e.cell_hash = c.hash"
                           " WHERE c.variant != 'fast' GROUP BY c.hash").fetchall()
         db.close()
@@ -167,7 +157,7 @@ def test_resume_retrains_only_unfinished(tmp_path):
     out = tmp_path / "out"
     s = parse_study(STUDY)
     run_study(s, out)
-    db = _db(out)
+    db = ledger(out)
     victim = s.cells[1].hash
     db.execute("UPDATE cells SET status='running' WHERE hash=?", (victim,))  # as after kill -9
     db.commit()
@@ -184,10 +174,10 @@ def test_ray_executor_matches_local(tmp_path):
     finally:
         ray.shutdown()
     q = "SELECT c.hash, e.epoch, e.test_loss FROM cells c JOIN epochs e ON e.cell_hash=c.hash ORDER BY 1, 2"
-    local = _db(tmp_path / "local").execute(q).fetchall()
-    ray_rows = _db(tmp_path / "ray").execute(q).fetchall()
+    local = ledger(tmp_path / "local").execute(q).fetchall()
+    ray_rows = ledger(tmp_path / "ray").execute(q).fetchall()
     assert local == ray_rows and len(local) == 4
-    assert _db(tmp_path / "ray").execute("SELECT executor FROM runs").fetchone()[0] == "ray"
+    assert ledger(tmp_path / "ray").execute("SELECT executor FROM runs").fetchone()[0] == "ray"
 
 
 RESNET = """
@@ -256,13 +246,13 @@ recipe = { model = { name = "mlp", hidden = [32], bn = true } }
 def test_cells_compute_the_same_bits_in_packs_of_any_size_through_the_cli(tmp_path):
     """The same study with --max-members 1, 2 and the default (all of a variant's seeds in one pack, on
     shards of one thread each) gives the same numbers to the last bit."""
-    study = _write(tmp_path, PACKING)
+    study = write_study(tmp_path, PACKING)
     ledgers = []
     for k in ("1", "2", None):
         out = tmp_path / f"k{k}"
         args = ["run", str(study), "--out", str(out), "--no-report"] + (["--max-members", k] if k else [])
         assert runner.invoke(app, args).exit_code == 0
-        db = _db(out)
+        db = ledger(out)
         ledgers.append(db.execute("SELECT cell_hash, epoch, train_loss, train_acc, test_loss, test_acc, pack_size "
                                   "FROM epochs ORDER BY cell_hash, epoch").fetchall())
         db.close()
@@ -279,7 +269,7 @@ def test_epochs_record_the_time_split_and_show_prints_it(tmp_path):
 
     out = tmp_path / "out"
     run_study(parse_study(STUDY), out)
-    rows = _db(out).execute("SELECT epoch, train_seconds, eval_seconds, checkpoint_seconds FROM epochs").fetchall()
+    rows = ledger(out).execute("SELECT epoch, train_seconds, eval_seconds, checkpoint_seconds FROM epochs").fetchall()
     assert len(rows) == 8 and all(t > 0 and e > 0 and c >= 0 for _, t, e, c in rows)
     by_epoch = {}
     for epoch, *shares in rows:  # one pack of 4 cells: one share per epoch
@@ -287,7 +277,7 @@ def test_epochs_record_the_time_split_and_show_prints_it(tmp_path):
     assert all(len(s) == 1 for s in by_epoch.values())
     assert all(c > 0 for epoch, _, _, c in rows)  # states kept at each epoch's end; epoch 1's files in epoch 2's
     split = time_split(out)
-    wall = sum(f - s for s, f in _db(out).execute("SELECT started, finished FROM runs"))
+    wall = sum(f - s for s, f in ledger(out).execute("SELECT started, finished FROM runs"))
     assert split.training == pytest.approx(sum(r[1] for r in rows)) and split.startup > 0
     assert split.total == pytest.approx(wall) and split.report is None
     shown = runner.invoke(app, ["show", str(out)])
@@ -303,7 +293,7 @@ def test_the_dry_run_prices_every_part_and_remembers_this_machines_rates(tmp_pat
 
     load = {"now": 0.5}  # the load average per core the dry run sees
     monkeypatch.setattr(estimate, "_load", lambda: load["now"])
-    study = _write(tmp_path, STUDY)
+    study = write_study(tmp_path, STUDY)
     args = ["run", str(study), "--out", str(tmp_path / "out"), "--dry-run"]
     first, again = runner.invoke(app, args), runner.invoke(app, args)
     assert first.exit_code == again.exit_code == 0, first.output
@@ -318,7 +308,7 @@ def test_the_dry_run_prices_every_part_and_remembers_this_machines_rates(tmp_pat
     assert "from this machine's cache: 1" in runner.invoke(app, args).output  # ... as busy now: kept
     load["now"] = 0.2
     assert "timed now: 1, from this machine's cache: 0" in runner.invoke(app, args).output  # quieter: again
-    adaptive = _write(tmp_path, STUDY.replace("seeds = 2", "seeds = { min = 2, max = 4 }"), "adaptive.toml")
+    adaptive = write_study(tmp_path, STUDY.replace("seeds = 2", "seeds = { min = 2, max = 4 }"), "adaptive.toml")
     r = runner.invoke(app, ["run", str(adaptive), "--out", str(tmp_path / "a"), "--dry-run"])
     assert r.exit_code == 0 and "first round (2 seeds): about" in r.output
     assert "at most 4 seeds (3 looks, each a run): about" in r.output
