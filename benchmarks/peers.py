@@ -7,6 +7,7 @@ optax's Adam; the epoch as one ``lax.scan``), and the machine's sgemm peak (the 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import time
 
 import torch
@@ -32,36 +33,9 @@ def plain_lenet5():
 
 
 def func_population(ds, K, epochs, batch=100):
-    """torch.func peer: K plain MLPs stacked (stack_module_state), one vmap(grad) per step, Adam over the
-    stacked tensors. Returns aggregate training images/s."""
-    from torch.func import functional_call, grad, stack_module_state, vmap
-
-    models = []
-    for k in range(K):
-        torch.manual_seed(k)
-        models.append(plain_mlp())
-    params, buffers = stack_module_state(models)
-    base = copy.deepcopy(models[0]).to("meta")
-
-    def loss(p, b, x, y):
-        return F.cross_entropy(functional_call(base, (p, b), (x,)), y)
-
-    step_grads = vmap(grad(loss))
-    opt = torch.optim.Adam(list(params.values()), lr=1e-3, foreach=True)
-    x, y, n = ds.train_x.float().div_(255).view(len(ds.train_y), -1), ds.train_y, len(ds.train_y)
-    seen, t_train = 0, 0.0
-    for _ in range(epochs):
-        t0 = time.perf_counter()
-        order = torch.stack([torch.randperm(n) for _ in range(K)])  # [K, N]: each member its own order
-        for i in range(0, n - batch + 1, batch):
-            idx = order[:, i:i + batch]
-            grads = step_grads(params, buffers, x[idx], y[idx])
-            for name, p in params.items():
-                p.grad = grads[name]
-            opt.step()
-            seen += K * batch
-        t_train += time.perf_counter() - t0
-    return seen / t_train
+    """torch.func peer for the 32-member comparison: ``func_peer`` with K plain MLPs on every training
+    image, every epoch timed. Returns aggregate training images/s."""
+    return func_peer(plain_mlp, ds, K, len(ds.train_y), batch, epochs, "cpu", warm_epochs=0)
 
 
 def _jax_mlps(ds, K):
@@ -125,47 +99,11 @@ def jax_population(ds, K, epochs, batch=100):
 
 
 def jax_scan_population(ds, K, epochs, batch=100):
-    """JAX as its users write a fast epoch: the whole epoch is one jitted call, ``lax.scan`` over the
-    batches inside ``jit`` and ``vmap`` over members (optax Adam), so Python dispatches once per epoch.
-    Returns aggregate training images/s (compilation outside the timing), or None without jax / optax."""
-    common = _jax_mlps(ds, K)
-    if common is None:
+    """JAX as its users write a fast epoch (``jax_scan_peer``) for K MLPs on every training image, every
+    epoch timed. Returns aggregate training images/s, or None without jax / optax."""
+    if importlib.util.find_spec("jax") is None or importlib.util.find_spec("optax") is None:
         return None
-    import jax
-    import jax.numpy as jnp
-    import optax
-
-    x, y, loss, opt, params, state = common
-    n = len(y)
-    steps = n // batch
-
-    def member_epoch(p, s, order):  # one member's epoch: order [steps, batch]
-        def step(carry, idx):
-            p, s = carry
-            g = jax.grad(loss)(p, x[idx], y[idx])
-            updates, s = opt.update(g, s, p)
-            return (optax.apply_updates(p, updates), s), None
-
-        (p, s), _ = jax.lax.scan(step, (p, s), order)
-        return p, s
-
-    epoch = jax.jit(jax.vmap(member_epoch))
-    rng = torch.Generator().manual_seed(0)
-
-    def orders():
-        return jnp.asarray(torch.stack([torch.randperm(n, generator=rng)[:steps * batch].view(steps, batch)
-                                        for _ in range(K)]).numpy())
-
-    jax.block_until_ready(epoch.lower(params, state, orders()).compile())  # compile outside the timing
-    seen, t_train = 0, 0.0
-    for _ in range(epochs):
-        o = orders()
-        t0 = time.perf_counter()
-        params, state = epoch(params, state, o)
-        jax.block_until_ready(params)
-        t_train += time.perf_counter() - t0
-        seen += K * steps * batch
-    return seen / t_train
+    return jax_scan_peer("mlp", ds, K, len(ds.train_y), batch, epochs, "cpu", warm_epochs=0)
 
 
 def lenet5_module(n_classes: int):

@@ -26,6 +26,8 @@ import petri.train.loop as loop
 from petri.models import MLP
 from petri.train import Member, Recipe, train_pack
 
+from peers import sgemm_peak  # (the script's folder is on sys.path when it runs)
+
 
 @contextmanager
 def _in_this_thread(n: int):
@@ -35,23 +37,6 @@ def _in_this_thread(n: int):
 
 
 FLOP = 2 * (784 * 64 + 64 * 10) * 2 + 2 * 64 * 10  # per training image of an mlp [64] (throughput.py)
-
-
-def sgemm_one_thread(size: int = 1024, reps: int = 10) -> float:
-    """float32 GEMM FLOP/s on one thread: the best of ``reps`` size × size products."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        a, b, out = torch.randn(size, size), torch.randn(size, size), torch.empty(size, size)
-        torch.mm(a, b, out=out)
-        best = 0.0
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            torch.mm(a, b, out=out)
-            best = max(best, 2 * size ** 3 / (time.perf_counter() - t0))
-        return best
-    finally:
-        torch.set_num_threads(threads)
 
 
 def main():
@@ -66,7 +51,7 @@ def main():
                     device="cpu")
     members = [Member(s) for s in range(args.members)]
     train_pack(ds, recipe, members)  # warm-up: allocations, MKL's kernels
-    peak = max(sgemm_one_thread(size) for size in (512, 1024))
+    peak = sgemm_peak(1, sizes=(512, 1024))
     t0 = time.perf_counter()
     with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
         r = train_pack(ds, recipe, members)
